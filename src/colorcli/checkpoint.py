@@ -1,0 +1,163 @@
+"""Checkpoints: atomic writes, safe loading, and models rebuilt from their own config.
+
+A ``.pt`` checkpoint is a dict of plain data (tensors, numbers, strings) loaded
+with ``torch.load(weights_only=True)``, which refuses any pickled code. A
+``.safetensors`` file holds weights only, with the model config as JSON metadata;
+that is the format of the default model shipped in the package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+
+from colorcli.errors import CheckpointError
+
+FORMAT = "colorcli-checkpoint"
+FORMAT_VERSION = 1
+DEFAULT_MODEL_NAME = "colorcli-unet-cifar10.safetensors"
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Write a file through a temporary file in the same folder, then rename it into place.
+
+    A crash at any moment leaves either the old file or the complete new one.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Save a checkpoint dict (plain data only) atomically."""
+    import torch
+
+    atomic_write(Path(path), lambda f: torch.save({"format": FORMAT, "version": FORMAT_VERSION, **payload}, f))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a ``.pt`` checkpoint without executing anything it contains."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        raise CheckpointError(
+            f"{path}: refused to load: the file contains Python objects other than weights, "
+            f"which could run code ({first[:160]})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {_one_line(e)}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a colorcli checkpoint")
+    if ckpt.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {ckpt.get('version')} is not supported "
+            f"(this colorcli reads version {FORMAT_VERSION})"
+        )
+    return ckpt
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+def model_from_state(model_config: dict[str, Any], state: dict[str, Any], source: Path):  # -> Colorizer
+    """Rebuild a model from its config and load weights, with a clear error on mismatch."""
+    from colorcli.errors import UsageError
+    from colorcli.model import ModelConfig, build_model
+
+    try:
+        model = build_model(ModelConfig.from_dict(model_config))
+    except (UsageError, TypeError) as e:
+        raise CheckpointError(f"{source}: cannot rebuild its model: {e}") from None
+    missing, unexpected, mismatched = _compare_state(model.state_dict(), state)
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:3])}")
+        if unexpected:
+            parts.append(f"unexpected {', '.join(unexpected[:3])}")
+        if mismatched:
+            parts.append(f"shape mismatch in {', '.join(mismatched[:3])}")
+        raise CheckpointError(f"{source}: weights do not fit architecture {model.config.arch!r}: {'; '.join(parts)}")
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _compare_state(expected: dict[str, Any], got: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    mismatched = [
+        f"{k} {tuple(got[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in got and tuple(getattr(got[k], "shape", ())) != tuple(v.shape)
+    ]
+    return missing, unexpected, mismatched
+
+
+def export_safetensors(model, path: Path, metrics: dict[str, Any] | None = None) -> None:
+    """Write a model's weights and config as safetensors (weights only, never code)."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "model_config": json.dumps(model.config.to_dict())}
+    if metrics:
+        meta["metrics"] = json.dumps(metrics)
+    data = save(state, metadata=meta)
+    atomic_write(Path(path), lambda f: f.write(data))
+
+
+def _load_safetensors(path: Path):
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        raw = path.read_bytes()
+        state = load(raw)
+        header_len = int.from_bytes(raw[:8], "little")
+        meta = json.loads(raw[8 : 8 + header_len]).get("__metadata__") or {}
+        config = json.loads(meta["model_config"])
+    except (SafetensorError, KeyError, ValueError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable colorcli safetensors file: {_one_line(e)}") from None
+    return model_from_state(config, state, path)
+
+
+def load_model(path: Path | None = None):  # -> Colorizer
+    """A model in eval mode from a ``.pt`` checkpoint or ``.safetensors`` file; None = the shipped default."""
+    path = Path(path) if path is not None else default_model_path()
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path)
+    ckpt = load_checkpoint(path)
+    return model_from_state(ckpt["model_config"], ckpt["model"], path)
+
+
+def default_model_path() -> Path:
+    """The default model shipped inside the installed package (or in a source checkout's models/)."""
+    packaged = resources.files("colorcli") / "models" / DEFAULT_MODEL_NAME
+    if packaged.is_file():
+        return Path(str(packaged))
+    source_tree = Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL_NAME
+    if source_tree.is_file():
+        return source_tree
+    raise CheckpointError(f"the default model {DEFAULT_MODEL_NAME} is not installed; pass --checkpoint PATH")

@@ -1,0 +1,308 @@
+"""The `colorcli` command line: Typer options mapped onto library calls, nothing more.
+
+torch is imported inside the commands so that `colorcli --help` stays instant.
+Exit codes: 0 ok, 1 some inputs failed or an error, 2 usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from colorcli import __version__
+from colorcli.errors import ColorcliError
+
+app = typer.Typer(
+    help="Colorize grayscale photos with a small PyTorch model.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _run(fn: Callable[[], T], debug: bool) -> T:
+    """Run a command body; ColorcliError becomes one line on stderr and its exit code."""
+    try:
+        return fn()
+    except ColorcliError as e:
+        if debug:
+            raise
+        _stderr().print(f"colorcli: error: {e}", style="red", markup=False)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        _stderr().print("colorcli: interrupted")
+        raise typer.Exit(130) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"colorcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Colorize grayscale photos with a small PyTorch model."""
+
+
+Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show a full traceback on errors.")]
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Option(help="cifar10, cifar100, or a folder of your own colour images.")] = "cifar10",
+    arch: Annotated[str, typer.Option(help="unet (default) or seed (the original Keras autoencoder).")] = "unet",
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training split.")] = 18,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per optimizer step (global under torchrun).")] = 128,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (one-cycle) or start rate (plateau).")] = 2e-3,
+    out: Annotated[Path, typer.Option(help="Run folder for best.pt, last.pt and history.json.")] = Path(
+        "runs/colorcli"
+    ),
+    resume: Annotated[Path | None, typer.Option(help="Continue a run from its last.pt.")] = None,
+    device: Device = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = 0,
+    data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder [default: ~/.cache/colorcli].")] = None,
+    mirror: Annotated[
+        str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
+    ] = None,
+    val_fraction: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Share of images held out for validation.")
+    ] = 0.1,
+    limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N images (quick trials).")] = None,
+    width: Annotated[int, typer.Option(min=4, help="Channels of the first level (doubles per level).")] = 32,
+    head: Annotated[str, typer.Option(help="unet output: bins (classify chrominance) or regress.")] = "bins",
+    loss: Annotated[str, typer.Option(help="Regression loss: mse, l1, huber or logmse (bins always use ce).")] = "mse",
+    schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
+    compile: Annotated[bool, typer.Option("--compile", help="Compile the model with torch.compile.")] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads [default: cores / local processes].")] = None,
+    debug: Debug = False,
+) -> None:
+    """Train a colorizer on CIFAR or your own images; keeps the best checkpoint."""
+
+    def body() -> None:
+        from colorcli.model import SEED_DEFAULTS, ModelConfig
+        from colorcli.train import Interrupted, TrainConfig
+        from colorcli.train import train as run_training
+
+        if arch == "seed":
+            model_cfg = ModelConfig(arch="seed", **SEED_DEFAULTS)
+        else:
+            model_cfg = ModelConfig(arch=arch, width=width, head=head, loss="ce" if head == "bins" else loss)
+        cfg = TrainConfig(
+            dataset=dataset,
+            data_dir=str(data_dir) if data_dir else None,
+            mirror=mirror,
+            out=str(out),
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            schedule=schedule,
+            val_fraction=val_fraction,
+            limit=limit,
+            seed=seed,
+            device=device,
+            compile=compile,
+            threads=threads,
+        )
+        try:
+            run_training(cfg, model_cfg, resume=resume, console=_stderr())
+        except Interrupted as e:
+            _stderr().print(f"colorcli: {e}")
+            raise typer.Exit(e.exit_code) from None
+
+    _run(body, debug)
+
+
+@app.command("eval")
+def evaluate(
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) [default: shipped model].")
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="cifar10, cifar100 (their test splits) or a folder of colour images.")
+    ] = "cifar10",
+    data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder [default: ~/.cache/colorcli].")] = None,
+    mirror: Annotated[
+        str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N images.")] = None,
+    grid: Annotated[Path | None, typer.Option(help="Write a PNG of rows gray | colorized | ground truth.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    full_res: Annotated[
+        bool, typer.Option("--full-res", help="Folder images at their own size, through the tiling path.")
+    ] = False,
+    scale: Annotated[
+        int | None, typer.Option(min=8, help="Working scale for --full-res (see colorize --scale).")
+    ] = None,
+    device: Device = "auto",
+    debug: Debug = False,
+) -> None:
+    """Score a checkpoint against the gray-copy baseline: PSNR, SSIM, colorfulness."""
+
+    def body() -> None:
+        import json
+
+        import torch
+
+        from colorcli.checkpoint import load_model
+        from colorcli.data import find_images, load_dataset
+        from colorcli.evaluate import evaluate_photos, evaluate_tensor, save_grid
+        from colorcli.inference import ColorizeOptions
+        from colorcli.train import pick_device
+
+        model = load_model(checkpoint).to(pick_device(device))
+        data = None
+        if full_res:
+            paths = find_images(Path(dataset))[:limit] if Path(dataset).is_dir() else []
+            if not paths:
+                raise ColorcliError(f"{dataset}: --full-res needs a folder of colour images")
+            opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)
+            result = evaluate_photos(model.cpu(), paths, opts)
+        else:
+            data = load_dataset(dataset, data_dir, train=False, mirror=mirror)
+            if limit:
+                data = data[:limit]
+            result = evaluate_tensor(model, data.to(next(model.parameters()).device))
+        if grid is not None:
+            if data is None:
+                from colorcli.data import load_folder
+
+                data = load_folder(Path(dataset), show_progress=False)
+            save_grid(
+                model.cpu(), data.cpu()[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))], grid
+            )
+        if json_out:
+            print(json.dumps(result))
+        else:
+            _print_table(result)
+
+    _run(body, debug)
+
+
+def _print_table(r: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{r['images']} images")
+    for col in ("", "PSNR dB", "PSNR pooled dB", "SSIM", "colorfulness"):
+        t.add_column(col, justify="right")
+    t.add_row("model", f"{r['psnr']:.2f}", f"{r['psnr_pooled']:.2f}", f"{r['ssim']:.4f}", f"{r['colorfulness']:.1f}")
+    t.add_row(
+        "gray copy",
+        f"{r['gray_psnr']:.2f}",
+        f"{r['gray_psnr_pooled']:.2f}",
+        f"{r['gray_ssim']:.4f}",
+        f"{r['gray_colorfulness']:.1f}",
+    )
+    t.add_row("ground truth", "", "", "", f"{r['truth_colorfulness']:.1f}")
+    Console().print(t)
+
+
+@app.command()
+def colorize(
+    inputs: Annotated[list[Path], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output file (one input) or folder.", show_default=False)
+    ],
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) [default: shipped model].")
+    ] = None,
+    device: Device = "auto",
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            min=8,
+            help="Shorter side in pixels at which the model sees each photo [default: 64]; "
+            "larger finds finer colour regions, smaller gives each 32x32 tile more context.",
+        ),
+    ] = None,
+    saturation: Annotated[
+        float, typer.Option(min=0.0, help="Multiply the predicted colour strength (1.0 = as predicted).")
+    ] = 1.0,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="Include images in subfolders of input folders.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip them).")
+    ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Output format for folder outputs: png, jpg, webp or tiff.")
+    ] = "png",
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print one JSON line per file: input, output, status, seconds.")
+    ] = False,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Refuse larger images (decompression-bomb guard) [default: 200M].")
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """Colorize photos of any size; luminance stays the input's."""
+
+    def body() -> int:
+        from colorcli.inference import ColorizeOptions, plan_jobs, run_jobs
+
+        jobs = plan_jobs(list(inputs), output, recursive=recursive, fmt=fmt)
+        _check_writable(jobs)
+        from colorcli.checkpoint import load_model
+        from colorcli.train import pick_device
+
+        model = load_model(checkpoint).to(pick_device(device))
+        opts = ColorizeOptions(saturation=saturation)
+        if scale is not None:
+            opts = ColorizeOptions(scale=scale, saturation=saturation)
+        if max_pixels is not None:
+            from dataclasses import replace
+
+            opts = replace(opts, max_pixels=max_pixels)
+        err = _stderr()
+        report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
+        if len(jobs) > 1 and not json_out:
+            err.print(
+                f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
+                f"{report.failed} failed"
+            )
+        return report.exit_code
+
+    code = _run(body, debug)
+    raise typer.Exit(code)
+
+
+def _check_writable(jobs) -> None:
+    """Fail before any work when an output folder cannot be created or written."""
+    import os
+
+    from colorcli.errors import UsageError
+
+    for folder in sorted({j.dst.parent for j in jobs}):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"{folder}: cannot create output folder ({e.strerror or e})") from None
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"{folder}: output folder is not writable")
+
+
+def main() -> None:
+    app(prog_name="colorcli")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Datasets as one uint8 tensor, train/validation splits and on-device batching.
+
+A dataset is a (N, 3, 32, 32) uint8 RGB tensor. Grayscale/colour pairs are made
+per batch on the training device (``make_pair``), never per sample in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from colorcli.color import luma_u8
+from colorcli.errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+CIFAR_NAMES = ("cifar10", "cifar100")
+MIRROR_ENV = "COLORCLI_CIFAR_MIRROR"
+
+
+def default_data_dir() -> Path:
+    """Where downloads and decoded-folder caches live: $COLORCLI_DATA_DIR or ~/.cache/colorcli."""
+    env = os.environ.get("COLORCLI_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "colorcli"
+
+
+def find_images(root: Path, recursive: bool = True) -> list[Path]:
+    """Image files under root (by suffix, any case), sorted for reproducibility."""
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in root.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _decode_fit(path: Path, size: int) -> np.ndarray:
+    """Decode one image, apply EXIF orientation, resize and centre-crop to (size, size, 3) uint8."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        if im.size != (size, size):
+            im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def _folder_key(paths: list[Path], size: int) -> str:
+    h = hashlib.sha256(str(size).encode())
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_progress: bool = True) -> torch.Tensor:
+    """All images under root as a (N, 3, size, size) uint8 tensor, decoded once and cached.
+
+    Unreadable images are skipped with a warning that counts them. The cache is
+    keyed by the files' paths, sizes and modification times.
+    """
+    from rich.console import Console
+    from rich.progress import track
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder of images")
+    paths = find_images(root)
+    if not paths:
+        raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / "folders" / f"{_folder_key(paths, size)}.npy"
+        if cache.exists():
+            return torch.from_numpy(np.load(cache)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+    from PIL import Image
+
+    arrays, bad = [], 0
+    for p in track(paths, description=f"decoding {root.name}", disable=not show_progress, transient=True):
+        try:
+            arrays.append(_decode_fit(p, size))
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            bad += 1
+    if bad:
+        Console(stderr=True).print(f"[yellow]warning:[/] skipped {bad} unreadable image(s) in {root}")
+    if not arrays:
+        raise DataError(f"{root}: none of the {len(paths)} image files could be read")
+    stack = np.stack(arrays)  # (N, S, S, 3)
+    if cache is not None:
+        from colorcli.checkpoint import atomic_write
+
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, lambda f: np.save(f, stack))
+    return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+
+
+def _cifar_class(name: str, mirror: str | None) -> type:
+    """torchvision's CIFAR class, pointed at a mirror when one is given (same archive and checksums)."""
+    from torchvision import datasets
+
+    base = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    mirror = mirror or os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return base
+    url = mirror.rstrip("/") + "/" + base.filename
+    return type(base.__name__ + "Mirror", (base,), {"url": url})
+
+
+def load_cifar(name: str, data_dir: Path, train: bool, mirror: str | None = None) -> torch.Tensor:
+    """CIFAR-10/100 split as (N, 3, 32, 32) uint8, downloaded into data_dir once (checksummed)."""
+    cls = _cifar_class(name, mirror)
+    data_dir = Path(data_dir)
+    try:
+        ds = cls(root=str(data_dir), train=train, download=False)
+    except RuntimeError:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            ds = cls(root=str(data_dir), train=train, download=True)
+        except (urllib.error.URLError, OSError, RuntimeError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise DataError(
+                f"cannot download {name} from {cls.url} ({reason}); pass --data-dir with an existing copy, "
+                f"set {MIRROR_ENV} to a mirror, or pass a folder of images as --dataset DIR"
+            ) from None
+    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+
+
+def load_dataset(spec: str, data_dir: Path | None, train: bool, mirror: str | None = None) -> torch.Tensor:
+    """cifar10, cifar100 (train or test split) or a folder of images, as (N, 3, 32, 32) uint8."""
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    if spec in CIFAR_NAMES:
+        return load_cifar(spec, data_dir, train, mirror)
+    return load_folder(Path(spec), cache_dir=data_dir)
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random split of range(n) into (train, validation) index tensors."""
+    if n < 2:
+        raise DataError(f"need at least 2 images to hold out a validation split, got {n}")
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[n_val:], perm[:n_val]
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The deterministic shuffle of epoch `epoch`, so a resumed run sees the same batches."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def augment(rgb: torch.Tensor, seed: int) -> torch.Tensor:
+    """Random horizontal flips of a (B, 3, H, W) batch, batched and reproducible from `seed`."""
+    g = torch.Generator().manual_seed(seed)
+    flip = (torch.rand(rgb.shape[0], generator=g) < 0.5).to(rgb.device)
+    return torch.where(flip.view(-1, 1, 1, 1), rgb.flip(-1), rgb)
+
+
+def make_pair(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(luma, colour) pair of a uint8 batch: y (B, 1, H, W) and rgb (B, 3, H, W) floats in 0..255.
+
+    The luma is the 8-bit Rec. 601 gray that colorize will be given, not the
+    unrounded luminance of the colour pixels, so training sees what inference sees.
+    """
+    return luma_u8(rgb).float(), rgb.float()
+
+
+def iter_batches(data: torch.Tensor, order: torch.Tensor, batch_size: int, start: int = 0) -> Iterator[torch.Tensor]:
+    """uint8 batches data[order[i:i+batch_size]] from batch index `start`; the last partial batch is dropped."""
+    for b in range(start, len(order) // batch_size):
+        yield data[order[b * batch_size : (b + 1) * batch_size].to(data.device)]

@@ -1,0 +1,31 @@
+"""Errors that colorcli reports to users as one line, without a traceback."""
+
+from __future__ import annotations
+
+
+class ColorcliError(Exception):
+    """A problem the user can act on; the CLI prints it and exits with `exit_code`."""
+
+    exit_code: int = 1
+
+
+class UsageError(ColorcliError):
+    """The command line asks for something impossible (exit code 2)."""
+
+    exit_code = 2
+
+
+class InputError(ColorcliError):
+    """An input file cannot be read as an image."""
+
+
+class CheckpointError(ColorcliError):
+    """A checkpoint cannot be loaded safely or does not fit the model."""
+
+
+class DataError(ColorcliError):
+    """A dataset cannot be found, downloaded or read."""
+
+
+class TrainingError(ColorcliError):
+    """Training cannot go on (for example the loss became NaN)."""

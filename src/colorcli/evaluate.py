@@ -1,0 +1,110 @@
+"""Scoring a model against the gray-copy baseline, and comparison grids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
+from colorcli.metrics import colorfulness, mse_per_image, psnr_per_image, ssim_per_image
+
+
+@dataclass
+class Scores:
+    """Per-image figures of one method, each a (N,) tensor."""
+
+    psnr: torch.Tensor
+    mse: torch.Tensor
+    ssim: torch.Tensor
+    colorfulness: torch.Tensor
+
+    @classmethod
+    def of(cls, pred: torch.Tensor, truth: torch.Tensor) -> Scores:
+        return cls(
+            psnr_per_image(pred, truth), mse_per_image(pred, truth), ssim_per_image(pred, truth), colorfulness(pred)
+        )
+
+    @staticmethod
+    def cat(parts: list[Scores]) -> Scores:
+        return Scores(*(torch.cat([getattr(p, f) for p in parts]) for f in ("psnr", "mse", "ssim", "colorfulness")))
+
+    def summary(self) -> dict[str, float]:
+        pooled = self.mse.double().mean().item()
+        return {
+            "psnr": self.psnr.double().mean().item(),
+            "psnr_pooled": 10 * torch.log10(torch.tensor(255.0**2 / max(pooled, 1e-12))).item(),
+            "ssim": self.ssim.double().mean().item(),
+            "colorfulness": self.colorfulness.double().mean().item(),
+        }
+
+
+def colorize_batch(model, rgb_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gray copy, colorized) uint8 (B, 3, H, W) of true colour images (B, 3, H, W) uint8."""
+    y = luma_u8(rgb_u8)  # (B, 1, H, W) what a user's gray photo holds
+    with torch.inference_mode():
+        pred = ycbcr_to_rgb_u8(y.float(), model(y.float()))
+    return gray_to_rgb_u8(y), pred
+
+
+def summarize(model_scores: Scores, gray_scores: Scores, truth_colorfulness: torch.Tensor) -> dict[str, Any]:
+    """Flat figures: psnr, psnr_pooled, ssim, colorfulness, each also for gray_ and truth_colorfulness."""
+    out: dict[str, Any] = {"images": int(model_scores.psnr.numel())}
+    out.update(model_scores.summary())
+    out.update({f"gray_{k}": v for k, v in gray_scores.summary().items()})
+    out["truth_colorfulness"] = truth_colorfulness.double().mean().item()
+    out["colorfulness_ratio"] = out["colorfulness"] / max(out["truth_colorfulness"], 1e-12)
+    out["psnr_gain_db"] = out["psnr"] - out["gray_psnr"]
+    return out
+
+
+def evaluate_tensor(model, data: torch.Tensor, batch_size: int = 500, progress=None) -> dict[str, Any]:
+    """Score a model on (N, 3, H, W) uint8 colour images, batched."""
+    mine, gray, truth_cf = [], [], []
+    task = progress.add_task("scoring", total=len(data)) if progress is not None else None
+    for rgb in data.split(batch_size):
+        g, p = colorize_batch(model, rgb)
+        mine.append(Scores.of(p, rgb))
+        gray.append(Scores.of(g, rgb))
+        truth_cf.append(colorfulness(rgb))
+        if progress is not None:
+            progress.advance(task, len(rgb))
+    return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf))
+
+
+def evaluate_photos(model, paths: list[Path], options) -> dict[str, Any]:
+    """Score the full-resolution tiling path on colour photos (each compared at its own size)."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from colorcli.inference import colorize_gray
+
+    mine, gray, truth_cf = [], [], []
+    for path in paths:
+        with Image.open(path) as im:
+            rgb_im = ImageOps.exif_transpose(im).convert("RGB")
+        truth = torch.from_numpy(np.asarray(rgb_im).copy()).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        pred_im = colorize_gray(model, rgb_im.convert("L"), options)
+        pred = torch.from_numpy(np.asarray(pred_im).copy()).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        mine.append(Scores.of(pred, truth))
+        gray.append(Scores.of(gray_to_rgb_u8(luma_u8(truth)), truth))
+        truth_cf.append(colorfulness(truth))
+    return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf))
+
+
+def save_grid(model, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 3) -> None:
+    """A PNG with one row per image: gray | colorized | ground truth (nearest-neighbour zoom)."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    from colorcli.checkpoint import atomic_write
+
+    rgb = data[:rows]
+    g, p = colorize_batch(model, rgb)
+    triplets = torch.stack([g, p, rgb], 1).flatten(0, 1)  # (3*rows, 3, H, W) row-major
+    big = triplets.repeat_interleave(zoom, -1).repeat_interleave(zoom, -2)  # (3*rows, 3, zH, zW)
+    grid = make_grid(big, nrow=3, padding=2, pad_value=255)  # (3, H', W') uint8
+    img = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    atomic_write(Path(path), lambda f: img.save(f, format="PNG"))

@@ -1,0 +1,310 @@
+"""Colorization models: luma in, chrominance out, both in natural units.
+
+Every architecture is a :class:`Colorizer`: ``model(y)`` takes Rec. 601 luma
+(B, 1, H, W) in 0..255 and returns CbCr (B, 2, H, W) in -128..128. Normalisation
+lives inside the model, so callers never scale anything. ``model(y, raw=True)``
+returns the head's raw output, which ``model.loss`` scores against the true RGB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorcli.color import rgb_to_cbcr, ycbcr_to_rgb
+from colorcli.errors import UsageError
+
+HEADS = ("bins", "regress")
+REGRESSION_LOSSES = ("mse", "l1", "huber", "logmse")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model; stored in every checkpoint.
+
+    width: channels of the first U-Net level (doubles per level); depth: number of
+    2x downsamplings. head "bins" classifies CbCr over a grid of ``bin_spacing``
+    units (Zhang et al. 2016) with class rebalancing ``rebalance`` (Zhang's lambda: 0 = weights 1/p,
+    1 = no rebalancing); "regress" predicts CbCr directly with ``loss``. Decoding of bins:
+    annealed mean at ``temperature`` (1 = mean, ->0 = mode) of the class posterior
+    with the rebalancing prior divided out to the power ``prior_correction``
+    (1 = full posterior, 0 = the rebalanced distribution as trained).
+    ``saturation`` scales the predicted chrominance of every head. ``head_scale``
+    2 predicts chrominance at half resolution and upsamples it bilinearly, as JPEG's
+    4:2:0 subsampling stores it (and so do the CIFAR JPEGs it trains on); 1 predicts
+    at full resolution.
+    """
+
+    arch: str = "unet"
+    width: int = 32
+    depth: int = 3
+    head: str = "bins"
+    loss: str = "ce"
+    bin_spacing: float = 16.0
+    rebalance: float = 0.5
+    temperature: float = 1.0
+    prior_correction: float = 1.0
+    saturation: float = 1.0
+    head_scale: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise UsageError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+class Colorizer(nn.Module):
+    """Base class: luma (B, 1, H, W) 0..255 -> CbCr (B, 2, H, W) -128..128."""
+
+    config: ModelConfig
+
+    def forward(self, y: torch.Tensor, raw: bool = False) -> torch.Tensor:
+        out = self.body(y / 127.5 - 1.0)
+        return out if raw else self.decode(out, y) * self.config.saturation
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def loss(self, raw: torch.Tensor, y: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Training loss of raw head output for luma y and true RGB (B, 3, H, W) 0..255."""
+        raise NotImplementedError
+
+
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ChromaBins(nn.Module):
+    """A regular grid over the CbCr plane, soft (bilinear) labels and annealed-mean decoding.
+
+    Grid points sit every ``spacing`` units from -128 to 128 on both axes; bilinear
+    soft labels keep the label's mean exactly equal to the true CbCr, so the
+    posterior mean is an unbiased estimate.
+    """
+
+    def __init__(self, spacing: float) -> None:
+        super().__init__()
+        self.n = int(round(256 / spacing)) + 1
+        self.spacing = 256 / (self.n - 1)
+        axis = torch.linspace(-128, 128, self.n)
+        cb, cr = torch.meshgrid(axis, axis, indexing="ij")
+        self.register_buffer("points", torch.stack([cb.flatten(), cr.flatten()], 1), persistent=False)  # (K, 2)
+        # log of the class-rebalancing weights; set from data before training, saved in checkpoints.
+        self.register_buffer("log_weights", torch.zeros(self.n * self.n))
+
+    @property
+    def num_classes(self) -> int:
+        return self.n * self.n
+
+    def soft_labels(self, cbcr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Four neighbouring classes and their bilinear weights: two (B, 4, H, W) tensors."""
+        u = ((cbcr + 128) / self.spacing).clamp(0, self.n - 1)  # (B, 2, H, W) grid units
+        i0 = u.floor().clamp(max=self.n - 2)
+        f = u - i0
+        i0 = i0.long()
+        ib, ir = i0[:, 0], i0[:, 1]  # (B, H, W)
+        fb, fr = f[:, 0], f[:, 1]
+        idx = torch.stack(
+            [ib * self.n + ir, ib * self.n + ir + 1, (ib + 1) * self.n + ir, (ib + 1) * self.n + ir + 1], 1
+        )  # (B, 4, H, W)
+        w = torch.stack([(1 - fb) * (1 - fr), (1 - fb) * fr, fb * (1 - fr), fb * fr], 1)  # (B, 4, H, W)
+        return idx, w
+
+    def histogram(self, cbcr: torch.Tensor) -> torch.Tensor:
+        """Soft-label class counts (K,) of chrominance (B, 2, H, W)."""
+        idx, w = self.soft_labels(cbcr)
+        return torch.zeros(self.num_classes, dtype=torch.float64).index_add_(0, idx.flatten(), w.flatten().double())
+
+    def set_prior(self, counts: torch.Tensor, rebalance: float) -> None:
+        """Zhang et al.'s rebalancing weights w ∝ 1/((1-λ)p + λ/K), normalised so E_p[w] = 1."""
+        p = counts.double() / counts.sum().clamp(min=1)
+        w = 1.0 / ((1 - rebalance) * p + rebalance / self.num_classes)
+        w = w / (p * w).sum().clamp(min=1e-12)
+        self.log_weights.copy_(w.log().float())
+
+    def loss(self, logits: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
+        """Class-weighted cross-entropy against soft labels. logits: (B, K, H, W)."""
+        idx, w = self.soft_labels(cbcr)
+        logq = logits.float().log_softmax(1).gather(1, idx)  # (B, 4, H, W)
+        class_w = self.log_weights.exp()[idx]  # (B, 4, H, W)
+        return -(w * class_w * logq).sum(1).mean()
+
+    def decode(self, logits: torch.Tensor, temperature: float, prior_correction: float) -> torch.Tensor:
+        """Annealed mean of the class distribution: (B, K, H, W) -> CbCr (B, 2, H, W)."""
+        logp = logits.float() - prior_correction * self.log_weights.view(1, -1, 1, 1)
+        prob = (logp / max(temperature, 1e-3)).softmax(1)
+        return torch.einsum("bkhw,kc->bchw", prob, self.points)  # (B, 2, H, W)
+
+
+class UNet(Colorizer):
+    """Encoder-decoder with skip connections: spatial detail flows straight from the luma."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        w, d = config.width, config.depth
+        chans = [w * 2**i for i in range(d + 1)]
+        self.enc = nn.ModuleList([conv_block(1 if i == 0 else chans[i - 1], chans[i]) for i in range(d + 1)])
+        # Decoder levels below the head's resolution would be computed and thrown away.
+        self.head_level = {1: 0, 2: 1}.get(config.head_scale)
+        if self.head_level is None or self.head_level > d:
+            raise UsageError(f"head_scale must be 1 or 2 (and at most 2**depth), got {config.head_scale}")
+        self.up = nn.ModuleList(
+            [
+                nn.ConvTranspose2d(chans[i + 1], chans[i], 2, stride=2) if i >= self.head_level else nn.Identity()
+                for i in range(d)
+            ]
+        )  # indexed by level; unused levels hold no weights
+        self.dec = nn.ModuleList([conv_block(2 * chans[i], chans[i]) for i in range(self.head_level, d)])
+        if config.head == "bins":
+            self.bins: ChromaBins | None = ChromaBins(config.bin_spacing)
+            out = self.bins.num_classes
+        else:
+            self.bins = None
+            out = 2
+        self.head = nn.Conv2d(chans[self.head_level], out, 1)
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.enc):
+            x = block(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for j in reversed(range(len(self.dec))):
+            level = j + self.head_level
+            x = self.dec[j](torch.cat([self.up[level](x), skips[level]], 1))
+        return self.head(x)  # (B, K or 2, H/head_scale, W/head_scale)
+
+    def decode(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.bins is not None:
+            cbcr = self.bins.decode(raw, self.config.temperature, self.config.prior_correction)
+        else:
+            cbcr = torch.tanh(raw.float()) * 128.0  # bounded to the CbCr range
+        if cbcr.shape[-2:] != y.shape[-2:]:
+            cbcr = F.interpolate(cbcr, size=y.shape[-2:], mode="bilinear", align_corners=False)
+        return cbcr  # (B, 2, H, W)
+
+    def loss(self, raw: torch.Tensor, y: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        target = rgb_to_cbcr(rgb)  # (B, 2, H, W)
+        if target.shape[-2:] != raw.shape[-2:]:
+            target = F.adaptive_avg_pool2d(target, raw.shape[-2:])  # (B, 2, H/s, W/s)
+        if self.bins is not None:
+            return self.bins.loss(raw, target)
+        return regression_loss(torch.tanh(raw.float()) * 128.0, target, self.config.loss)
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Loss between CbCr tensors (B, 2, H, W), scaled to about 1 for typical errors."""
+    err = (pred - target) / 128.0
+    if kind == "mse":
+        return err.square().mean()
+    if kind == "l1":
+        return err.abs().mean()
+    if kind == "huber":
+        return F.huber_loss(err, torch.zeros_like(err), delta=0.05)
+    if kind == "logmse":
+        # Mean over images of log MSE: the quantity that mean per-image PSNR averages.
+        per_image = err.square().flatten(1).mean(1)  # (B,)
+        return (per_image + 1e-5).log().mean()
+    raise UsageError(f"unknown regression loss {kind!r}; choose from {', '.join(REGRESSION_LOSSES)}")
+
+
+class SeedAutoencoder(Colorizer):
+    """The original Keras notebooks' design, for reproduction: gray in, RGB out, MSE on RGB.
+
+    Conv + batch-norm + ReLU encoder, dense bottleneck, dense expansion and a
+    transposed-convolution decoder to a 32x32 RGB image. It only accepts 32x32
+    input (the dense layers fix the size); inference tiles photos to that size.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, w, 3, stride=2, padding=1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1),
+            nn.BatchNorm2d(2 * w),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1),
+            nn.BatchNorm2d(4 * w),
+            nn.ReLU(inplace=True),
+        )
+        self.bottleneck = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(4 * w * 16, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, 4 * w * 16),
+            nn.ReLU(inplace=True),
+        )
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(4 * w, 2 * w, 4, stride=2, padding=1),
+            nn.BatchNorm2d(2 * w),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(w, 3, 4, stride=2, padding=1),
+            nn.Sigmoid(),
+        )
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] != (32, 32):
+            raise UsageError(f"the seed architecture takes 32x32 input, got {tuple(x.shape[-2:])}")
+        z = self.bottleneck(self.encoder(x))  # (B, 4w*16)
+        z = z.view(z.shape[0], -1, 4, 4)  # (B, 4w, 4, 4)
+        return self.decoder(z)  # (B, 3, 32, 32) RGB in 0..1
+
+    def decode(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return rgb_to_cbcr(raw.float() * 255.0)
+
+    def loss(self, raw: torch.Tensor, y: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(raw.float(), rgb / 255.0)
+
+
+ARCHS: dict[str, Callable[[ModelConfig], Colorizer]] = {"unet": UNet, "seed": SeedAutoencoder}
+
+SEED_DEFAULTS = {"width": 32, "head": "regress", "loss": "mse"}
+
+
+def build_model(config: ModelConfig) -> Colorizer:
+    """Build an untrained model from its config."""
+    try:
+        factory = ARCHS[config.arch]
+    except KeyError:
+        raise UsageError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHS)}") from None
+    if config.head not in HEADS:
+        raise UsageError(f"unknown head {config.head!r}; choose from {', '.join(HEADS)}")
+    return factory(config)
+
+
+def rgb_prediction(model: Colorizer, y: torch.Tensor) -> torch.Tensor:
+    """Colorized RGB (B, 3, H, W) float 0..255 whose luma is y (B, 1, H, W) 0..255."""
+    return ycbcr_to_rgb(y, model(y))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

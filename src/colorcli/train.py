@@ -1,0 +1,382 @@
+"""Training: in-memory data, batched augmentation, resumable checkpoints, optional DDP.
+
+The whole dataset is one uint8 tensor on the training device; every batch is
+sliced, flipped and turned into (luma, colour) pairs there, so no per-sample
+Python runs in the loop. Under torchrun each rank trains on a disjoint shard of
+every epoch's shuffle and only rank 0 prints and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from colorcli.checkpoint import atomic_write, load_checkpoint, model_from_state, save_checkpoint
+from colorcli.color import luma_u8, ycbcr_to_rgb_u8
+from colorcli.data import augment, epoch_order, iter_batches, load_dataset, make_pair, split_indices
+from colorcli.errors import CheckpointError, TrainingError, UsageError
+from colorcli.metrics import psnr_per_image
+from colorcli.model import Colorizer, ModelConfig, build_model, count_parameters
+
+SCHEDULES = ("onecycle", "plateau")
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; stored in checkpoints so a run can be resumed as it was.
+
+    batch_size is the global batch (split across ranks under torchrun); lr is the
+    peak learning rate of the one-cycle schedule or the start rate of plateau.
+    """
+
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    mirror: str | None = None
+    out: str = "runs/colorcli"
+    epochs: int = 18
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    schedule: str = "onecycle"
+    val_fraction: float = 0.1
+    limit: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+    threads: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(name: str) -> torch.device:
+    """auto -> cuda, then mps, then cpu; an explicit device that is missing is a usage error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps: no MPS device is available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
+    """Join the torchrun process group if launched by torchrun (nccl on CUDA, gloo on CPU)."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return Dist(), pick_device(device_name)
+    d = Dist(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        torch.cuda.set_device(d.local_rank)
+        device = torch.device("cuda", d.local_rank)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return d, device
+
+
+def set_cpu_threads(requested: int | None, d: Dist) -> int:
+    """Share the machine's cores between the local ranks unless told otherwise."""
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", d.world))
+    n = requested or max(1, (os.cpu_count() or 1) // max(1, local_world))
+    torch.set_num_threads(n)
+    return n
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; training finishes the current step, saves and exits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Interrupted(Exception):
+    """Training stopped on request after saving last.pt."""
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, resume_path: Path) -> None:
+        super().__init__(f"interrupted; saved {resume_path}. Resume with: colorcli train --resume {resume_path}")
+        self.resume_path = resume_path
+
+
+def _bare(model: torch.nn.Module) -> Colorizer:
+    """The model under DDP / torch.compile wrappers, so saved keys carry no prefixes."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model  # type: ignore[return-value]
+
+
+def class_prior_counts(model: Colorizer, data: torch.Tensor, max_images: int = 10_000) -> torch.Tensor | None:
+    """Soft-label histogram of the training chrominance, for the bins head's rebalancing."""
+    if getattr(model, "bins", None) is None:
+        return None
+    from colorcli.color import rgb_to_cbcr
+
+    counts = torch.zeros(model.bins.num_classes, dtype=torch.float64)
+    for chunk in data[:max_images].split(1000):
+        cbcr = rgb_to_cbcr(chunk.float())  # (B, 2, H, W)
+        if model.config.head_scale > 1:
+            cbcr = torch.nn.functional.avg_pool2d(cbcr, model.config.head_scale)
+        counts += model.bins.histogram(cbcr.cpu())
+    return counts
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch), pct_start=0.15
+        )
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist, autocast) -> dict[str, float]:
+    """Validation loss and mean per-image PSNR (model and gray copy), reduced over ranks."""
+    bare = _bare(model)
+    model.eval()
+    shard = val[d.rank :: d.world]
+    totals = torch.zeros(4, dtype=torch.float64)  # loss*n, psnr sum, gray psnr sum, n
+    for rgb_u8 in shard.split(batch_size):
+        y, rgb = make_pair(rgb_u8)
+        with autocast():
+            raw = model(y, raw=True)
+        loss = bare.loss(raw, y, rgb)
+        pred = ycbcr_to_rgb_u8(y, bare.decode(raw, y) * bare.config.saturation)
+        gray = luma_u8(rgb_u8).expand(-1, 3, -1, -1)
+        n = rgb_u8.shape[0]
+        totals += torch.tensor(
+            [loss.item() * n, psnr_per_image(pred, rgb_u8).sum().item(), psnr_per_image(gray, rgb_u8).sum().item(), n],
+            dtype=torch.float64,
+        )
+    if d.world > 1:
+        dist.all_reduce(totals)
+    model.train()
+    n = max(totals[3].item(), 1.0)
+    return {"val_loss": totals[0].item() / n, "val_psnr": totals[1].item() / n, "val_gray_psnr": totals[2].item() / n}
+
+
+def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
+    atomic_write(out / "history.json", lambda f: f.write(json.dumps(history, indent=1).encode()))
+
+
+def _progress(console):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  val {task.fields[val]}  {task.fields[ips]:.0f} img/s"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=console is None,
+    )
+
+
+def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, console=None) -> Path:
+    """Train (or resume) a run; returns the path of best.pt. Raises Interrupted on SIGINT/SIGTERM."""
+    d, device = init_distributed(cfg.device)
+    state: dict[str, Any] | None = None
+    if resume is not None:
+        state = load_checkpoint(resume)
+        if "optimizer" not in state:
+            raise CheckpointError(f"{resume}: has no training state to resume from (use the run's last.pt)")
+        cfg = replace(TrainConfig.from_dict(state["train_config"]), device=cfg.device, threads=cfg.threads)
+        model_cfg = ModelConfig.from_dict(state["model_config"])
+    say = console.print if (console is not None and d.main) else (lambda *a, **k: None)
+    threads = set_cpu_threads(cfg.threads, d) if device.type == "cpu" else None
+    if cfg.batch_size % d.world:
+        raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
+    local_batch = cfg.batch_size // d.world
+    out = Path(cfg.out)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+
+    data = load_dataset(cfg.dataset, Path(cfg.data_dir) if cfg.data_dir else None, train=True, mirror=cfg.mirror)
+    if cfg.limit:
+        data = data[: cfg.limit]
+    train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
+    if len(train_idx) < local_batch:
+        raise UsageError(f"only {len(train_idx)} training images; lower --batch-size (now {cfg.batch_size})")
+    on_device = data.to(device)
+    train_data, val_data = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
+    del on_device
+
+    torch.manual_seed(cfg.seed)
+    if state is not None:
+        model = model_from_state(state["model_config"], state["model"], resume).train()
+    else:
+        model = build_model(model_cfg)
+        counts = class_prior_counts(model, train_data.cpu())
+        if counts is not None:
+            model.bins.set_prior(counts, model_cfg.rebalance)
+    model.to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = len(train_idx) // cfg.batch_size
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = make_scheduler(opt, cfg, steps_per_epoch)
+    epoch, step, best, history = 0, 0, math.inf, []
+    if state is not None:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        epoch, step, best, history = state["epoch"], state["step"], state["best_val"], list(state["history"])
+        torch.set_rng_state(state["rng"])
+        if epoch >= cfg.epochs:
+            say(f"[green]{resume}: this run already finished all {cfg.epochs} epochs; nothing to do.[/]")
+            return out / "best.pt"
+
+    net: torch.nn.Module = model
+    if d.world > 1:
+        if device.type == "cuda":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile:
+        net = torch.compile(net)
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    say(
+        f"colorcli train: {model_cfg.arch} ({count_parameters(model) / 1e6:.2f}M parameters) on {device}"
+        + (f" with {threads} CPU threads" if threads else "")
+        + (f", {d.world} processes" if d.world > 1 else "")
+        + f"; {len(train_idx)} training / {len(val_idx)} validation images"
+    )
+
+    def checkpoint(kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+        payload = {
+            "model_config": model_cfg.to_dict(),
+            "train_config": asdict(cfg),
+            "model": _bare(net).state_dict(),
+            "epoch": epoch,
+            "step": step,
+            "best_val": best,
+            "history": history,
+            "metrics": metrics or (history[-1] if history else {}),
+        }
+        if kind == "last":
+            payload.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), rng=torch.get_rng_state())
+        return payload
+
+    flags = torch.zeros(2, device=device)  # [stop requested, non-finite loss], summed over ranks
+    with StopFlag() as stop, _progress(console if d.main else None) as progress:
+        while epoch < cfg.epochs:
+            order = epoch_order(len(train_data), cfg.seed, epoch)[d.rank :: d.world]  # this rank's shard
+            task = progress.add_task(
+                f"epoch {epoch + 1}/{cfg.epochs}",
+                total=steps_per_epoch,
+                completed=step,
+                loss=float("nan"),
+                val="-",
+                ips=0.0,
+            )
+            t0, seen, run_loss = time.perf_counter(), 0, 0.0
+            net.train()
+            for rgb_u8 in iter_batches(train_data, order, local_batch, start=step):
+                rgb_u8 = augment(rgb_u8, seed=(cfg.seed * 1_000_003 + epoch) * 100_003 + step * d.world + d.rank)
+                y, rgb = make_pair(rgb_u8)
+                if device.type == "cuda":
+                    y, rgb = (
+                        y.contiguous(memory_format=torch.channels_last),
+                        rgb.contiguous(memory_format=torch.channels_last),
+                    )
+                with autocast():
+                    raw = net(y, raw=True)
+                loss = _bare(net).loss(raw, y, rgb)
+                flags.zero_()
+                flags[0] = float(stop.requested)
+                flags[1] = float(not torch.isfinite(loss).item())
+                if d.world > 1:
+                    dist.all_reduce(flags)
+                if flags[1].item():
+                    raise TrainingError(
+                        f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; stopped. "
+                        f"The last good checkpoint is {out / 'last.pt'}; try a lower --lr"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if cfg.schedule == "onecycle":
+                    sched.step()
+                step += 1
+                seen += rgb_u8.shape[0] * d.world
+                run_loss = loss.item() if step == 1 else 0.98 * run_loss + 0.02 * loss.item()
+                progress.update(task, advance=1, loss=run_loss, ips=seen / (time.perf_counter() - t0))
+                if flags[0].item():
+                    if d.main:
+                        save_checkpoint(out / "last.pt", checkpoint("last"))
+                    raise Interrupted(out / "last.pt")
+            train_seconds = time.perf_counter() - t0
+            metrics = validate(net, val_data, max(local_batch, 256), d, autocast)
+            if cfg.schedule == "plateau":
+                sched.step(metrics["val_loss"])
+            epoch, step = epoch + 1, 0
+            row = {
+                "epoch": epoch,
+                "train_loss": run_loss,
+                **metrics,
+                "lr": opt.param_groups[0]["lr"],
+                "images_per_s": seen / train_seconds,
+                "seconds": train_seconds,
+            }
+            history.append(row)
+            progress.update(task, val=f"{metrics['val_loss']:.4f} ({metrics['val_psnr']:.2f} dB)")
+            if d.main:
+                improved = metrics["val_loss"] < best
+                best = min(best, metrics["val_loss"])
+                if improved:
+                    save_checkpoint(out / "best.pt", checkpoint("best", row))
+                save_checkpoint(out / "last.pt", checkpoint("last"))
+                _write_history(out, history)
+    say(f"best validation loss {best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
+    if d.world > 1:
+        dist.barrier()
+    return out / "best.pt"

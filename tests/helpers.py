@@ -1,0 +1,24 @@
+"""Test helpers importable from every test module."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from colorcli.model import ModelConfig
+
+TINY = ModelConfig(width=4, depth=2)
+
+
+def colour_image(w: int, h: int, seed: int = 0) -> Image.Image:
+    """A smooth, colourful RGB test picture (gradients plus a disc), not noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 128 + 100 * np.sin(xx / max(w, 1) * 3 + rng.uniform(0, 6))
+    g = 128 + 100 * np.cos(yy / max(h, 1) * 2 + rng.uniform(0, 6))
+    b = 128 + 100 * np.sin((xx + yy) / max(w + h, 1) * 4 + rng.uniform(0, 6))
+    disc = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < (min(w, h) / 4) ** 2
+    r[disc] = 230
+    g[disc] = 40
+    arr = np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
+    return Image.fromarray(arr, "RGB")

@@ -1,0 +1,117 @@
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from colorcli.checkpoint import (
+    atomic_write,
+    export_safetensors,
+    load_checkpoint,
+    load_model,
+    save_checkpoint,
+)
+from colorcli.errors import CheckpointError
+from colorcli.model import ModelConfig, build_model
+from helpers import TINY
+
+
+def test_round_trip_rebuilds_the_same_model(tiny_model, tiny_checkpoint):
+    loaded = load_model(tiny_checkpoint)
+    assert loaded.config == TINY
+    y = torch.randint(0, 256, (2, 1, 32, 32)).float()
+    assert torch.equal(loaded(y), tiny_model(y))
+
+
+def test_safetensors_round_trip(tmp_path, tiny_model):
+    path = tmp_path / "m.safetensors"
+    export_safetensors(tiny_model, path, metrics={"psnr": 1.0})
+    loaded = load_model(path)
+    y = torch.randint(0, 256, (1, 1, 32, 32)).float()
+    assert torch.equal(loaded(y), tiny_model(y))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_with_code_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = _Payload()
+    payload.marker = marker
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "colorcli-checkpoint", "version": 1, "x": payload}, evil)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(evil)
+    assert not marker.exists()
+    # A plain pickle (not even a torch zip) with the payload: refused too.
+    raw = tmp_path / "raw.pt"
+    raw.write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(raw)
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path, tiny_checkpoint):
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(tiny_checkpoint.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="cut.pt"):
+        load_checkpoint(cut)
+
+
+def test_unknown_version_and_foreign_file(tmp_path):
+    p = tmp_path / "v99.pt"
+    torch.save({"format": "colorcli-checkpoint", "version": 99}, p)
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(p)
+    q = tmp_path / "other.pt"
+    torch.save({"state_dict": {}}, q)
+    with pytest.raises(CheckpointError, match="not a colorcli checkpoint"):
+        load_checkpoint(q)
+
+
+def test_weights_of_another_shape_are_named(tmp_path):
+    other = build_model(ModelConfig(width=8, depth=2))
+    p = tmp_path / "mismatch.pt"
+    save_checkpoint(p, {"model_config": TINY.to_dict(), "model": other.state_dict()})
+    with pytest.raises(CheckpointError, match="shape mismatch"):
+        load_model(p)
+    q = tmp_path / "arch.pt"
+    save_checkpoint(q, {"model_config": {**TINY.to_dict(), "arch": "nope"}, "model": other.state_dict()})
+    with pytest.raises(CheckpointError, match="unknown architecture"):
+        load_model(q)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_model(tmp_path / "nothing.pt")
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+
+    def explode(f):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, explode)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_shipped_default_model_loads():
+    model = load_model(None)
+    assert model.config.arch == "unet"
+    out = model(torch.full((1, 1, 32, 32), 128.0))
+    assert out.shape == (1, 2, 32, 32)
+
+
+def test_default_model_is_in_the_package_data():
+    from colorcli.checkpoint import DEFAULT_MODEL_NAME, default_model_path
+
+    assert default_model_path().name == DEFAULT_MODEL_NAME
+    assert Path(default_model_path()).stat().st_size < 20_000_000

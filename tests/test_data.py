@@ -1,0 +1,154 @@
+import functools
+import hashlib
+import http.server
+import io
+import pickle
+import tarfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorcli.data import (
+    augment,
+    epoch_order,
+    find_images,
+    iter_batches,
+    load_cifar,
+    load_dataset,
+    load_folder,
+    make_pair,
+    split_indices,
+)
+from colorcli.errors import DataError
+
+
+def test_load_folder_fits_every_image_to_32(image_folder, tmp_path):
+    data = load_folder(image_folder, cache_dir=tmp_path / "c", show_progress=False)
+    assert data.shape == (24, 3, 32, 32) and data.dtype == torch.uint8
+    assert data.float().std() > 10  # real colour content, not zeros
+    cached = list((tmp_path / "c" / "folders").glob("*.npy"))
+    assert len(cached) == 1
+    again = load_folder(image_folder, cache_dir=tmp_path / "c", show_progress=False)
+    assert torch.equal(again, data)
+
+
+def test_unreadable_images_are_skipped_with_a_count(image_folder, capsys):
+    (image_folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    data = load_folder(image_folder, show_progress=False)
+    assert len(data) == 24
+    assert "skipped 1 unreadable" in capsys.readouterr().err
+
+
+def test_empty_or_imageless_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(DataError, match="no images found"):
+        load_folder(tmp_path, show_progress=False)
+    with pytest.raises(DataError, match="not a folder"):
+        load_folder(tmp_path / "missing", show_progress=False)
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="could be read"):
+        load_folder(tmp_path, show_progress=False)
+
+
+def test_find_images_any_case_and_nested(tmp_path):
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "x" / "y" / "A B.JPG")
+    (tmp_path / "dir.png").mkdir()
+    assert [p.name for p in find_images(tmp_path)] == ["A B.JPG"]
+
+
+def test_split_is_disjoint_complete_and_reproducible():
+    tr, va = split_indices(100, 0.1, seed=3)
+    assert len(va) == 10 and len(tr) == 90
+    assert sorted(torch.cat([tr, va]).tolist()) == list(range(100))
+    tr2, va2 = split_indices(100, 0.1, seed=3)
+    assert torch.equal(va, va2)
+
+
+def test_pairs_use_the_8bit_luma_that_inference_sees():
+    rgb = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    y, colour = make_pair(rgb)
+    assert y.shape == (4, 1, 8, 8) and colour.shape == (4, 3, 8, 8)
+    assert torch.equal(y, y.round())  # integers: 8-bit gray, not unrounded luminance
+    pil = np.asarray(Image.fromarray(rgb[0].permute(1, 2, 0).numpy()).convert("L"))
+    assert np.array_equal(y[0, 0].numpy().astype(np.uint8), pil)
+
+
+def test_batches_and_flips_are_reproducible():
+    data = torch.arange(10 * 3 * 2 * 2, dtype=torch.uint8).view(10, 3, 2, 2)
+    order = epoch_order(10, seed=1, epoch=0)
+    batches = list(iter_batches(data, order, 4))
+    assert len(batches) == 2  # the partial batch is dropped
+    assert torch.equal(list(iter_batches(data, order, 4, start=1))[0], batches[1])
+    a, b = augment(batches[0], seed=5), augment(batches[0], seed=5)
+    assert torch.equal(a, b)
+    flipped = augment(batches[0], seed=7)
+    for x, f in zip(batches[0], flipped, strict=True):
+        assert torch.equal(f, x) or torch.equal(f, x.flip(-1))
+
+
+# ---- CIFAR through torchvision, served from 127.0.0.1 in CIFAR's own format
+
+
+def _cifar_archive(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    rng = np.random.default_rng(0)
+    files = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), "labels": [0, 1, 2, 3]}
+        files[name] = pickle.dumps(batch)
+    files["batches.meta"] = pickle.dumps({"label_names": ["a", "b", "c", "d"]})
+    tgz = tmp_path / "serve" / "cifar-10-python.tar.gz"
+    tgz.parent.mkdir()
+    with tarfile.open(tgz, "w:gz") as tar:
+        for name, blob in files.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    md5 = {name: hashlib.md5(blob).hexdigest() for name, blob in files.items()}
+    md5["tgz"] = hashlib.md5(tgz.read_bytes()).hexdigest()
+    return tgz, md5
+
+
+@pytest.fixture
+def cifar_server(tmp_path, monkeypatch):
+    """A local HTTP mirror of a tiny CIFAR-10 archive; torchvision's checksums point at it."""
+    from torchvision import datasets
+
+    tgz, md5 = _cifar_archive(tmp_path)
+    monkeypatch.setattr(datasets.CIFAR10, "tgz_md5", md5["tgz"])
+    monkeypatch.setattr(
+        datasets.CIFAR10, "train_list", [[f"data_batch_{i}", md5[f"data_batch_{i}"]] for i in range(1, 6)]
+    )
+    monkeypatch.setattr(datasets.CIFAR10, "test_list", [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(datasets.CIFAR10, "meta", {**datasets.CIFAR10.meta, "md5": md5["batches.meta"]})
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tgz.parent)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_cifar_downloads_from_a_mirror_once(cifar_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLORCLI_CIFAR_MIRROR", cifar_server)
+    train = load_dataset("cifar10", tmp_path / "dl", train=True)
+    test = load_cifar("cifar10", tmp_path / "dl", train=False)
+    assert train.shape == (20, 3, 32, 32) and test.shape == (4, 3, 32, 32)
+    assert (tmp_path / "dl" / "cifar-10-python.tar.gz").exists()
+    # Second time: read from the cache even with the mirror gone.
+    monkeypatch.setenv("COLORCLI_CIFAR_MIRROR", "http://127.0.0.1:9")
+    assert torch.equal(load_dataset("cifar10", tmp_path / "dl", train=True), train)
+
+
+def test_no_network_names_the_alternatives(tmp_path):
+    with pytest.raises(DataError, match="--data-dir") as e:
+        load_cifar("cifar10", tmp_path / "dl", train=True, mirror="http://127.0.0.1:9")
+    assert "\n" not in str(e.value)

@@ -1,0 +1,216 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from colorcli.errors import InputError, UsageError
+from colorcli.inference import (
+    ColorizeOptions,
+    _window,
+    colorize_file,
+    colorize_gray,
+    load_image,
+    plan_jobs,
+    predict_chroma,
+    run_jobs,
+    working_size,
+)
+from helpers import colour_image
+
+
+def luma(path_or_image) -> np.ndarray:
+    im = Image.open(path_or_image) if isinstance(path_or_image, Path) else path_or_image
+    return np.asarray(im.convert("RGB").convert("L"), dtype=np.int16)
+
+
+def mode_image(mode: str, w: int = 45, h: int = 37) -> Image.Image:
+    rgb = colour_image(w, h, seed=1)
+    if mode == "P-transparent":
+        im = rgb.convert("P")
+        im.info["transparency"] = 0
+        return im
+    if mode == "I;16":
+        arr = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257  # full 16-bit range
+        return Image.fromarray(arr)
+    if mode == "LA":
+        im = rgb.convert("L")
+        im.putalpha(128)
+        return im.convert("LA")
+    return rgb.convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "P-transparent", "I;16", "RGB", "RGBA", "CMYK"])
+def test_every_mode_gives_full_size_colour_with_input_luma(tmp_path, tiny_model, mode):
+    src = tmp_path / f"in {mode.replace(';', '')}.{'tif' if mode in ('CMYK', 'I;16') else 'png'}"
+    mode_image(mode).save(src)
+    dst = tmp_path / "out.png"
+    loaded = colorize_file(tiny_model, src, dst, ColorizeOptions())
+    out = Image.open(dst)
+    assert out.size == (45, 37)
+    expected_gray = np.asarray(loaded.gray, dtype=np.int16)
+    assert np.abs(luma(out) - expected_gray).mean() <= 1.0
+    has_alpha = mode in ("LA", "RGBA", "P-transparent")
+    assert (out.mode == "RGBA") == has_alpha
+    if mode == "I;16":
+        original = np.asarray(colour_image(45, 37, seed=1).convert("L"), dtype=np.int16)
+        assert np.abs(expected_gray - original).max() <= 1  # tonal range kept, not clipped or darkened
+
+
+def test_16bit_keeps_its_range():
+    arr = (np.linspace(0, 65535, 64 * 16).reshape(16, 64)).astype(np.uint16)
+    im = Image.fromarray(arr)
+    from colorcli.inference import _to_gray
+
+    g = np.asarray(_to_gray(im))
+    assert g.min() == 0 and g.max() == 255
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 500), (2000, 17), (33, 65), (100, 100)])
+def test_extreme_shapes(tiny_model, size):
+    gray = colour_image(*size, seed=2).convert("L")
+    out = colorize_gray(tiny_model, gray, ColorizeOptions())
+    assert out.size == size and out.mode == "RGB"
+    assert np.abs(luma(out) - np.asarray(gray, dtype=np.int16)).mean() <= 1.0
+
+
+def test_exif_orientation_is_applied(tmp_path, tiny_model):
+    src = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    colour_image(60, 20).save(src, exif=exif.tobytes())
+    dst = tmp_path / "out.png"
+    colorize_file(tiny_model, src, dst, ColorizeOptions())
+    assert Image.open(dst).size == (20, 60)
+
+
+def test_icc_profile_is_kept(tmp_path, tiny_model):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "p.jpg"
+    colour_image(40, 40).save(src, icc_profile=icc)
+    dst = tmp_path / "out.png"
+    colorize_file(tiny_model, src, dst, ColorizeOptions())
+    assert Image.open(dst).info.get("icc_profile") == icc
+
+
+def test_tiles_blend_without_seams():
+    """A model whose output depends on the tile's position must still give a smooth field."""
+
+    class TileId(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+            self.calls = 0
+
+        def forward(self, y):
+            b = y.shape[0]
+            vals = torch.arange(self.calls, self.calls + b, dtype=torch.float32) * 10  # (B,) a level per tile
+            self.calls += b
+            return vals.view(b, 1, 1, 1).expand(b, 2, *y.shape[-2:])  # (B, 2, H, W)
+
+    chroma = predict_chroma(TileId(), np.zeros((80, 80), np.uint8), ColorizeOptions(overlap=16))
+    assert chroma.shape == (2, 80, 80)
+    # Neighbouring pixels never jump by more than a small share of a tile-to-tile step.
+    assert chroma.diff(dim=1).abs().max() < 5 and chroma.diff(dim=2).abs().max() < 5
+
+
+def test_window_is_smooth_and_positive():
+    w = _window(32, 16)
+    assert w.min() > 0 and 0.99 < w.max() <= 1
+    assert torch.allclose(w, w.T)
+
+
+def test_working_size_never_enlarges():
+    assert working_size(4000, 3000, 64) == (85, 64)
+    assert working_size(20, 10, 64) == (20, 10)
+    assert working_size(3, 500, 64) == (3, 500)
+
+
+def test_saturation_scales_chroma(tiny_model):
+    g = np.asarray(colour_image(40, 40).convert("L")).copy()
+    a = predict_chroma(tiny_model, g, ColorizeOptions(saturation=1.0))
+    b = predict_chroma(tiny_model, g, ColorizeOptions(saturation=2.0))
+    assert torch.allclose(b, 2 * a, atol=1e-4)
+
+
+def test_bad_files_name_the_file_and_the_reason(tmp_path):
+    cases = {
+        "empty.jpg": b"",
+        "text.png": b"hello, not an image",
+        "truncated.png": None,
+    }
+    good = tmp_path / "good.png"
+    colour_image(64, 64).save(good)
+    for name, blob in cases.items():
+        p = tmp_path / name
+        p.write_bytes(good.read_bytes()[:100] if blob is None else blob)
+        with pytest.raises(InputError, match=name):
+            load_image(p)
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(InputError, match="directory"):
+        load_image(tmp_path / "folder.jpg")
+
+
+def test_decompression_bomb_is_refused_with_the_option_to_raise(tmp_path):
+    p = tmp_path / "big.png"
+    Image.new("L", (400, 300)).save(p)
+    with pytest.raises(InputError, match="--max-pixels"):
+        load_image(p, max_pixels=10_000)
+
+
+def test_animated_gif_uses_the_first_frame(tmp_path):
+    frames = [colour_image(20, 20, seed=i).convert("P") for i in range(3)]
+    p = tmp_path / "anim.gif"
+    frames[0].save(p, save_all=True, append_images=frames[1:])
+    loaded = load_image(p)
+    assert "first of its 3 frames" in loaded.note
+
+
+# ---- planning and batches
+
+
+def test_plan_single_file_and_folder_naming(tmp_path):
+    a = tmp_path / "in" / "photo.jpg"
+    b = tmp_path / "in" / "photo.png"
+    c = tmp_path / "in" / "other one.TIFF"
+    a.parent.mkdir()
+    for p in (a, b, c):
+        colour_image(8, 8).save(p)
+    single = plan_jobs([a], tmp_path / "x.webp")
+    assert [j.dst.name for j in single] == ["x.webp"]
+    jobs = plan_jobs([tmp_path / "in"], tmp_path / "out")
+    names = sorted(j.dst.name for j in jobs)
+    assert names == ["other one.png", "photo_jpg.png", "photo_png.png"]
+    with pytest.raises(UsageError):
+        plan_jobs([], tmp_path / "out")
+
+
+def test_batch_goes_on_after_a_bad_file_and_skips_existing(tmp_path, tiny_model, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        colour_image(30 + i, 30).save(src / f"ok{i}.png")
+    (src / "bad.jpg").write_bytes(b"nope")
+    jobs = plan_jobs([src], tmp_path / "out")
+    report = run_jobs(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    assert (report.done, report.failed, report.exit_code) == (3, 1, 1)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {x["status"] for x in lines} == {"ok", "failed"}
+    assert all({"input", "output", "status", "seconds"} <= set(x) for x in lines)
+    assert not (tmp_path / "out" / "bad.png").exists()
+    again = run_jobs(tiny_model, jobs, ColorizeOptions())
+    assert again.skipped == 3
+    assert run_jobs(tiny_model, jobs, ColorizeOptions(), overwrite=True).done == 3
+
+
+def test_an_input_is_never_overwritten(tmp_path, tiny_model):
+    p = tmp_path / "same.png"
+    colour_image(16, 16).save(p)
+    before = p.read_bytes()
+    report = run_jobs(tiny_model, plan_jobs([p], p), ColorizeOptions(), overwrite=True)
+    assert report.failed == 1
+    assert p.read_bytes() == before

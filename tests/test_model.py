@@ -1,0 +1,90 @@
+import math
+
+import pytest
+import torch
+
+from colorcli.errors import UsageError
+from colorcli.model import ChromaBins, ModelConfig, build_model, count_parameters
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ModelConfig(width=4, depth=2),
+        ModelConfig(width=4, depth=3, head_scale=1),
+        ModelConfig(width=4, depth=2, head="regress", loss="mse"),
+        ModelConfig(width=4, depth=2, head="regress", loss="logmse", head_scale=1),
+        ModelConfig(arch="seed", width=4, head="regress", loss="mse"),
+    ],
+    ids=["bins", "bins-fullres", "regress", "logmse", "seed"],
+)
+def test_shapes_range_and_gradients(config):
+    torch.manual_seed(0)
+    model = build_model(config)
+    y = torch.randint(0, 256, (3, 1, 32, 32)).float()
+    rgb = torch.randint(0, 256, (3, 3, 32, 32)).float()
+    cbcr = model(y)
+    assert cbcr.shape == (3, 2, 32, 32)
+    assert cbcr.abs().max() <= 128 * 1.02 + 1  # natural units
+    loss = model.loss(model(y, raw=True), y, rgb)
+    assert loss.ndim == 0 and math.isfinite(loss.item())
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None for g in grads)
+    assert sum(g.abs().sum().item() for g in grads) > 0
+
+
+def test_unet_is_fully_convolutional():
+    model = build_model(ModelConfig(width=4, depth=2)).eval()
+    assert model(torch.zeros(1, 1, 64, 48)).shape == (1, 2, 64, 48)
+
+
+def test_seed_refuses_other_sizes():
+    model = build_model(ModelConfig(arch="seed", width=4, head="regress", loss="mse"))
+    with pytest.raises(UsageError, match="32x32"):
+        model(torch.zeros(1, 1, 64, 64))
+
+
+def test_unknown_arch_and_loss_are_usage_errors():
+    with pytest.raises(UsageError, match="unknown architecture"):
+        build_model(ModelConfig(arch="vit"))
+    model = build_model(ModelConfig(width=4, depth=2, head="regress", loss="nope"))
+    with pytest.raises(UsageError, match="unknown regression loss"):
+        model.loss(model(torch.zeros(1, 1, 32, 32), raw=True), torch.zeros(1, 1, 32, 32), torch.zeros(1, 3, 32, 32))
+
+
+def test_soft_labels_have_the_exact_mean():
+    bins = ChromaBins(16.0)
+    cbcr = (torch.rand(2, 2, 5, 5) - 0.5) * 250
+    idx, w = bins.soft_labels(cbcr)
+    assert torch.allclose(w.sum(1), torch.ones(2, 5, 5))
+    mean = torch.einsum("bkhw,bkhwc->bchw", w, bins.points[idx])  # (B, 2, H, W)
+    assert torch.allclose(mean, cbcr, atol=1e-3)
+
+
+def test_prior_correction_recovers_the_posterior():
+    """Weighted CE is minimised by q ∝ w p; dividing w back out must give p."""
+    bins = ChromaBins(64.0)  # 5x5 grid
+    counts = torch.arange(1, bins.num_classes + 1, dtype=torch.float64)
+    bins.set_prior(counts, rebalance=0.3)
+    p = torch.softmax(torch.randn(bins.num_classes), 0)
+    q = p * bins.log_weights.exp()
+    q = q / q.sum()
+    logits = q.log().view(1, -1, 1, 1)
+    decoded = bins.decode(logits, temperature=1.0, prior_correction=1.0)[0, :, 0, 0]
+    assert torch.allclose(decoded, p @ bins.points, atol=1e-3)
+
+
+def test_rebalancing_weights_favour_rare_colours():
+    bins = ChromaBins(64.0)
+    counts = torch.ones(bins.num_classes, dtype=torch.float64)
+    counts[12] = 1000.0  # gray is common
+    bins.set_prior(counts, rebalance=0.5)
+    w = bins.log_weights.exp()
+    assert w[12] < w[0]
+    p = counts / counts.sum()
+    assert abs((p * w.double()).sum().item() - 1.0) < 1e-4
+
+
+def test_default_model_is_small_enough_to_ship():
+    assert count_parameters(build_model(ModelConfig())) < 3_000_000
