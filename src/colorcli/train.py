@@ -369,6 +369,12 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, 
             }
             history.append(row)
             progress.update(task, val=f"{metrics['val_loss']:.4f} ({metrics['val_psnr']:.2f} dB)")
+            if console is not None and d.main and not console.is_terminal:  # logs get one line per epoch
+                say(
+                    f"epoch {epoch}/{cfg.epochs}: loss {run_loss:.4f} val {metrics['val_loss']:.4f} "
+                    f"psnr {metrics['val_psnr']:.2f} dB (gray {metrics['val_gray_psnr']:.2f}) "
+                    f"{row['images_per_s']:.0f} img/s"
+                )
             if d.main:
                 improved = metrics["val_loss"] < best
                 best = min(best, metrics["val_loss"])

@@ -1,0 +1,130 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from colorcli import __version__
+from colorcli.cli import app
+from helpers import colour_image
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version():
+    r = invoke("--version")
+    assert r.exit_code == 0 and __version__ in r.output
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "colorize"])
+def test_every_command_has_help(command):
+    r = invoke(command, "--help")
+    assert r.exit_code == 0
+    assert "--device" in r.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys, colorcli.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_colorize_usage_errors_exit_2(tmp_path):
+    assert invoke("colorize", tmp_path / "a.png").exit_code == 2  # no -o
+    colour_image(8, 8).save(tmp_path / "a.png")
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out.xyz")
+    assert r.exit_code == 1 and "out.xyz" in r.output and "Traceback" not in r.output
+
+
+def test_colorize_bad_checkpoint_is_one_line(tmp_path):
+    colour_image(8, 8).save(tmp_path / "a.png")
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "o.png", "--checkpoint", tmp_path / "nope.pt")
+    assert r.exit_code == 1
+    assert "nope.pt" in r.output and "Traceback" not in r.output
+
+
+def test_colorize_missing_input_fails_with_its_name(tmp_path, tiny_checkpoint):
+    r = invoke("colorize", tmp_path / "ghost.jpg", "-o", tmp_path / "o.png", "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 1 and "ghost.jpg" in r.output and "no such file" in r.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_colorize_folder_with_a_bad_file_exits_1_and_keeps_going(tmp_path, tiny_checkpoint):
+    src = tmp_path / "in"
+    src.mkdir()
+    colour_image(40, 30).save(src / "a.jpg")
+    colour_image(30, 40).save(src / "b.png")
+    (src / "c.jpg").write_text("not an image")
+    r = invoke("colorize", src, "-o", tmp_path / "out", "--checkpoint", tiny_checkpoint, "--json")
+    assert r.exit_code == 1
+    records = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert sorted(x["status"] for x in records) == ["failed", "ok", "ok"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path, tiny_checkpoint):
+    colour_image(8, 8).save(tmp_path / "a.png")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = invoke(
+        "colorize", tmp_path / "a.png", tmp_path / "a.png", "-o", blocker / "sub", "--checkpoint", tiny_checkpoint
+    )
+    assert r.exit_code == 2 and "cannot create output folder" in r.output
+
+
+def test_default_model_colorizes_without_checkpoint(tmp_path):
+    src = tmp_path / "photo.jpg"
+    colour_image(120, 90).save(src)
+    r = invoke("colorize", src, "-o", tmp_path / "photo.png")
+    assert r.exit_code == 0, r.output
+    out = Image.open(tmp_path / "photo.png")
+    assert out.size == (120, 90)
+    gray_in = np.asarray(Image.open(src).convert("L"), dtype=np.int16)
+    assert np.abs(np.asarray(out.convert("L"), dtype=np.int16) - gray_in).mean() <= 1.0
+
+
+def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
+    run = tmp_path / "run"
+    r = invoke(
+        "train",
+        "--dataset",
+        image_folder,
+        "--out",
+        run,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--width",
+        "4",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    )
+    assert r.exit_code == 0, r.output
+    assert (run / "best.pt").exists() and (run / "last.pt").exists()
+    r = invoke(
+        "eval", "--checkpoint", run / "best.pt", "--dataset", image_folder, "--json", "--grid", tmp_path / "g.png"
+    )
+    assert r.exit_code == 0, r.output
+    scores = json.loads(r.stdout.strip().splitlines()[-1])
+    assert scores["images"] == 24 and scores["gray_colorfulness"] == 0
+    assert Image.open(tmp_path / "g.png").size[0] > 0
+    r = invoke("eval", "--checkpoint", run / "best.pt", "--dataset", image_folder, "--full-res", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout.strip().splitlines()[-1])["images"] == 24
+    src = next(image_folder.rglob("*.png"))
+    r = invoke("colorize", src, "-o", tmp_path / "c.png", "--checkpoint", run / "best.pt")
+    assert r.exit_code == 0 and Image.open(tmp_path / "c.png").size == Image.open(src).size
+
+
+def test_train_bad_dataset_is_a_one_line_error(tmp_path):
+    r = invoke("train", "--dataset", tmp_path / "missing", "--out", tmp_path / "r")
+    assert r.exit_code == 1 and "missing" in r.output and "Traceback" not in r.output

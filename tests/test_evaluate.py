@@ -1,0 +1,56 @@
+import torch
+from PIL import Image
+
+from colorcli.evaluate import evaluate_tensor, save_grid
+from colorcli.metrics import colorfulness, psnr_per_image, ssim_per_image
+
+
+def test_psnr_known_values():
+    a = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    b = a.clone()
+    b[1] += 10  # MSE 100 -> 10*log10(255^2/100)
+    p = psnr_per_image(b, a)
+    assert p[0] == 100.0
+    assert abs(p[1].item() - 28.1308) < 1e-3
+
+
+def test_ssim_is_one_for_identical_and_lower_otherwise():
+    a = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    assert torch.allclose(ssim_per_image(a, a), torch.ones(2), atol=1e-4)
+    assert (ssim_per_image(a, 255 - a) < 0.5).all()
+    assert ssim_per_image(a[:, :, :5, :7], a[:, :, :5, :7]).shape == (2,)  # smaller than the window
+
+
+def test_colorfulness_of_gray_is_zero_and_grows_with_saturation():
+    gray = torch.full((1, 3, 8, 8), 100, dtype=torch.uint8)
+    assert colorfulness(gray).item() == 0
+    red = gray.clone()
+    red[:, 0] = 200
+    redder = gray.clone()
+    redder[:, 0] = 250
+    assert 0 < colorfulness(red).item() < colorfulness(redder).item()
+
+
+def test_evaluate_tensor_reports_model_and_gray_side_by_side(tiny_model):
+    data = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    r = evaluate_tensor(tiny_model, data, batch_size=7)
+    for key in (
+        "psnr",
+        "psnr_pooled",
+        "ssim",
+        "colorfulness",
+        "gray_psnr",
+        "gray_ssim",
+        "gray_colorfulness",
+        "truth_colorfulness",
+    ):
+        assert key in r
+    assert r["images"] == 20
+    assert r["gray_colorfulness"] == 0
+
+
+def test_grid_has_rows_of_gray_colorized_truth(tiny_model, tmp_path):
+    data = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    save_grid(tiny_model, data, tmp_path / "g.png", rows=4, zoom=2)
+    im = Image.open(tmp_path / "g.png")
+    assert im.size == (3 * 64 + 4 * 2, 4 * 64 + 5 * 2)

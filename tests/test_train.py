@@ -1,0 +1,104 @@
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+import colorcli.train as train_mod
+from colorcli.checkpoint import load_checkpoint, load_model
+from colorcli.errors import TrainingError
+from colorcli.model import ModelConfig, UNet
+from colorcli.train import Interrupted, TrainConfig, train
+
+TINY = ModelConfig(width=4, depth=2)
+
+
+def config(folder, out, **kw) -> TrainConfig:
+    base = TrainConfig(dataset=str(folder), out=str(out), epochs=2, batch_size=8, lr=3e-3, val_fraction=0.15, threads=1)
+    return replace(base, **kw)
+
+
+def test_training_writes_best_last_and_history(image_folder, tmp_path):
+    best = train(config(image_folder, tmp_path / "run"), TINY)
+    run = tmp_path / "run"
+    assert best == run / "best.pt"
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(math.isfinite(h["val_loss"]) and h["val_gray_psnr"] > 0 for h in history)
+    ckpt = load_checkpoint(run / "last.pt")
+    assert ckpt["epoch"] == 2 and ckpt["model_config"] == TINY.to_dict()
+    assert ckpt["train_config"]["dataset"] == str(image_folder)
+    assert {"optimizer", "scheduler", "rng"} <= set(ckpt)
+    best_ckpt = load_checkpoint(best)
+    assert best_ckpt["best_val"] == min(h["val_loss"] for h in history)
+    model = load_model(best)  # rebuilt from its own config
+    assert isinstance(model, UNet) and model.bins.log_weights.abs().sum() > 0  # rebalancing prior travelled
+
+
+def test_seed_architecture_trains(image_folder, tmp_path):
+    seed_cfg = ModelConfig(arch="seed", width=4, head="regress", loss="mse")
+    train(config(image_folder, tmp_path / "seed", epochs=1), seed_cfg)
+    assert load_model(tmp_path / "seed" / "best.pt").config.arch == "seed"
+
+
+class StopAfter:
+    """Stands in for the signal handler: asks to stop once `n` steps have run."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.checks = 0
+
+    def __call__(self):
+        outer = self
+
+        class Flag:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *a):
+                pass
+
+            @property
+            def requested(self):
+                outer.checks += 1
+                return outer.checks >= outer.n
+
+        return Flag()
+
+
+def test_interrupt_then_resume_matches_an_uninterrupted_run(image_folder, tmp_path, monkeypatch):
+    train(config(image_folder, tmp_path / "full"), TINY)
+    monkeypatch.setattr(train_mod, "StopFlag", StopAfter(4))  # stops mid-way through epoch 2
+    with pytest.raises(Interrupted) as e:
+        train(config(image_folder, tmp_path / "cut"), TINY)
+    assert "--resume" in str(e.value) and e.value.exit_code == 130
+    state = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert (state["epoch"], state["step"]) == (1, 2)
+    monkeypatch.undo()
+    train(config(image_folder, tmp_path / "ignored"), TINY, resume=tmp_path / "cut" / "last.pt")
+    full = json.loads((tmp_path / "full" / "history.json").read_text())
+    resumed = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert len(resumed) == len(full) == 2
+    assert resumed[-1]["val_loss"] == pytest.approx(full[-1]["val_loss"], rel=1e-4)
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "last.pt")["model"]
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_resuming_a_finished_run_says_so(image_folder, tmp_path, capsys):
+    from rich.console import Console
+
+    train(config(image_folder, tmp_path / "r", epochs=1), TINY)
+    console = Console(stderr=True, force_terminal=False)
+    train(config(image_folder, tmp_path / "r"), TINY, resume=tmp_path / "r" / "last.pt", console=console)
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(image_folder, tmp_path, monkeypatch):
+    train(config(image_folder, tmp_path / "n", epochs=1), TINY)
+    good = (tmp_path / "n" / "last.pt").read_bytes()
+    monkeypatch.setattr(UNet, "loss", lambda self, raw, y, rgb: raw.sum() * float("nan"))
+    with pytest.raises(TrainingError, match="loss became nan"):
+        train(config(image_folder, tmp_path / "n", epochs=3), TINY, resume=None)
+    assert (tmp_path / "n" / "last.pt").read_bytes() == good
