@@ -10,6 +10,7 @@ from colorcli.checkpoint import (
     export_safetensors,
     load_checkpoint,
     load_model,
+    read_weights,
     save_checkpoint,
 )
 from colorcli.errors import CheckpointError
@@ -26,10 +27,12 @@ def test_round_trip_rebuilds_the_same_model(tiny_model, tiny_checkpoint):
 
 def test_safetensors_round_trip(tmp_path, tiny_model):
     path = tmp_path / "m.safetensors"
-    export_safetensors(tiny_model, path, metrics={"psnr": 1.0})
+    export_safetensors(tiny_model, path, info={"metrics": {"psnr": 1.0}})
     loaded = load_model(path)
     y = torch.randint(0, 256, (1, 1, 32, 32)).float()
     assert torch.equal(loaded(y), tiny_model(y))
+    assert read_weights(path)[2]["metrics"] == {"psnr": 1.0}
+    assert load_model(path, saturation=2.0).config.saturation == 2.0
 
 
 class _Payload:

@@ -123,40 +123,52 @@ def _compare_state(expected: dict[str, Any], got: dict[str, Any]) -> tuple[list[
     return missing, unexpected, mismatched
 
 
-def export_safetensors(model, path: Path, metrics: dict[str, Any] | None = None) -> None:
-    """Write a model's weights and config as safetensors (weights only, never code)."""
+def export_safetensors(model, path: Path, info: dict[str, Any] | None = None) -> None:
+    """Write a model's weights and config as safetensors (weights only, never code).
+
+    info: JSON-able extras kept as metadata (the training config, metrics).
+    """
     from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "model_config": json.dumps(model.config.to_dict())}
-    if metrics:
-        meta["metrics"] = json.dumps(metrics)
+    meta.update({k: json.dumps(v) for k, v in (info or {}).items()})
     data = save(state, metadata=meta)
     atomic_write(Path(path), lambda f: f.write(data))
 
 
-def _load_safetensors(path: Path):
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(model config, state dict, extras such as train_config and metrics) of a .pt or .safetensors file.
 
+    None means the default model shipped with colorcli.
+    """
+    path = Path(path) if path is not None else default_model_path()
+    if path.suffix != ".safetensors":
+        ckpt = load_checkpoint(path)
+        extras = {k: ckpt[k] for k in ("train_config", "metrics", "history") if k in ckpt}
+        return ckpt["model_config"], ckpt["model"], extras
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such model file")
     try:
-        raw = path.read_bytes()
-        state = load(raw)
-        header_len = int.from_bytes(raw[:8], "little")
-        meta = json.loads(raw[8 : 8 + header_len]).get("__metadata__") or {}
-        config = json.loads(meta["model_config"])
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
+        decoded = {k: json.loads(v) for k, v in meta.items() if k != "format"}
+        config = decoded.pop("model_config")
     except (SafetensorError, KeyError, ValueError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable colorcli safetensors file: {_one_line(e)}") from None
-    return model_from_state(config, state, path)
+    return config, state, decoded
 
 
-def load_model(path: Path | None = None):  # -> Colorizer
-    """A model in eval mode from a ``.pt`` checkpoint or ``.safetensors`` file; None = the shipped default."""
-    path = Path(path) if path is not None else default_model_path()
-    if path.suffix == ".safetensors":
-        return _load_safetensors(path)
-    ckpt = load_checkpoint(path)
-    return model_from_state(ckpt["model_config"], ckpt["model"], path)
+def load_model(path: Path | None = None, **decode: float):  # -> Colorizer
+    """A model in eval mode from a ``.pt`` or ``.safetensors`` file; None = the shipped default.
+
+    decode: overrides of decoding settings (temperature, prior_correction, saturation).
+    """
+    config, state, _ = read_weights(path)
+    return model_from_state({**config, **decode}, state, path or default_model_path())
 
 
 def default_model_path() -> Path:

@@ -146,6 +146,9 @@ def evaluate(
     limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N images.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a PNG of rows gray | colorized | ground truth.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    holdout: Annotated[
+        bool, typer.Option("--holdout", help="Score only the validation split the checkpoint's training held out.")
+    ] = False,
     full_res: Annotated[
         bool, typer.Option("--full-res", help="Folder images at their own size, through the tiling path.")
     ] = False,
@@ -170,7 +173,12 @@ def evaluate(
 
         model = load_model(checkpoint).to(pick_device(device))
         data = None
-        if full_res:
+        if holdout:
+            data = _holdout_images(checkpoint, dataset, data_dir)
+            if limit:
+                data = data[:limit]
+            result = evaluate_tensor(model, data.to(next(model.parameters()).device))
+        elif full_res:
             paths = find_images(Path(dataset))[:limit] if Path(dataset).is_dir() else []
             if not paths:
                 raise ColorcliError(f"{dataset}: --full-res needs a folder of colour images")
@@ -197,6 +205,23 @@ def evaluate(
     _run(body, debug)
 
 
+def _holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None):
+    """The validation images a run held out, from its stored training config."""
+    from colorcli.checkpoint import read_weights
+    from colorcli.data import load_dataset, split_indices
+
+    _, _, extras = read_weights(checkpoint)
+    tc = extras.get("train_config")
+    if not tc:
+        raise ColorcliError(f"{checkpoint or 'the default model'}: has no training config, so no known holdout split")
+    source = tc["dataset"] if dataset == "cifar10" and tc["dataset"] != "cifar10" else dataset
+    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True)
+    if tc.get("limit"):
+        data = data[: tc["limit"]]
+    _, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
+    return data[val_idx]
+
+
 def _print_table(r: dict) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -214,6 +239,33 @@ def _print_table(r: dict) -> None:
     )
     t.add_row("ground truth", "", "", "", f"{r['truth_colorfulness']:.1f}")
     Console().print(t)
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="Training checkpoint (.pt) to export.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .safetensors file to write.", show_default=False)],
+    temperature: Annotated[
+        float | None, typer.Option(min=0.01, max=1.0, help="Annealed-mean temperature of the bins head (1 = mean).")
+    ] = None,
+    prior_correction: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="How much of the rebalancing prior to divide out (1 = all).")
+    ] = None,
+    saturation: Annotated[float | None, typer.Option(min=0.0, help="Chrominance factor stored in the model.")] = None,
+    debug: Debug = False,
+) -> None:
+    """Export a checkpoint to a weights-only .safetensors model, optionally with new decoding settings."""
+
+    def body() -> None:
+        from colorcli.checkpoint import export_safetensors, load_model, read_weights
+
+        decode = {"temperature": temperature, "prior_correction": prior_correction, "saturation": saturation}
+        model = load_model(checkpoint, **{k: v for k, v in decode.items() if v is not None})
+        _, _, extras = read_weights(checkpoint)
+        export_safetensors(model, output, {k: v for k, v in extras.items() if k != "history"})
+        _stderr().print(f"wrote {output}")
+
+    _run(body, debug)
 
 
 @app.command()
