@@ -90,6 +90,7 @@ def train(
     width: Annotated[int, typer.Option(min=4, help="Channels of the first level (doubles per level).")] = 32,
     head: Annotated[str, typer.Option(help="unet output: bins (classify chrominance) or regress.")] = "bins",
     loss: Annotated[str, typer.Option(help="Regression loss: mse, l1, huber or logmse (bins always use ce).")] = "mse",
+    norm: Annotated[str, typer.Option(help="unet normalisation: batch or group (batch-independent).")] = "batch",
     schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
     compile: Annotated[bool, typer.Option("--compile", help="Compile the model with torch.compile.")] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads [default: cores / local processes].")] = None,
@@ -105,7 +106,7 @@ def train(
         if arch == "seed":
             model_cfg = ModelConfig(arch="seed", **SEED_DEFAULTS)
         else:
-            model_cfg = ModelConfig(arch=arch, width=width, head=head, loss="ce" if head == "bins" else loss)
+            model_cfg = ModelConfig(arch=arch, width=width, head=head, loss="ce" if head == "bins" else loss, norm=norm)
         cfg = TrainConfig(
             dataset=dataset,
             data_dir=str(data_dir) if data_dir else None,

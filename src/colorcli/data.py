@@ -150,11 +150,19 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
-def augment(rgb: torch.Tensor, seed: int) -> torch.Tensor:
-    """Random horizontal flips of a (B, 3, H, W) batch, batched and reproducible from `seed`."""
-    g = torch.Generator().manual_seed(seed)
-    flip = (torch.rand(rgb.shape[0], generator=g) < 0.5).to(rgb.device)
-    return torch.where(flip.view(-1, 1, 1, 1), rgb.flip(-1), rgb)
+def epoch_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """Which of the n training images are mirrored this epoch: (n,) bool.
+
+    Drawn per image, not per batch or rank, so a distributed run flips exactly
+    the images a single-process run over the same global batches flips.
+    """
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919)
+    return torch.rand(n, generator=g) < 0.5
+
+
+def flip_where(rgb: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """Mirror the images of a (B, 3, H, W) batch where flip (B,) is True, batched."""
+    return torch.where(flip.to(rgb.device).view(-1, 1, 1, 1), rgb.flip(-1), rgb)
 
 
 def make_pair(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +174,7 @@ def make_pair(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return luma_u8(rgb).float(), rgb.float()
 
 
-def iter_batches(data: torch.Tensor, order: torch.Tensor, batch_size: int, start: int = 0) -> Iterator[torch.Tensor]:
-    """uint8 batches data[order[i:i+batch_size]] from batch index `start`; the last partial batch is dropped."""
+def iter_batches(order: torch.Tensor, batch_size: int, start: int = 0) -> Iterator[torch.Tensor]:
+    """Index batches order[i:i+batch_size] from batch number `start`; the last partial batch is dropped."""
     for b in range(start, len(order) // batch_size):
-        yield data[order[b * batch_size : (b + 1) * batch_size].to(data.device)]
+        yield order[b * batch_size : (b + 1) * batch_size]

@@ -37,7 +37,8 @@ class ModelConfig:
     ``saturation`` scales the predicted chrominance of every head. ``head_scale``
     2 predicts chrominance at half resolution and upsamples it bilinearly, as JPEG's
     4:2:0 subsampling stores it (and so do the CIFAR JPEGs it trains on); 1 predicts
-    at full resolution.
+    at full resolution. ``norm`` "batch" or "group" (GroupNorm does not depend on
+    the batch, so distributed CPU runs match single-process ones exactly).
     """
 
     arch: str = "unet"
@@ -51,6 +52,7 @@ class ModelConfig:
     prior_correction: float = 1.0
     saturation: float = 1.0
     head_scale: int = 2
+    norm: str = "batch"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,13 +86,21 @@ class Colorizer(nn.Module):
         raise NotImplementedError
 
 
-def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    raise UsageError(f"unknown norm {kind!r}; choose batch or group")
+
+
+def conv_block(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        norm_layer(norm, c_out),
         nn.ReLU(inplace=True),
         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
-        nn.BatchNorm2d(c_out),
+        norm_layer(norm, c_out),
         nn.ReLU(inplace=True),
     )
 
@@ -165,7 +175,8 @@ class UNet(Colorizer):
         self.config = config
         w, d = config.width, config.depth
         chans = [w * 2**i for i in range(d + 1)]
-        self.enc = nn.ModuleList([conv_block(1 if i == 0 else chans[i - 1], chans[i]) for i in range(d + 1)])
+        n = config.norm
+        self.enc = nn.ModuleList([conv_block(1 if i == 0 else chans[i - 1], chans[i], n) for i in range(d + 1)])
         # Decoder levels below the head's resolution would be computed and thrown away.
         self.head_level = {1: 0, 2: 1}.get(config.head_scale)
         if self.head_level is None or self.head_level > d:
@@ -176,7 +187,7 @@ class UNet(Colorizer):
                 for i in range(d)
             ]
         )  # indexed by level; unused levels hold no weights
-        self.dec = nn.ModuleList([conv_block(2 * chans[i], chans[i]) for i in range(self.head_level, d)])
+        self.dec = nn.ModuleList([conv_block(2 * chans[i], chans[i], n) for i in range(self.head_level, d)])
         if config.head == "bins":
             self.bins: ChromaBins | None = ChromaBins(config.bin_spacing)
             out = self.bins.num_classes

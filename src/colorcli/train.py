@@ -22,7 +22,7 @@ import torch.distributed as dist
 
 from colorcli.checkpoint import atomic_write, load_checkpoint, model_from_state, save_checkpoint
 from colorcli.color import luma_u8, ycbcr_to_rgb_u8
-from colorcli.data import augment, epoch_order, iter_batches, load_dataset, make_pair, split_indices
+from colorcli.data import epoch_flips, epoch_order, flip_where, iter_batches, load_dataset, make_pair, split_indices
 from colorcli.errors import CheckpointError, TrainingError, UsageError
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, count_parameters
@@ -217,9 +217,29 @@ def _progress(console):
     )
 
 
-def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, console=None) -> Path:
-    """Train (or resume) a run; returns the path of best.pt. Raises Interrupted on SIGINT/SIGTERM."""
+@dataclass
+class TrainResult:
+    best: Path
+    model: Colorizer  # the final weights (every rank holds the same)
+
+
+def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, console=None) -> TrainResult:
+    """Train (or resume) a run and write its checkpoints. Raises Interrupted on SIGINT/SIGTERM.
+
+    Under torchrun (RANK and WORLD_SIZE set) every rank calls this; the process
+    group is joined here and left on the way out.
+    """
     d, device = init_distributed(cfg.device)
+    try:
+        return _train(cfg, model_cfg, resume, console, d, device)
+    finally:
+        if d.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(
+    cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None, console, d: Dist, device: torch.device
+) -> TrainResult:
     state: dict[str, Any] | None = None
     if resume is not None:
         state = load_checkpoint(resume)
@@ -269,7 +289,7 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, 
         torch.set_rng_state(state["rng"])
         if epoch >= cfg.epochs:
             say(f"[green]{resume}: this run already finished all {cfg.epochs} epochs; nothing to do.[/]")
-            return out / "best.pt"
+            return TrainResult(out / "best.pt", model)
 
     net: torch.nn.Module = model
     if d.world > 1:
@@ -320,8 +340,9 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, 
             )
             t0, seen, run_loss = time.perf_counter(), 0, 0.0
             net.train()
-            for rgb_u8 in iter_batches(train_data, order, local_batch, start=step):
-                rgb_u8 = augment(rgb_u8, seed=(cfg.seed * 1_000_003 + epoch) * 100_003 + step * d.world + d.rank)
+            flips = epoch_flips(len(train_data), cfg.seed, epoch)
+            for idx in iter_batches(order, local_batch, start=step):
+                rgb_u8 = flip_where(train_data[idx.to(device)], flips[idx])
                 y, rgb = make_pair(rgb_u8)
                 if device.type == "cuda":
                     y, rgb = (
@@ -385,4 +406,4 @@ def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, 
     say(f"best validation loss {best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
     if d.world > 1:
         dist.barrier()
-    return out / "best.pt"
+    return TrainResult(out / "best.pt", model)

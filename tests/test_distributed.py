@@ -1,0 +1,100 @@
+"""Distributed training with gloo on CPU over 127.0.0.1 (two real processes; slow: ~20-40 s)."""
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from colorcli.model import ModelConfig
+from colorcli.train import TrainConfig, train
+
+pytestmark = pytest.mark.slow
+
+GROUP = ModelConfig(width=4, depth=2, norm="group")  # batch-independent, so 2x4 must equal 1x8
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def worker(rank: int, world: int, port: int, cfg: TrainConfig, out_dir: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        LOCAL_WORLD_SIZE=str(world),
+    )
+    result = train(cfg, GROUP)
+    torch.save(result.model.state_dict(), f"{out_dir}/rank{rank}.pt")
+
+
+def test_two_ranks_agree_and_match_one_process(image_folder, tmp_path):
+    cfg = TrainConfig(
+        dataset=str(image_folder),
+        out=str(tmp_path / "ddp"),
+        epochs=2,
+        batch_size=8,
+        lr=3e-3,
+        val_fraction=0.15,
+        threads=1,
+        device="cpu",
+    )
+    mp.spawn(worker, args=(2, free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert all(torch.equal(r0[k], r1[k]) for k in r0), "ranks diverged"
+    assert not any(k.startswith("module.") for k in r0)
+    single = train(replace(cfg, out=str(tmp_path / "single")), GROUP).model.state_dict()
+    for k in r0:
+        assert torch.allclose(r0[k].float(), single[k].float(), atol=2e-4, rtol=1e-3), k
+    assert (tmp_path / "ddp" / "best.pt").exists()
+
+
+def test_torchrun_command_from_the_readme(image_folder, tmp_path):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "colorcli",
+        "train",
+        "--dataset",
+        str(image_folder),
+        "--out",
+        str(run),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--width",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 processes" in proc.stderr
+    out = tmp_path / "c.png"
+    src = next(image_folder.rglob("*.png"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "colorcli", "colorize", str(src), "-o", str(out), "--checkpoint", str(run / "best.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists()
