@@ -1,9 +1,12 @@
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from colorcli.errors import InputError, UsageError
@@ -18,7 +21,6 @@ from colorcli.inference import (
     run_jobs,
     working_size,
 )
-from helpers import colour_image
 
 
 def luma(path_or_image) -> np.ndarray:
@@ -214,3 +216,54 @@ def test_an_input_is_never_overwritten(tmp_path, tiny_model):
     report = run_jobs(tiny_model, plan_jobs([p], p), ColorizeOptions(), overwrite=True)
     assert report.failed == 1
     assert p.read_bytes() == before
+
+
+# ---- property-based: any size, mode and corruption gives either a right-sized image or a clean error
+
+
+MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"]
+FORMATS = {"png": "PNG", "jpg": "JPEG", "tif": "TIFF", "bmp": "BMP", "webp": "WEBP", "gif": "GIF"}
+
+
+def encode(w: int, h: int, mode: str, ext: str) -> bytes:
+    im = mode_image(mode, w, h)
+    fmt = FORMATS[ext]
+    if fmt in ("JPEG",) and im.mode not in ("L", "RGB", "CMYK"):
+        im = im.convert("RGB")
+    if fmt in ("BMP", "GIF", "WEBP") and im.mode in ("CMYK", "I;16", "LA"):
+        im = im.convert("RGB")
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    w=st.integers(1, 70),
+    h=st.integers(1, 70),
+    mode=st.sampled_from(MODES),
+    ext=st.sampled_from(sorted(FORMATS)),
+    cut=st.one_of(st.none(), st.floats(0.0, 1.0)),
+    flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(1, 255)), max_size=3),
+)
+def test_property_valid_images_work_invalid_ones_fail_cleanly(tmp_path, tiny_model, w, h, mode, ext, cut, flips):
+    blob = bytearray(encode(w, h, mode, ext))
+    for pos, xor in flips:
+        blob[min(int(pos * len(blob)), len(blob) - 1)] ^= xor
+    if cut is not None:
+        blob = blob[: int(cut * len(blob))]
+    src = tmp_path / f"case.{ext}"
+    src.write_bytes(bytes(blob))
+    dst = tmp_path / "out.png"
+    dst.unlink(missing_ok=True)
+    try:
+        loaded = colorize_file(tiny_model, src, dst, ColorizeOptions())
+    except InputError as e:
+        assert "case." in str(e) and "\n" not in str(e)
+        assert not dst.exists()
+        return
+    out = Image.open(dst)
+    assert out.size == loaded.gray.size
+    assert np.abs(luma(out) - np.asarray(loaded.gray, dtype=np.int16)).mean() <= 1.0
+    if not flips and cut is None:
+        assert out.size == (w, h)

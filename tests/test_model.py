@@ -15,8 +15,9 @@ from colorcli.model import ChromaBins, ModelConfig, build_model, count_parameter
         ModelConfig(width=4, depth=2, head="regress", loss="mse"),
         ModelConfig(width=4, depth=2, head="regress", loss="logmse", head_scale=1),
         ModelConfig(arch="seed", width=4, head="regress", loss="mse"),
+        ModelConfig(width=4, depth=2, aux_logmse=1.0, norm="group"),
     ],
-    ids=["bins", "bins-fullres", "regress", "logmse", "seed"],
+    ids=["bins", "bins-fullres", "regress", "logmse", "seed", "bins-aux-group"],
 )
 def test_shapes_range_and_gradients(config):
     torch.manual_seed(0)

@@ -103,3 +103,83 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(image_folder, tmp_pat
     with pytest.raises(TrainingError, match="loss became nan"):
         train(config(image_folder, tmp_path / "n", epochs=3), TINY, resume=None)
     assert (tmp_path / "n" / "last.pt").read_bytes() == good
+
+
+# ---- real processes: SIGINT finishes the step and saves; SIGKILL never leaves a broken checkpoint
+
+
+def _start_training(folder, run, epochs: int = 3):
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "colorcli",
+        "train",
+        "--dataset",
+        str(folder),
+        "--out",
+        str(run),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "2",
+        "--width",
+        "8",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), cmd
+
+
+def _wait_for(path, proc, timeout=120.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_sigint_saves_and_resume_completes_the_history(image_folder, tmp_path):
+    import signal
+    import subprocess
+
+    run = tmp_path / "run"
+    proc, cmd = _start_training(image_folder, run)
+    _wait_for(run / "history.json", proc)  # epoch 1 done; interrupt during epoch 2
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err and "Traceback" not in err
+    state = load_checkpoint(run / "last.pt")
+    assert state["epoch"] >= 1
+    resumed = subprocess.run(cmd + ["--resume", str(run / "last.pt")], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    again = subprocess.run(cmd + ["--resume", str(run / "last.pt")], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already finished" in again.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_leaves_loadable_checkpoints(image_folder, tmp_path):
+    import random
+    import time
+
+    rng = random.Random(0)
+    for attempt in range(3):
+        run = tmp_path / f"run{attempt}"
+        proc, _ = _start_training(image_folder, run, epochs=50)
+        _wait_for(run / "last.pt", proc)
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.kill()
+        proc.wait(timeout=30)
+        for ckpt in run.glob("*.pt"):
+            assert load_checkpoint(ckpt)["model"], ckpt
+        json.loads((run / "history.json").read_text())

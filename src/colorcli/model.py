@@ -39,6 +39,8 @@ class ModelConfig:
     4:2:0 subsampling stores it (and so do the CIFAR JPEGs it trains on); 1 predicts
     at full resolution. ``norm`` "batch" or "group" (GroupNorm does not depend on
     the batch, so distributed CPU runs match single-process ones exactly).
+    ``aux_logmse`` adds that weight times the per-image log-MSE of the bins head's
+    posterior mean to its cross-entropy (the quantity mean per-image PSNR averages).
     """
 
     arch: str = "unet"
@@ -53,6 +55,7 @@ class ModelConfig:
     saturation: float = 1.0
     head_scale: int = 2
     norm: str = "batch"
+    aux_logmse: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -221,7 +224,11 @@ class UNet(Colorizer):
         if target.shape[-2:] != raw.shape[-2:]:
             target = F.adaptive_avg_pool2d(target, raw.shape[-2:])  # (B, 2, H/s, W/s)
         if self.bins is not None:
-            return self.bins.loss(raw, target)
+            loss = self.bins.loss(raw, target)
+            if self.config.aux_logmse:
+                mean = self.bins.decode(raw, temperature=1.0, prior_correction=1.0)  # (B, 2, H/s, W/s)
+                loss = loss + self.config.aux_logmse * regression_loss(mean, target, "logmse")
+            return loss
         return regression_loss(torch.tanh(raw.float()) * 128.0, target, self.config.loss)
 
 
