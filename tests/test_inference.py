@@ -21,6 +21,7 @@ from colorcli.inference import (
     run_jobs,
     working_size,
 )
+from helpers import colour_image
 
 
 def luma(path_or_image) -> np.ndarray:
