@@ -9,6 +9,7 @@ full-resolution luma, so the output's luminance is the input's.
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from colorcli.errors import InputError
+from colorcli.errors import ColorcliError, InputError
 
 TILE = 32
 DEFAULT_SCALE = 64
@@ -157,12 +158,22 @@ def _window(tile: int, overlap: int):
     return ramp[:, None] * ramp[None, :]  # (tile, tile)
 
 
-def predict_chroma(model, gray: np.ndarray, options: ColorizeOptions):
-    """Chrominance of a working-scale gray image: (h, w) uint8 -> (2, h, w) float tensor, -128..128.
+@dataclass(frozen=True)
+class _TileLayout:
+    h: int
+    w: int
+    ph: int  # padded to at least one tile
+    pw: int
+    rows: list[int]
+    cols: list[int]
 
-    The image is reflect-padded to at least one tile, cut into overlapping tiles,
-    run through the model in batches, and the tiles' chrominance is blended.
-    """
+    @property
+    def count(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+
+def _cut_tiles(gray: np.ndarray, overlap: int):
+    """Overlapping 32x32 tiles of an (h, w) uint8 image: (T, 1, 32, 32) float tensor and their layout."""
     import torch
     import torch.nn.functional as F
 
@@ -172,38 +183,78 @@ def predict_chroma(model, gray: np.ndarray, options: ColorizeOptions):
     if (ph, pw) != (h, w):
         mode = "reflect" if min(h, w) > 1 and ph - h < h and pw - w < w else "replicate"
         y = F.pad(y, (0, pw - w, 0, ph - h), mode=mode)  # (1, 1, ph, pw)
-    stride = TILE - options.overlap
-    ys, xs = _tile_starts(ph, TILE, stride), _tile_starts(pw, TILE, stride)
-    tiles = torch.stack([y[0, :, r : r + TILE, c : c + TILE] for r in ys for c in xs])  # (T, 1, 32, 32)
-    device = next(model.parameters()).device
-    with torch.inference_mode():
-        chroma = torch.cat(
-            [model(b.to(device)).float().cpu() for b in tiles.split(options.tile_batch)]
-        )  # (T, 2, 32, 32)
-    weight = _window(TILE, options.overlap)
-    acc = torch.zeros(2, ph, pw)
-    norm = torch.zeros(1, ph, pw)
-    for i, (r, c) in enumerate((r, c) for r in ys for c in xs):
+    stride = TILE - overlap
+    layout = _TileLayout(h, w, ph, pw, _tile_starts(ph, TILE, stride), _tile_starts(pw, TILE, stride))
+    tiles = torch.stack([y[0, :, r : r + TILE, c : c + TILE] for r in layout.rows for c in layout.cols])
+    return tiles, layout  # (T, 1, 32, 32)
+
+
+def _blend(chroma, layout: _TileLayout, overlap: int):
+    """Blend tile chrominance (T, 2, 32, 32) with the smooth window into (2, h, w)."""
+    import torch
+
+    weight = _window(TILE, overlap)
+    acc = torch.zeros(2, layout.ph, layout.pw)
+    norm = torch.zeros(1, layout.ph, layout.pw)
+    for i, (r, c) in enumerate((r, c) for r in layout.rows for c in layout.cols):
         acc[:, r : r + TILE, c : c + TILE] += chroma[i] * weight
         norm[:, r : r + TILE, c : c + TILE] += weight
-    return (acc / norm)[:, :h, :w] * options.saturation  # (2, h, w)
+    return (acc / norm)[:, : layout.h, : layout.w]  # (2, h, w)
+
+
+def predict_chroma_many(model, grays: list[np.ndarray], options: ColorizeOptions) -> list:
+    """Chrominance of working-scale gray images, (h, w) uint8 each -> (2, h, w) float tensors in -128..128.
+
+    Every image is reflect-padded to at least one tile and cut into overlapping
+    tiles; the tiles of all images go through the model together in batches of
+    ``tile_batch``, and each image's tiles are blended back.
+    """
+    import torch
+
+    cut = [_cut_tiles(g, options.overlap) for g in grays]
+    tiles = torch.cat([t for t, _ in cut])  # (sum T, 1, 32, 32)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        chroma = torch.cat([model(b.to(device)).float().cpu() for b in tiles.split(options.tile_batch)])
+    per_image = chroma.split([layout.count for _, layout in cut])  # each (T_i, 2, 32, 32)
+    return [
+        _blend(c, layout, options.overlap) * options.saturation for c, (_, layout) in zip(per_image, cut, strict=True)
+    ]
+
+
+def predict_chroma(model, gray: np.ndarray, options: ColorizeOptions):
+    """Chrominance of one working-scale gray image: (h, w) uint8 -> (2, h, w), -128..128."""
+    return predict_chroma_many(model, [gray], options)[0]
+
+
+def _working_gray(gray: Image.Image, scale: int) -> np.ndarray:
+    """The luma the model sees: shorter side `scale` pixels (never enlarged), as (h, w) uint8."""
+    w, h = gray.size
+    ww, wh = working_size(w, h, scale)
+    if (ww, wh) == (w, h):
+        return np.array(gray)
+    resample = Image.Resampling.BOX if ww * 2 < w else Image.Resampling.BILINEAR
+    return np.array(gray.resize((ww, wh), resample))
+
+
+def _full_resolution(gray: Image.Image, chroma) -> Image.Image:
+    """Upsample working-scale chrominance (2, h, w) bicubically and join it with the full-size luma."""
+    planes = (chroma + 128).round().clamp(0, 255).byte().numpy()  # (2, h, w)
+    cb, cr = (Image.fromarray(p, "L") for p in planes)
+    if cb.size != gray.size:
+        cb, cr = (p.resize(gray.size, Image.Resampling.BICUBIC) for p in (cb, cr))
+    return compose_rgb(gray, cb, cr)
+
+
+def colorize_grays(model, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
+    """Colorize 8-bit gray images together; each RGB result has its input's size and luma."""
+    chroma = predict_chroma_many(model, [_working_gray(g, options.scale) for g in grays], options)
+    return [_full_resolution(g, c) for g, c in zip(grays, chroma, strict=True)]
 
 
 def colorize_gray(model, gray: Image.Image, options: ColorizeOptions) -> Image.Image:
-    """Colorize an 8-bit gray image; the RGB result has its size and (to within rounding) its luma."""
-    w, h = gray.size
-    ww, wh = working_size(w, h, options.scale)
-    small = (
-        gray
-        if (ww, wh) == (w, h)
-        else gray.resize((ww, wh), Image.Resampling.BOX if ww * 2 < w else Image.Resampling.BILINEAR)
-    )
-    chroma = predict_chroma(model, np.array(small), options)  # (2, wh, ww)
-    planes = (chroma + 128).round().clamp(0, 255).byte().numpy()  # (2, wh, ww)
-    cb, cr = (Image.fromarray(p, "L") for p in planes)
-    if (ww, wh) != (w, h):
-        cb, cr = (p.resize((w, h), Image.Resampling.BICUBIC) for p in (cb, cr))
-    return compose_rgb(gray, cb, cr)
+    """Colorize one 8-bit gray image; the RGB result has its size and (to within rounding) its luma."""
+    return colorize_grays(model, [gray], options)[0]
 
 
 def compose_rgb(gray: Image.Image, cb: Image.Image, cr: Image.Image, strip: int = 512) -> Image.Image:
@@ -338,17 +389,33 @@ class BatchReport:
     def exit_code(self) -> int:
         return 1 if self.failed else 0
 
+    def count(self, status: str) -> None:
+        if status == "ok":
+            self.done += 1
+        elif status == "skipped":
+            self.skipped += 1
+        else:
+            self.failed += 1
+
 
 def run_jobs(
-    model, jobs: list[Job], options: ColorizeOptions, overwrite: bool = False, as_json: bool = False, err_console=None
+    model,
+    jobs: list[Job],
+    options: ColorizeOptions,
+    overwrite: bool = False,
+    as_json: bool = False,
+    err_console=None,
+    batch_pixels: int = 16_000_000,
+    batch_files: int = 64,
 ) -> BatchReport:
-    """Colorize every job; a failing file is reported on stderr and the batch goes on."""
-    import json
+    """Colorize every job; a failing file is reported on stderr and the batch goes on.
+
+    Files are loaded in groups (at most ``batch_files`` files or ``batch_pixels``
+    pixels, which bounds memory) whose tiles share model calls.
+    """
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from colorcli.errors import ColorcliError
 
     report = BatchReport()
     inputs = {j.src.resolve() for j in jobs}
@@ -360,49 +427,63 @@ def run_jobs(
         TimeElapsedColumn(),
         console=err_console,
         disable=as_json or err_console is None or len(jobs) < 2,
-        transient=False,
     )
+
+    def finish(job: Job, status: str, seconds: float, error: str | None = None) -> None:
+        report.count(status)
+        if error and err_console is not None:
+            progress.console.print(f"error: {error}", style="red", highlight=False, soft_wrap=True, markup=False)
+        if as_json:
+            record = {"input": str(job.src), "output": str(job.dst), "status": status, "seconds": round(seconds, 4)}
+            if error:
+                record["error"] = error
+            print(json.dumps(record), flush=True)
+        done = report.done + report.skipped + report.failed
+        progress.update(task, completed=done, ips=done / max(time.perf_counter() - t_start, 1e-9))
+
     with progress:
         task = progress.add_task("", total=len(jobs), ips=0.0)
         t_start = time.perf_counter()
-        for job in jobs:
+        pending: list[tuple[Job, LoadedImage, float]] = []
+        pixels = 0
+        for n, job in enumerate(jobs):
             t0 = time.perf_counter()
-            status, error = "ok", None
-            try:
-                if job.dst.resolve() in inputs:
-                    raise InputError(f"{job.src}: output {job.dst} would overwrite an input; choose another -o")
-                if job.dst.exists() and not overwrite:
-                    status = "skipped"
-                else:
-                    job.dst.parent.mkdir(parents=True, exist_ok=True)
-                    loaded = colorize_file(model, job.src, job.dst, options)
-                    if loaded.note and err_console is not None and not as_json:
-                        err_console.print(f"note: {job.src}: {loaded.note}", highlight=False)
-            except ColorcliError as e:
-                status, error = "failed", str(e)
-            except OSError as e:  # disk full, permissions: name the file, go on with the rest
-                status, error = "failed", f"{job.src}: cannot write {job.dst}: {e.strerror or e}"
-            if status == "ok":
-                report.done += 1
-            elif status == "skipped":
-                report.skipped += 1
+            if job.dst.resolve() in inputs:
+                finish(job, "failed", 0.0, f"{job.src}: output {job.dst} would overwrite an input; choose another -o")
+            elif job.dst.exists() and not overwrite:
+                finish(job, "skipped", 0.0)
             else:
-                report.failed += 1
-                if err_console is not None:
-                    progress.console.print(f"error: {error}", style="red", highlight=False, soft_wrap=True)
-            if as_json:
-                record = {
-                    "input": str(job.src),
-                    "output": str(job.dst),
-                    "status": status,
-                    "seconds": round(time.perf_counter() - t0, 4),
-                }
-                if error:
-                    record["error"] = error
-                print(json.dumps(record), flush=True)
-            progress.update(
-                task,
-                advance=1,
-                ips=(report.done + report.skipped + report.failed) / max(time.perf_counter() - t_start, 1e-9),
-            )
+                try:
+                    loaded = load_image(job.src, options.max_pixels)
+                except ColorcliError as e:
+                    finish(job, "failed", time.perf_counter() - t0, str(e))
+                else:
+                    pending.append((job, loaded, time.perf_counter() - t0))
+                    pixels += loaded.gray.size[0] * loaded.gray.size[1]
+            if pending and (pixels >= batch_pixels or len(pending) >= batch_files or n == len(jobs) - 1):
+                _colorize_group(model, pending, options, finish, err_console, as_json)
+                pending, pixels = [], 0
     return report
+
+
+def _colorize_group(model, pending, options: ColorizeOptions, finish, err_console, as_json: bool) -> None:
+    """Colorize loaded files together and save each; per-file errors go to `finish`."""
+    import time
+
+    t0 = time.perf_counter()
+    results = colorize_grays(model, [loaded.gray for _, loaded, _ in pending], options)
+    share = (time.perf_counter() - t0) / len(pending)
+    for (job, loaded, load_s), rgb in zip(pending, results, strict=True):
+        t1 = time.perf_counter()
+        try:
+            job.dst.parent.mkdir(parents=True, exist_ok=True)
+            save_result(rgb, loaded, job.dst)
+        except ColorcliError as e:
+            finish(job, "failed", load_s + share + time.perf_counter() - t1, str(e))
+            continue
+        except OSError as e:  # disk full, permissions: name the file, go on with the rest
+            finish(job, "failed", load_s + share, f"{job.src}: cannot write {job.dst}: {e.strerror or e}")
+            continue
+        if loaded.note and err_console is not None and not as_json:
+            err_console.print(f"note: {job.src}: {loaded.note}", highlight=False, markup=False)
+        finish(job, "ok", load_s + share + time.perf_counter() - t1)

@@ -1,0 +1,97 @@
+"""Wall time and peak memory of `colorcli colorize` next to the Pillow floor, in one run.
+
+    python benchmarks/colorize_speed.py            # 12 MP photo, 2000 small files, --help
+    python benchmarks/colorize_speed.py --large    # also a 50 MP photo
+
+The floor is a fresh Python process that only decodes the JPEG with Pillow,
+converts it to gray and writes the RGB PNG; colorcli runs as a fresh process
+too, so process start and imports count on both sides. Each figure is the
+median of --repeat runs; peak memory is the child's maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOOR = "import sys; from PIL import Image; Image.open(sys.argv[1]).convert('L').convert('RGB').save(sys.argv[2])"
+
+
+def run(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one child process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def median_run(cmd: list[str], repeat: int) -> tuple[float, float]:
+    runs = [run(cmd) for _ in range(repeat)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def photo(path: Path, width: int, height: int) -> None:
+    """A photo-like JPEG: the example photo enlarged, with sensor-like noise."""
+    base = Image.open(ROOT / "examples" / "chelsea-gray.png").convert("RGB").resize((width, height), Image.BICUBIC)
+    rng = np.random.default_rng(0)
+    arr = np.asarray(base, dtype=np.int16) + rng.integers(-6, 7, (height, width, 1), dtype=np.int16)
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--small", type=int, default=2000, help="number of 32x32 files for the throughput figure")
+    ap.add_argument("--large", action="store_true", help="also colorize a 50-megapixel photo")
+    args = ap.parse_args()
+    colorcli = [sys.executable, "-m", "colorcli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        sizes = [(4000, 3000)] + ([(8660, 5773)] if args.large else [])
+        for w, h in sizes:
+            src = tmp / f"photo{w}.jpg"
+            photo(src, w, h)
+            floor_s, floor_mb = median_run([sys.executable, "-c", FLOOR, str(src), str(tmp / "floor.png")], args.repeat)
+            ours_s, ours_mb = median_run(
+                colorcli + ["colorize", str(src), "-o", str(tmp / "out.png"), "--overwrite"], args.repeat
+            )
+            mp = w * h / 1e6
+            print(
+                f"{mp:.0f} MP {w}x{h} JPEG -> PNG: Pillow floor {floor_s:.2f} s {floor_mb:.0f} MiB | "
+                f"colorcli {ours_s:.2f} s {ours_mb:.0f} MiB | time ratio {ours_s / floor_s:.2f}x"
+            )
+
+        small = tmp / "small"
+        small.mkdir()
+        for i in range(args.small):
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32), dtype=np.uint8)).save(
+                small / f"{i}.png"
+            )
+        one_s, _ = median_run(
+            colorcli + ["colorize", str(small / "0.png"), "-o", str(tmp / "one.png"), "--overwrite"], args.repeat
+        )
+        many_s, many_mb = run(colorcli + ["colorize", str(small), "-o", str(tmp / "many"), "--overwrite"])
+        print(
+            f"{args.small} files of 32x32: {many_s:.2f} s in all, {args.small / many_s:.0f} images/s including "
+            f"start-up, {args.small / max(many_s - one_s, 1e-9):.0f} images/s after start-up ({one_s:.2f} s), "
+            f"{many_mb:.0f} MiB"
+        )
+        help_s, _ = median_run(colorcli + ["--help"], args.repeat)
+        print(f"colorcli --help: {help_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
