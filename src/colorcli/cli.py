@@ -79,7 +79,7 @@ def train(
     resume: Annotated[Path | None, typer.Option(help="Continue a run from its last.pt.")] = None,
     device: Device = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = 0,
-    data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder [default: ~/.cache/colorcli].")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder (default: ~/.cache/colorcli).")] = None,
     mirror: Annotated[
         str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
     ] = None,
@@ -93,7 +93,7 @@ def train(
     norm: Annotated[str, typer.Option(help="unet normalisation: batch or group (batch-independent).")] = "batch",
     schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
     compile: Annotated[bool, typer.Option("--compile", help="Compile the model with torch.compile.")] = False,
-    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads [default: cores / local processes].")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: cores / local processes).")] = None,
     debug: Debug = False,
 ) -> None:
     """Train a colorizer on CIFAR or your own images; keeps the best checkpoint."""
@@ -135,12 +135,12 @@ def train(
 @app.command("eval")
 def evaluate(
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) [default: shipped model].")
+        Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
     dataset: Annotated[
         str, typer.Option(help="cifar10, cifar100 (their test splits) or a folder of colour images.")
     ] = "cifar10",
-    data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder [default: ~/.cache/colorcli].")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder (default: ~/.cache/colorcli).")] = None,
     mirror: Annotated[
         str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
     ] = None,
@@ -276,14 +276,14 @@ def colorize(
         Path, typer.Option("-o", "--output", help="Output file (one input) or folder.", show_default=False)
     ],
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) [default: shipped model].")
+        Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
     device: Device = "auto",
     scale: Annotated[
         int | None,
         typer.Option(
             min=8,
-            help="Shorter side in pixels at which the model sees each photo [default: 64]; "
+            help="Shorter side in pixels at which the model sees each photo (default: 64); "
             "larger finds finer colour regions, smaller gives each 32x32 tile more context.",
         ),
     ] = None,
@@ -303,7 +303,7 @@ def colorize(
         bool, typer.Option("--json", help="Print one JSON line per file: input, output, status, seconds.")
     ] = False,
     max_pixels: Annotated[
-        int | None, typer.Option(min=1, help="Refuse larger images (decompression-bomb guard) [default: 200M].")
+        int | None, typer.Option(min=1, help="Refuse larger images (decompression-bomb guard) (default: 200M).")
     ] = None,
     debug: Debug = False,
 ) -> None:
