@@ -163,6 +163,23 @@ def test_decompression_bomb_is_refused_with_the_option_to_raise(tmp_path):
     Image.new("L", (400, 300)).save(p)
     with pytest.raises(InputError, match="--max-pixels"):
         load_image(p, max_pixels=10_000)
+    assert load_image(p, max_pixels=120_000).gray.size == (400, 300)
+
+
+def test_pillow_limit_does_not_override_a_raised_max_pixels(tmp_path, monkeypatch):
+    p = tmp_path / "wide.png"
+    Image.new("L", (300, 200)).save(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow alone would call this a bomb
+    assert load_image(p, max_pixels=100_000).gray.size == (300, 200)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+def test_cmyk_profile_is_not_attached_to_rgb_output(tmp_path, tiny_model):
+    from colorcli.inference import _rgb_profile
+
+    fake_cmyk = bytes(16) + b"CMYK" + bytes(108)
+    assert _rgb_profile(fake_cmyk) is None
+    assert _rgb_profile(bytes(16) + b"RGB " + bytes(108)) is not None
 
 
 def test_animated_gif_uses_the_first_frame(tmp_path):
@@ -227,18 +244,18 @@ FORMATS = {"png": "PNG", "jpg": "JPEG", "tif": "TIFF", "bmp": "BMP", "webp": "WE
 
 
 def encode(w: int, h: int, mode: str, ext: str) -> bytes:
+    """The image in that format, in its mode where the format can store it, else as RGB."""
     im = mode_image(mode, w, h)
-    fmt = FORMATS[ext]
-    if fmt in ("JPEG",) and im.mode not in ("L", "RGB", "CMYK"):
-        im = im.convert("RGB")
-    if fmt in ("BMP", "GIF", "WEBP") and im.mode in ("CMYK", "I;16", "LA"):
-        im = im.convert("RGB")
     buf = io.BytesIO()
-    im.save(buf, format=fmt)
+    try:
+        im.save(buf, format=FORMATS[ext])
+    except (OSError, KeyError, ValueError):
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, format=FORMATS[ext])
     return buf.getvalue()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     w=st.integers(1, 70),
     h=st.integers(1, 70),

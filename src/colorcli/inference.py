@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +92,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not an image")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(path)
+        im = _open_unlimited(path)  # the pixel limit is checked below, against max_pixels
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except Image.DecompressionBombError:
@@ -115,7 +112,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
         try:
             im.seek(0)
             im.load()
-            icc, exif = im.info.get("icc_profile"), None
+            icc, exif = _rgb_profile(im.info.get("icc_profile")), None
             im = ImageOps.exif_transpose(im)
             if "exif" in im.info:
                 exif = im.info["exif"]
@@ -124,6 +121,21 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
             raise InputError(f"{path}: cannot decode image ({_reason(e)})") from None
     note = f"used the first of its {frames} frames" if frames > 1 else None
     return LoadedImage(gray=gray, alpha=alpha, icc_profile=icc, exif=exif, note=note)
+
+
+def _open_unlimited(path: Path) -> Image.Image:
+    """Image.open without Pillow's own decompression-bomb limit, which --max-pixels replaces."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _rgb_profile(icc: bytes | None) -> bytes | None:
+    """The ICC profile if it describes RGB data (the output is RGB); a CMYK or gray profile is dropped."""
+    return icc if icc and len(icc) >= 20 and icc[16:20] == b"RGB " else None
 
 
 def _reason(e: BaseException) -> str:
