@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps
 
 from colorcli.errors import ColorcliError, InputError
 
@@ -269,23 +269,27 @@ def colorize_gray(model, gray: Image.Image, options: ColorizeOptions) -> Image.I
     return colorize_grays(model, [gray], options)[0]
 
 
-def compose_rgb(gray: Image.Image, cb: Image.Image, cr: Image.Image, strip: int = 512) -> Image.Image:
-    """Full-resolution RGB from 8-bit Y, Cb, Cr planes (Cb/Cr offset by 128), in row strips.
+def compose_rgb(gray: Image.Image, cb: Image.Image, cr: Image.Image) -> Image.Image:
+    """Full-resolution RGB from 8-bit Y, Cb, Cr planes (Cb and Cr offset by 128).
 
-    Chrominance is fitted into the RGB gamut per pixel so the output's luma is Y;
-    strips keep the float working memory bounded whatever the photo's size.
+    Pillow's fixed-point YCbCr conversion does the bulk of the pixels fast; where
+    it had to clip an out-of-gamut colour (which changes luma), the chrominance
+    is instead shrunk toward gray until it fits, so the output's luma stays Y.
     """
     import torch
 
     from colorcli.color import ycbcr_to_rgb_u8
 
-    w, h = gray.size
-    ys, cbs, crs = (np.asarray(p) for p in (gray, cb, cr))  # (h, w) uint8 each
-    out = np.empty((h, w, 3), dtype=np.uint8)
-    for r in range(0, h, strip):
-        y = torch.from_numpy(ys[r : r + strip].astype(np.float32))[None, None]  # (1, 1, s, w)
-        c = torch.from_numpy(np.stack([cbs[r : r + strip], crs[r : r + strip]]).astype(np.float32) - 128)[None]
-        out[r : r + strip] = ycbcr_to_rgb_u8(y, c)[0].permute(1, 2, 0).numpy()  # (s, w, 3)
+    rgb = Image.merge("YCbCr", (gray, cb, cr)).convert("RGB")
+    off = np.flatnonzero(np.asarray(ImageChops.difference(rgb.convert("L"), gray)) > 1)  # clipped pixels
+    if off.size == 0:
+        return rgb
+    out = np.array(rgb)  # (h, w, 3), writable
+    flat = out.reshape(-1, 3)  # (h*w, 3) view of out
+    y = torch.from_numpy(np.asarray(gray).reshape(-1)[off].astype(np.float32)).view(1, 1, -1, 1)  # (1, 1, k, 1)
+    c = np.stack([np.asarray(cb).reshape(-1)[off], np.asarray(cr).reshape(-1)[off]]).astype(np.float32) - 128
+    fixed = ycbcr_to_rgb_u8(y, torch.from_numpy(c).view(1, 2, -1, 1))  # (1, 3, k, 1)
+    flat[off] = fixed[0, :, :, 0].T.numpy()  # (k, 3)
     return Image.fromarray(out, "RGB")
 
 
