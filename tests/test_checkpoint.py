@@ -64,6 +64,21 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, tiny_checkpoint):
         load_checkpoint(cut)
 
 
+def test_garbage_is_called_corrupt_not_dangerous(tmp_path):
+    for i, blob in enumerate([b"hello world, not a checkpoint", b"\x80\x02garbage", bytes(range(256))]):
+        p = tmp_path / f"junk{i}.pt"
+        p.write_bytes(blob)
+        with pytest.raises(CheckpointError, match="truncated or corrupt"):
+            load_checkpoint(p)
+
+
+def test_checkpoint_without_weights_is_named(tmp_path):
+    p = tmp_path / "empty.pt"
+    save_checkpoint(p, {"metrics": {}})
+    with pytest.raises(CheckpointError, match="missing model_config, model"):
+        load_checkpoint(p)
+
+
 def test_unknown_version_and_foreign_file(tmp_path):
     p = tmp_path / "v99.pt"
     torch.save({"format": "colorcli-checkpoint", "version": 99}, p)

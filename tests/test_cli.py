@@ -31,7 +31,11 @@ def test_every_command_has_help(command):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys, colorcli.cli; print('torch' in sys.modules)"
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom colorcli.cli import app\n"
+        "r = CliRunner().invoke(app, ['colorize', '--help'])\nassert r.exit_code == 0\n"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -40,7 +44,9 @@ def test_colorize_usage_errors_exit_2(tmp_path):
     assert invoke("colorize", tmp_path / "a.png").exit_code == 2  # no -o
     colour_image(8, 8).save(tmp_path / "a.png")
     r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out.xyz")
-    assert r.exit_code == 1 and "out.xyz" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "out.xyz" in r.output and "Traceback" not in r.output
+    r = invoke("colorize", tmp_path / "a.png", tmp_path / "a.png", "-o", tmp_path / "o", "--format", "xyz")
+    assert r.exit_code == 2 and "cannot write this format" in r.output
 
 
 def test_colorize_bad_checkpoint_is_one_line(tmp_path):

@@ -62,6 +62,17 @@ def test_find_images_any_case_and_nested(tmp_path):
     assert [p.name for p in find_images(tmp_path)] == ["A B.JPG"]
 
 
+def test_rank_shards_are_disjoint_and_equal():
+    """What train.py does under torchrun: full batches only, then order[rank::world]."""
+    n, batch, world = 23, 8, 2
+    order = epoch_order(n, seed=0, epoch=0)
+    steps = n // batch
+    shards = [order[: steps * batch][r::world] for r in range(world)]
+    assert len({len(s) for s in shards}) == 1
+    assert len(list(iter_batches(shards[0], batch // world))) == len(list(iter_batches(shards[1], batch // world)))
+    assert not set(shards[0].tolist()) & set(shards[1].tolist())
+
+
 def test_split_is_disjoint_complete_and_reproducible():
     tr, va = split_indices(100, 0.1, seed=3)
     assert len(va) == 10 and len(tr) == 90

@@ -188,6 +188,13 @@ def test_animated_gif_uses_the_first_frame(tmp_path):
     frames[0].save(p, save_all=True, append_images=frames[1:])
     loaded = load_image(p)
     assert "first of its 3 frames" in loaded.note
+    for cut in (0.3, 0.6, 0.9):  # truncated animations fail cleanly, whatever Pillow raises inside
+        q = tmp_path / f"cut{cut}.gif"
+        q.write_bytes(p.read_bytes()[: int(len(p.read_bytes()) * cut)])
+        try:
+            load_image(q)
+        except InputError as e:
+            assert q.name in str(e)
 
 
 # ---- planning and batches
@@ -207,6 +214,22 @@ def test_plan_single_file_and_folder_naming(tmp_path):
     assert names == ["other one.png", "photo_jpg.png", "photo_png.png"]
     with pytest.raises(UsageError):
         plan_jobs([], tmp_path / "out")
+
+
+def test_same_names_in_different_folders_never_collide(tmp_path):
+    for sub in ("a", "b", "c"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        colour_image(8, 8).save(tmp_path / "in" / sub / "photo.png")
+    colour_image(8, 8).save(tmp_path / "in" / "c" / "photo.jpg")
+    (tmp_path / "flat").mkdir()
+    colour_image(8, 8).save(tmp_path / "flat" / "photo_png.png")
+    colour_image(8, 8).save(tmp_path / "flat" / "photo.png")
+    colour_image(8, 8).save(tmp_path / "flat" / "photo.jpg")
+    jobs = plan_jobs(
+        [tmp_path / "in" / "a", tmp_path / "in" / "b", tmp_path / "in" / "c", tmp_path / "flat"], tmp_path / "out"
+    )
+    dsts = [str(j.dst).lower() for j in jobs]
+    assert len(dsts) == len(set(dsts)) == 7
 
 
 def test_batch_goes_on_after_a_bad_file_and_skips_existing(tmp_path, tiny_model, capsys):

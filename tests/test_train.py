@@ -70,12 +70,12 @@ class StopAfter:
 
 def test_interrupt_then_resume_matches_an_uninterrupted_run(image_folder, tmp_path, monkeypatch):
     train(config(image_folder, tmp_path / "full"), TINY)
-    monkeypatch.setattr(train_mod, "StopFlag", StopAfter(4))  # stops mid-way through epoch 2
+    monkeypatch.setattr(train_mod, "StopFlag", StopAfter(4))  # 2 steps + 1 end-of-epoch check, then step 1 of epoch 2
     with pytest.raises(Interrupted) as e:
         train(config(image_folder, tmp_path / "cut"), TINY)
     assert "--resume" in str(e.value) and e.value.exit_code == 130
     state = load_checkpoint(tmp_path / "cut" / "last.pt")
-    assert (state["epoch"], state["step"]) == (1, 2)
+    assert (state["epoch"], state["step"]) == (1, 1)
     monkeypatch.undo()
     train(config(image_folder, tmp_path / "ignored"), TINY, resume=tmp_path / "cut" / "last.pt")
     full = json.loads((tmp_path / "full" / "history.json").read_text())

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from colorcli.errors import CheckpointError
+from colorcli.errors import CheckpointError, first_line
 
 FORMAT = "colorcli-checkpoint"
 FORMAT_VERSION = 1
@@ -37,17 +37,20 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask can only be read by setting it
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -67,13 +70,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsupported content"
+        if not zipfile.is_zipfile(path) or "Unsupported operand" in str(e):
+            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?)") from None
         raise CheckpointError(
             f"{path}: refused to load: the file contains Python objects other than weights, "
-            f"which could run code ({first[:160]})"
+            f"which could run code ({first_line(e)})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {_one_line(e)}") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types on damaged files
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a colorcli checkpoint")
     if ckpt.get("version") != FORMAT_VERSION:
@@ -81,12 +85,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             f"{path}: checkpoint format version {ckpt.get('version')} is not supported "
             f"(this colorcli reads version {FORMAT_VERSION})"
         )
+    missing = [k for k in ("model_config", "model") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint, missing {', '.join(missing)}")
     return ckpt
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:200] if text else type(e).__name__
 
 
 def model_from_state(model_config: dict[str, Any], state: dict[str, Any], source: Path):  # -> Colorizer
@@ -158,7 +160,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
         decoded = {k: json.loads(v) for k, v in meta.items() if k != "format"}
         config = decoded.pop("model_config")
     except (SafetensorError, KeyError, ValueError, OSError) as e:
-        raise CheckpointError(f"{path}: not a readable colorcli safetensors file: {_one_line(e)}") from None
+        raise CheckpointError(f"{path}: not a readable colorcli safetensors file: {first_line(e)}") from None
     return config, state, decoded
 
 

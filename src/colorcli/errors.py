@@ -29,3 +29,9 @@ class DataError(ColorcliError):
 
 class TrainingError(ColorcliError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (or its type), for one-line reports."""
+    text = str(e).strip().splitlines()
+    return text[0][:limit] if text else type(e).__name__

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageChops, ImageOps
 
-from colorcli.errors import ColorcliError, InputError
+from colorcli.errors import ColorcliError, InputError, UsageError, first_line
 
 TILE = 32
 DEFAULT_SCALE = 64
@@ -91,34 +92,34 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not an image")
-    try:
-        im = _open_unlimited(path)  # the pixel limit is checked below, against max_pixels
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except Image.DecompressionBombError:
-        raise InputError(
-            f"{path}: image is too large (decompression bomb?); raise --max-pixels if you trust it"
-        ) from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise InputError(f"{path}: not a readable image ({_reason(e)})") from None
-    with im:
-        w, h = im.size
-        if w * h > max_pixels:
-            raise InputError(
-                f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
-                "(a decompression bomb?); raise it with --max-pixels if you trust the file"
-            )
-        frames = getattr(im, "n_frames", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
         try:
-            im.seek(0)
-            im.load()
-            icc, exif = _rgb_profile(im.info.get("icc_profile")), None
-            im = ImageOps.exif_transpose(im)
-            if "exif" in im.info:
-                exif = im.info["exif"]
-            gray, alpha = _to_gray(im), _alpha(im)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-            raise InputError(f"{path}: cannot decode image ({_reason(e)})") from None
+            im = _open_unlimited(path)  # the pixel limit is checked below, against max_pixels
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such file") from None
+        except PermissionError:
+            raise InputError(f"{path}: permission denied") from None
+        except Exception as e:  # noqa: BLE001 - any failure to identify the file is a bad input
+            raise InputError(f"{path}: not a readable image ({first_line(e)})") from None
+        with im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise InputError(
+                    f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
+                    "(a decompression bomb?); raise it with --max-pixels if you trust the file"
+                )
+            try:
+                frames = getattr(im, "n_frames", 1)
+                im.seek(0)
+                im.load()
+                icc, exif = _rgb_profile(im.info.get("icc_profile")), None
+                im = ImageOps.exif_transpose(im)
+                if "exif" in im.info:
+                    exif = im.info["exif"]
+                gray, alpha = _to_gray(im), _alpha(im)
+            except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
+                raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
     note = f"used the first of its {frames} frames" if frames > 1 else None
     return LoadedImage(gray=gray, alpha=alpha, icc_profile=icc, exif=exif, note=note)
 
@@ -136,11 +137,6 @@ def _open_unlimited(path: Path) -> Image.Image:
 def _rgb_profile(icc: bytes | None) -> bytes | None:
     """The ICC profile if it describes RGB data (the output is RGB); a CMYK or gray profile is dropped."""
     return icc if icc and len(icc) >= 20 and icc[16:20] == b"RGB " else None
-
-
-def _reason(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:160] if text else type(e).__name__
 
 
 def working_size(width: int, height: int, scale: int) -> tuple[int, int]:
@@ -298,7 +294,7 @@ def output_format(path: Path) -> tuple[str, bool]:
     try:
         return OUTPUT_FORMATS[path.suffix.lower()]
     except KeyError:
-        raise InputError(f"{path}: cannot write this format; use one of {', '.join(OUTPUT_FORMATS)}") from None
+        raise UsageError(f"{path}: cannot write this format; use one of {', '.join(OUTPUT_FORMATS)}") from None
 
 
 def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
@@ -313,7 +309,7 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     params: dict[str, Any] = {}
     if loaded.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["icc_profile"] = loaded.icc_profile
-    if loaded.exif and fmt in ("PNG", "JPEG", "WEBP"):
+    if loaded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["exif"] = loaded.exif
     if fmt == "JPEG":
         params.update(quality=95, subsampling=0)
@@ -373,8 +369,6 @@ def plan_jobs(inputs: list[Path], output: Path, recursive: bool = False, fmt: st
     (photo.jpg and photo.png) are told apart by their original suffix
     (photo_jpg.png, photo_png.png), so nothing is silently overwritten.
     """
-    from colorcli.errors import UsageError
-
     files = expand_inputs(inputs, recursive)
     if not files:
         raise UsageError("no input images found")
@@ -384,14 +378,18 @@ def plan_jobs(inputs: list[Path], output: Path, recursive: bool = False, fmt: st
         return [Job(files[0][0], output)]
     suffix = "." + fmt.lower().lstrip(".")
     output_format(Path("x" + suffix))
-    by_name: dict[Path, list[tuple[Path, Path]]] = {}
+    by_name: dict[Path, list[Path]] = {}
     for src, rel in files:
-        by_name.setdefault(rel, []).append((src, rel))
-    jobs = []
-    for rel, group in by_name.items():
-        for src, _ in group:
-            name = rel if len(group) == 1 else rel.with_name(f"{rel.name}_{src.suffix.lstrip('.').lower()}")
-            jobs.append(Job(src, output / f"{name}{suffix}"))
+        by_name.setdefault(rel, []).append(src)
+    jobs, taken = [], set()
+    for rel, sources in by_name.items():
+        for src in sources:
+            name = rel if len(sources) == 1 else rel.with_name(f"{rel.name}_{src.suffix.lstrip('.').lower()}")
+            dst, n = output / f"{name}{suffix}", 1
+            while str(dst).lower() in taken:  # still taken (case-insensitive file systems too): count up
+                dst, n = output / f"{name}-{n}{suffix}", n + 1
+            taken.add(str(dst).lower())
+            jobs.append(Job(src, dst))
     return jobs
 
 
@@ -445,7 +443,7 @@ def run_jobs(
         disable=as_json or err_console is None or len(jobs) < 2,
     )
 
-    def finish(job: Job, status: str, seconds: float, error: str | None = None) -> None:
+    def finish(job: Job, status: str, seconds: float, error: str | None = None, note: str | None = None) -> None:
         report.count(status)
         if error and err_console is not None:
             progress.console.print(f"error: {error}", style="red", highlight=False, soft_wrap=True, markup=False)
@@ -453,6 +451,8 @@ def run_jobs(
             record = {"input": str(job.src), "output": str(job.dst), "status": status, "seconds": round(seconds, 4)}
             if error:
                 record["error"] = error
+            if note:
+                record["note"] = note
             print(json.dumps(record), flush=True)
         done = report.done + report.skipped + report.failed
         progress.update(task, completed=done, ips=done / max(time.perf_counter() - t_start, 1e-9))
@@ -487,19 +487,24 @@ def _colorize_group(model, pending, options: ColorizeOptions, finish, err_consol
     import time
 
     t0 = time.perf_counter()
-    results = colorize_grays(model, [loaded.gray for _, loaded, _ in pending], options)
+    try:
+        results = colorize_grays(model, [loaded.gray for _, loaded, _ in pending], options)
+    except (RuntimeError, MemoryError) as e:  # out of memory on a huge group: report, go on with the rest
+        for job, _, load_s in pending:
+            finish(job, "failed", load_s, f"{job.src}: colorizing failed ({first_line(e)})")
+        return
     share = (time.perf_counter() - t0) / len(pending)
     for (job, loaded, load_s), rgb in zip(pending, results, strict=True):
         t1 = time.perf_counter()
         try:
             job.dst.parent.mkdir(parents=True, exist_ok=True)
             save_result(rgb, loaded, job.dst)
-        except ColorcliError as e:
-            finish(job, "failed", load_s + share + time.perf_counter() - t1, str(e))
-            continue
-        except OSError as e:  # disk full, permissions: name the file, go on with the rest
-            finish(job, "failed", load_s + share, f"{job.src}: cannot write {job.dst}: {e.strerror or e}")
+        except (OSError, ValueError) as e:  # disk full, permissions, metadata the format refuses
+            reason = getattr(e, "strerror", None) or first_line(e)
+            finish(
+                job, "failed", load_s + share + time.perf_counter() - t1, f"{job.src}: cannot write {job.dst}: {reason}"
+            )
             continue
         if loaded.note and err_console is not None and not as_json:
             err_console.print(f"note: {job.src}: {loaded.note}", highlight=False, markup=False)
-        finish(job, "ok", load_s + share + time.perf_counter() - t1)
+        finish(job, "ok", load_s + share + time.perf_counter() - t1, note=loaded.note)

@@ -124,6 +124,9 @@ class StopFlag:
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # asked twice: stop now, the way Python normally would
+            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
+            signal.raise_signal(signum)
         self.requested = True
 
     def __exit__(self, *exc: Any) -> None:
@@ -199,6 +202,22 @@ def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist
     return {"val_loss": totals[0].item() / n, "val_psnr": totals[1].item() / n, "val_gray_psnr": totals[2].item() / n}
 
 
+def _last_good(out: Path) -> str:
+    last = out / "last.pt"
+    return f"The last good checkpoint is {last}" if last.exists() else "No checkpoint was written yet"
+
+
+def _load_once(cfg: TrainConfig, d: Dist) -> torch.Tensor:
+    """The training images; under torchrun rank 0 downloads or caches first, the others then read."""
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else None
+    if d.world > 1 and not d.main:
+        dist.barrier()
+    data = load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror)
+    if d.world > 1 and d.main:
+        dist.barrier()
+    return data
+
+
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     atomic_write(out / "history.json", lambda f: f.write(json.dumps(history, indent=1).encode()))
 
@@ -245,8 +264,14 @@ def _train(
         state = load_checkpoint(resume)
         if "optimizer" not in state:
             raise CheckpointError(f"{resume}: has no training state to resume from (use the run's last.pt)")
-        cfg = replace(TrainConfig.from_dict(state["train_config"]), device=cfg.device, threads=cfg.threads)
+        # The run goes on where its checkpoint lies, with the settings it started with.
+        cfg = replace(
+            TrainConfig.from_dict(state["train_config"]), device=cfg.device, threads=cfg.threads, out=str(resume.parent)
+        )
         model_cfg = ModelConfig.from_dict(state["model_config"])
+    build_model(model_cfg)  # reject a bad architecture, head or loss before any data is loaded
+    if cfg.schedule not in SCHEDULES:
+        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
     say = console.print if (console is not None and d.main) else (lambda *a, **k: None)
     threads = set_cpu_threads(cfg.threads, d) if device.type == "cpu" else None
     if cfg.batch_size % d.world:
@@ -256,12 +281,14 @@ def _train(
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
 
-    data = load_dataset(cfg.dataset, Path(cfg.data_dir) if cfg.data_dir else None, train=True, mirror=cfg.mirror)
+    data = _load_once(cfg, d)
     if cfg.limit:
         data = data[: cfg.limit]
     train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
-    if len(train_idx) < local_batch:
+    if len(train_idx) < cfg.batch_size:
         raise UsageError(f"only {len(train_idx)} training images; lower --batch-size (now {cfg.batch_size})")
+    if len(val_idx) < d.world:
+        raise UsageError(f"only {len(val_idx)} validation images for {d.world} processes; raise --val-fraction")
     on_device = data.to(device)
     train_data, val_data = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
     del on_device
@@ -287,6 +314,8 @@ def _train(
         sched.load_state_dict(state["scheduler"])
         epoch, step, best, history = state["epoch"], state["step"], state["best_val"], list(state["history"])
         torch.set_rng_state(state["rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
         if epoch >= cfg.epochs:
             say(f"[green]{resume}: this run already finished all {cfg.epochs} epochs; nothing to do.[/]")
             return TrainResult(out / "best.pt", model)
@@ -324,12 +353,15 @@ def _train(
         }
         if kind == "last":
             payload.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), rng=torch.get_rng_state())
+            if device.type == "cuda":
+                payload["cuda_rng"] = torch.cuda.get_rng_state(device)
         return payload
 
     flags = torch.zeros(2, device=device)  # [stop requested, non-finite loss], summed over ranks
     with StopFlag() as stop, _progress(console if d.main else None) as progress:
         while epoch < cfg.epochs:
-            order = epoch_order(len(train_data), cfg.seed, epoch)[d.rank :: d.world]  # this rank's shard
+            # Every rank takes the same number of batches: a disjoint share of the epoch's full batches.
+            order = epoch_order(len(train_data), cfg.seed, epoch)[: steps_per_epoch * cfg.batch_size][d.rank :: d.world]
             task = progress.add_task(
                 f"epoch {epoch + 1}/{cfg.epochs}",
                 total=steps_per_epoch,
@@ -338,7 +370,7 @@ def _train(
                 val="-",
                 ips=0.0,
             )
-            t0, seen, run_loss = time.perf_counter(), 0, 0.0
+            t0, seen, run_loss = time.perf_counter(), 0, math.nan
             net.train()
             flips = epoch_flips(len(train_data), cfg.seed, epoch)
             for idx in iter_batches(order, local_batch, start=step):
@@ -360,7 +392,7 @@ def _train(
                 if flags[1].item():
                     raise TrainingError(
                         f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; stopped. "
-                        f"The last good checkpoint is {out / 'last.pt'}; try a lower --lr"
+                        f"{_last_good(out)}; try a lower --lr"
                     )
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -369,7 +401,7 @@ def _train(
                     sched.step()
                 step += 1
                 seen += rgb_u8.shape[0] * d.world
-                run_loss = loss.item() if step == 1 else 0.98 * run_loss + 0.02 * loss.item()
+                run_loss = loss.item() if math.isnan(run_loss) else 0.98 * run_loss + 0.02 * loss.item()
                 progress.update(task, advance=1, loss=run_loss, ips=seen / (time.perf_counter() - t0))
                 if flags[0].item():
                     if d.main:
@@ -377,6 +409,11 @@ def _train(
                     raise Interrupted(out / "last.pt")
             train_seconds = time.perf_counter() - t0
             metrics = validate(net, val_data, max(local_batch, 256), d, autocast)
+            if not math.isfinite(metrics["val_loss"]):
+                raise TrainingError(
+                    f"validation loss became {metrics['val_loss']} in epoch {epoch + 1}; stopped. "
+                    f"{_last_good(out)}; try a lower --lr"
+                )
             if cfg.schedule == "plateau":
                 sched.step(metrics["val_loss"])
             epoch, step = epoch + 1, 0
@@ -403,6 +440,8 @@ def _train(
                     save_checkpoint(out / "best.pt", checkpoint("best", row))
                 save_checkpoint(out / "last.pt", checkpoint("last"))
                 _write_history(out, history)
+            if stop.requested and epoch < cfg.epochs:  # the signal came during validation or saving
+                raise Interrupted(out / "last.pt")
     say(f"best validation loss {best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
     if d.world > 1:
         dist.barrier()
