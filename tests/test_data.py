@@ -164,3 +164,23 @@ def test_no_network_names_the_alternatives(tmp_path):
     with pytest.raises(DataError, match="--data-dir") as e:
         load_cifar("cifar10", tmp_path / "dl", train=True, mirror="http://127.0.0.1:9")
     assert "\n" not in str(e.value)
+
+
+def test_corrupt_download_is_fetched_again(cifar_server, tmp_path, monkeypatch):
+    """A half-downloaded archive and damaged batch files fail the checksum and are replaced."""
+    monkeypatch.setenv("COLORCLI_CIFAR_MIRROR", cifar_server)
+    root = tmp_path / "dl"
+    good = load_dataset("cifar10", root, train=True)
+    batch = root / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(batch.read_bytes()[:50])  # damaged on disk
+    archive = root / "cifar-10-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[:100])  # half-downloaded
+    assert torch.equal(load_dataset("cifar10", root, train=True), good)
+
+
+def test_mirror_serving_a_bad_archive_is_reported(cifar_server, tmp_path, monkeypatch):
+    from torchvision import datasets
+
+    monkeypatch.setattr(datasets.CIFAR10, "tgz_md5", "0" * 32)  # the served file can never match
+    with pytest.raises(DataError, match="cannot download cifar10"):
+        load_cifar("cifar10", tmp_path / "dl", train=True, mirror=cifar_server)
