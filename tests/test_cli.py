@@ -124,8 +124,19 @@ def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert scores["images"] == 24 and scores["gray_colorfulness"] == 0
     assert Image.open(tmp_path / "g.png").size[0] > 0
-    r = invoke("eval", "--checkpoint", run / "best.pt", "--dataset", image_folder, "--full-res", "--json")
+    r = invoke(
+        "eval",
+        "--checkpoint",
+        run / "best.pt",
+        "--dataset",
+        image_folder,
+        "--full-res",
+        "--json",
+        "--grid",
+        tmp_path / "p.png",
+    )
     assert r.exit_code == 0 and json.loads(r.stdout.strip().splitlines()[-1])["images"] == 24
+    assert Image.open(tmp_path / "p.png").height == 8 * 204 + 4
     src = next(image_folder.rglob("*.png"))
     r = invoke("colorize", src, "-o", tmp_path / "c.png", "--checkpoint", run / "best.pt")
     assert r.exit_code == 0 and Image.open(tmp_path / "c.png").size == Image.open(src).size

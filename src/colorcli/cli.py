@@ -168,7 +168,7 @@ def evaluate(
 
         from colorcli.checkpoint import load_model
         from colorcli.data import find_images, load_dataset
-        from colorcli.evaluate import evaluate_photos, evaluate_tensor, save_grid
+        from colorcli.evaluate import evaluate_photos, evaluate_tensor, save_grid, save_photo_grid
         from colorcli.inference import ColorizeOptions
         from colorcli.train import pick_device
 
@@ -190,14 +190,11 @@ def evaluate(
             if limit:
                 data = data[:limit]
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))
-        if grid is not None:
-            if data is None:
-                from colorcli.data import load_folder
-
-                data = load_folder(Path(dataset), show_progress=False)
-            save_grid(
-                model.cpu(), data.cpu()[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))], grid
-            )
+        if grid is not None and full_res:
+            save_photo_grid(model.cpu(), paths[:8], grid, opts)
+        elif grid is not None:
+            shuffled = data.cpu()[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))]
+            save_grid(model.cpu(), shuffled, grid)
         if json_out:
             print(json.dumps(result))
         else:

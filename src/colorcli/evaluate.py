@@ -94,6 +94,31 @@ def evaluate_photos(model, paths: list[Path], options) -> dict[str, Any]:
     return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf))
 
 
+def save_photo_grid(model, paths: list[Path], path: Path, options, height: int = 200) -> None:
+    """A PNG with one row per photo, colorized at full resolution, shown `height` pixels tall:
+    gray | colorized | original."""
+    from PIL import Image, ImageOps
+
+    from colorcli.checkpoint import atomic_write
+    from colorcli.inference import colorize_gray
+
+    rows = []
+    for p in paths:
+        with Image.open(p) as im:
+            truth = ImageOps.exif_transpose(im).convert("RGB")
+        gray = truth.convert("L")
+        trio = [gray.convert("RGB"), colorize_gray(model, gray, options), truth]
+        w = max(1, round(truth.width * height / truth.height))
+        rows.append([t.resize((w, height), Image.Resampling.LANCZOS) for t in trio])
+    pad = 4
+    width = max(3 * r[0].width + 4 * pad for r in rows)
+    sheet = Image.new("RGB", (width, len(rows) * (height + pad) + pad), "white")
+    for i, row in enumerate(rows):
+        for j, im in enumerate(row):
+            sheet.paste(im, (pad + j * (im.width + pad), pad + i * (height + pad)))
+    atomic_write(Path(path), lambda f: sheet.save(f, format="PNG"))
+
+
 def save_grid(model, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 3) -> None:
     """A PNG with one row per image: gray | colorized | ground truth (nearest-neighbour zoom)."""
     from PIL import Image
