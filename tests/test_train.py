@@ -183,3 +183,14 @@ def test_sigkill_at_any_moment_leaves_loadable_checkpoints(image_folder, tmp_pat
         for ckpt in run.glob("*.pt"):
             assert load_checkpoint(ckpt)["model"], ckpt
         json.loads((run / "history.json").read_text())
+
+
+def test_fine_tuning_starts_from_given_weights(image_folder, tmp_path):
+    first = train(config(image_folder, tmp_path / "a", epochs=1), TINY)
+    tuned = train(
+        config(image_folder, tmp_path / "b", epochs=1, lr=1e-9, init=str(first.best)),
+        ModelConfig(width=64, aux_logmse=0.5),  # the architecture comes from the weights, the loss weight from here
+    )
+    assert tuned.model.config.width == TINY.width and tuned.model.config.aux_logmse == 0.5
+    start = load_model(first.best).state_dict()
+    assert torch.allclose(start["head.weight"], tuned.model.state_dict()["head.weight"], atol=1e-4)

@@ -91,6 +91,13 @@ def train(
     head: Annotated[str, typer.Option(help="unet output: bins (classify chrominance) or regress.")] = "bins",
     loss: Annotated[str, typer.Option(help="Regression loss: mse, l1, huber or logmse (bins always use ce).")] = "mse",
     norm: Annotated[str, typer.Option(help="unet normalisation: batch or group (batch-independent).")] = "batch",
+    aux_logmse: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the per-image log-MSE term added to the bins head's loss.")
+    ] = 0.0,
+    init: Annotated[
+        str | None,
+        typer.Option(help="Fine-tune: start from these weights (a file, or 'default' for the shipped model)."),
+    ] = None,
     schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
     compile: Annotated[bool, typer.Option("--compile", help="Compile the model with torch.compile.")] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: cores / local processes).")] = None,
@@ -106,7 +113,14 @@ def train(
         if arch == "seed":
             model_cfg = ModelConfig(arch="seed", **SEED_DEFAULTS)
         else:
-            model_cfg = ModelConfig(arch=arch, width=width, head=head, loss="ce" if head == "bins" else loss, norm=norm)
+            model_cfg = ModelConfig(
+                arch=arch,
+                width=width,
+                head=head,
+                loss="ce" if head == "bins" else loss,
+                norm=norm,
+                aux_logmse=aux_logmse,
+            )
         cfg = TrainConfig(
             dataset=dataset,
             data_dir=str(data_dir) if data_dir else None,
@@ -122,6 +136,7 @@ def train(
             device=device,
             compile=compile,
             threads=threads,
+            init=init,
         )
         try:
             run_training(cfg, model_cfg, resume=resume, console=_stderr())

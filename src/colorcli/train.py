@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from colorcli.checkpoint import atomic_write, load_checkpoint, model_from_state, save_checkpoint
+from colorcli.checkpoint import atomic_write, load_checkpoint, model_from_state, read_weights, save_checkpoint
 from colorcli.color import luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import epoch_flips, epoch_order, flip_where, iter_batches, load_dataset, make_pair, split_indices
 from colorcli.errors import CheckpointError, TrainingError, UsageError
@@ -37,6 +37,8 @@ class TrainConfig:
 
     batch_size is the global batch (split across ranks under torchrun); lr is the
     peak learning rate of the one-cycle schedule or the start rate of plateau.
+    init: start from these weights (a .pt or .safetensors file, or "default" for the
+    shipped model) instead of random ones, keeping their architecture: fine-tuning.
     """
 
     dataset: str = "cifar10"
@@ -54,6 +56,7 @@ class TrainConfig:
     device: str = "auto"
     compile: bool = False
     threads: int | None = None
+    init: str | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -296,6 +299,12 @@ def _train(
     torch.manual_seed(cfg.seed)
     if state is not None:
         model = model_from_state(state["model_config"], state["model"], resume).train()
+    elif cfg.init:
+        # Architecture, weights and chrominance prior come from the starting model; the loss weighting from here.
+        source = None if cfg.init == "default" else Path(cfg.init)
+        init_cfg, init_state, _ = read_weights(source)
+        model_cfg = ModelConfig.from_dict({**init_cfg, "aux_logmse": model_cfg.aux_logmse})
+        model = model_from_state(model_cfg.to_dict(), init_state, source or Path("default")).train()
     else:
         model = build_model(model_cfg)
         counts = class_prior_counts(model, train_data.cpu())
