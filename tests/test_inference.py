@@ -129,6 +129,7 @@ def test_window_is_smooth_and_positive():
 
 def test_working_size_never_enlarges():
     assert working_size(4000, 3000, 64) == (85, 64)
+    assert working_size(4000, 3000, 96) == (128, 96)
     assert working_size(20, 10, 64) == (20, 10)
     assert working_size(3, 500, 64) == (3, 500)
 

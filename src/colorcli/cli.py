@@ -295,7 +295,7 @@ def colorize(
         int | None,
         typer.Option(
             min=8,
-            help="Shorter side in pixels at which the model sees each photo (default: 64); "
+            help="Shorter side in pixels at which the model sees each photo (default: 96); "
             "larger finds finer colour regions, smaller gives each 32x32 tile more context.",
         ),
     ] = None,

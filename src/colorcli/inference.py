@@ -22,7 +22,7 @@ from PIL import Image, ImageChops, ImageOps
 from colorcli.errors import ColorcliError, InputError, UsageError, first_line
 
 TILE = 32
-DEFAULT_SCALE = 64
+DEFAULT_SCALE = 96
 DEFAULT_MAX_PIXELS = 200_000_000
 # Extensions Pillow can write, with the format name and whether it keeps an alpha channel.
 OUTPUT_FORMATS = {
