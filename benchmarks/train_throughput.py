@@ -76,9 +76,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--width", type=int, default=ModelConfig().width, help="U-Net width to measure")
     args = ap.parse_args()
 
-    config = ModelConfig()
+    config = ModelConfig(width=args.width)
     threads = set_cpu_threads(None, Dist())
     data = load_dataset(args.folder, None, train=True)[: args.images]
     with tempfile.TemporaryDirectory() as tmp:
