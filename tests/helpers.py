@@ -22,3 +22,22 @@ def colour_image(w: int, h: int, seed: int = 0) -> Image.Image:
     g[disc] = 40
     arr = np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8)
     return Image.fromarray(arr, "RGB")
+
+
+def tiny_train_args(folder, out) -> list[str]:
+    """`colorcli train` arguments for a one-epoch run of a tiny model on the CPU."""
+    return [
+        "train",
+        "--dataset",
+        str(folder),
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--width",
+        "4",
+        "--device",
+        "cpu",
+    ]

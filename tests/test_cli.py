@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from colorcli import __version__
 from colorcli.cli import app
-from helpers import colour_image
+from helpers import colour_image, tiny_train_args
 
 runner = CliRunner()
 
@@ -98,23 +98,7 @@ def test_default_model_colorizes_without_checkpoint(tmp_path):
 
 def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
     run = tmp_path / "run"
-    r = invoke(
-        "train",
-        "--dataset",
-        image_folder,
-        "--out",
-        run,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--width",
-        "4",
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-    )
+    r = invoke(*tiny_train_args(image_folder, run), "--threads", "1")
     assert r.exit_code == 0, r.output
     assert (run / "best.pt").exists() and (run / "last.pt").exists()
     r = invoke(

@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 
 from colorcli.model import ModelConfig
 from colorcli.train import TrainConfig, train
+from helpers import tiny_train_args
 
 pytestmark = pytest.mark.slow
 
@@ -61,29 +62,8 @@ def test_two_ranks_agree_and_match_one_process(image_folder, tmp_path):
 
 def test_torchrun_command_from_the_readme(image_folder, tmp_path):
     run = tmp_path / "run"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-        "-m",
-        "colorcli",
-        "train",
-        "--dataset",
-        str(image_folder),
-        "--out",
-        str(run),
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--width",
-        "4",
-        "--device",
-        "cpu",
-    ]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "colorcli"]
+    cmd += tiny_train_args(image_folder, run)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
