@@ -330,13 +330,8 @@ def colorize(
         from colorcli.train import pick_device
 
         model = load_model(checkpoint).to(pick_device(device))
-        opts = ColorizeOptions(saturation=saturation)
-        if scale is not None:
-            opts = ColorizeOptions(scale=scale, saturation=saturation)
-        if max_pixels is not None:
-            from dataclasses import replace
-
-            opts = replace(opts, max_pixels=max_pixels)
+        given = {"scale": scale, "max_pixels": max_pixels}
+        opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
         err = _stderr()
         report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
         if len(jobs) > 1 and not json_out:
