@@ -76,7 +76,11 @@ class Colorizer(nn.Module):
 
     def forward(self, y: torch.Tensor, raw: bool = False) -> torch.Tensor:
         out = self.body(y / 127.5 - 1.0)
-        return out if raw else self.decode(out, y) * self.config.saturation
+        return out if raw else self.chroma(out, y)
+
+    def chroma(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """CbCr (B, 2, H, W) in -128..128 from the head's raw output, as forward returns it."""
+        return self.decode(raw, y) * self.config.saturation
 
     def body(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

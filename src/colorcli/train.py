@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from colorcli.checkpoint import atomic_write, load_checkpoint, model_from_state, read_weights, save_checkpoint
-from colorcli.color import luma_u8, ycbcr_to_rgb_u8
+from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.data import epoch_flips, epoch_order, flip_where, iter_batches, load_dataset, make_pair, split_indices
 from colorcli.errors import CheckpointError, TrainingError, UsageError
 from colorcli.metrics import psnr_per_image
@@ -191,8 +191,8 @@ def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist
         with autocast():
             raw = model(y, raw=True)
         loss = bare.loss(raw, y, rgb)
-        pred = ycbcr_to_rgb_u8(y, bare.decode(raw, y) * bare.config.saturation)
-        gray = luma_u8(rgb_u8).expand(-1, 3, -1, -1)
+        pred = ycbcr_to_rgb_u8(y, bare.chroma(raw, y))
+        gray = gray_to_rgb_u8(y.byte())  # y is already the 8-bit luma
         n = rgb_u8.shape[0]
         totals += torch.tensor(
             [loss.item() * n, psnr_per_image(pred, rgb_u8).sum().item(), psnr_per_image(gray, rgb_u8).sum().item(), n],
