@@ -106,8 +106,11 @@ def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
     )
     assert r.exit_code == 0, r.output
     scores = json.loads(r.stdout.strip().splitlines()[-1])
-    assert scores["images"] == 24 and scores["gray_colorfulness"] == 0
+    assert scores["images"] == 24 and scores["gray_colorfulness"] == 0 and scores["bw_originals"] == 0
     assert Image.open(tmp_path / "g.png").size[0] > 0
+    r = invoke("eval", "--checkpoint", run / "best.pt", "--dataset", image_folder)
+    assert r.exit_code == 0 and "gain over the gray copy" in r.stdout
+    assert "colour originals only" not in r.stdout  # no black-and-white originals here
     r = invoke(
         "eval",
         "--checkpoint",

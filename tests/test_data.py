@@ -17,6 +17,7 @@ from colorcli.data import (
     epoch_order,
     find_images,
     flip_where,
+    grayscale_images,
     iter_batches,
     load_cifar,
     load_dataset,
@@ -88,6 +89,19 @@ def test_pairs_use_the_8bit_luma_that_inference_sees():
     assert torch.equal(y, y.round())  # integers: 8-bit gray, not unrounded luminance
     pil = np.asarray(Image.fromarray(rgb[0].permute(1, 2, 0).numpy()).convert("L"))
     assert np.array_equal(y[0, 0].numpy().astype(np.uint8), pil)
+
+
+def test_black_and_white_originals_are_found_and_colour_ones_are_not():
+    torch.manual_seed(0)
+    gray = torch.randint(0, 256, (1, 1, 16, 16), dtype=torch.uint8).expand(-1, 3, -1, -1)
+    rounded = gray.clone()
+    rounded[0, 2, 3, 4] ^= 1  # one level off in one channel: a JPEG round trip of a gray image
+    faint = gray.clone()
+    faint[0, 0, 5, 5] = 250 if gray[0, 0, 5, 5] < 128 else 5  # one tinted pixel makes it colour
+    colour = torch.randint(0, 256, (1, 3, 16, 16), dtype=torch.uint8)
+    flags = grayscale_images(torch.cat([gray, rounded, faint, colour]))
+    assert flags.tolist() == [True, True, False, False]
+    assert grayscale_images(torch.zeros(0, 3, 4, 4, dtype=torch.uint8)).shape == (0,)
 
 
 def test_batches_and_flips_are_reproducible():

@@ -1,3 +1,4 @@
+import pytest
 import torch
 from PIL import Image
 
@@ -47,6 +48,18 @@ def test_evaluate_tensor_reports_model_and_gray_side_by_side(tiny_model):
         assert key in r
     assert r["images"] == 20
     assert r["gray_colorfulness"] == 0
+
+
+def test_black_and_white_originals_are_also_left_out_in_color_figures(tiny_model):
+    torch.manual_seed(0)
+    colour = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    bw = torch.randint(0, 256, (2, 1, 32, 32), dtype=torch.uint8).expand(-1, 3, -1, -1)
+    both = evaluate_tensor(tiny_model, torch.cat([colour, bw]), batch_size=3)
+    only_colour = evaluate_tensor(tiny_model, colour)
+    assert both["bw_originals"] == 2 and only_colour["bw_originals"] == 0
+    assert both["gray_psnr"] > only_colour["gray_psnr"] + 15  # the gray copy of a b/w original scores 100 dB
+    for key in ("psnr", "gray_psnr", "psnr_gain_db", "colorfulness_ratio"):
+        assert both[f"color_{key}"] == pytest.approx(only_colour[key], rel=1e-5)
 
 
 def test_grid_has_rows_of_gray_colorized_truth(tiny_model, tmp_path):

@@ -3,8 +3,10 @@ import math
 import pytest
 import torch
 
+from colorcli.color import ycbcr_to_rgb_u8
 from colorcli.errors import UsageError
-from colorcli.model import ChromaBins, ModelConfig, build_model, count_parameters
+from colorcli.metrics import colorfulness, psnr_per_image
+from colorcli.model import ChromaBins, ModelConfig, build_model, count_parameters, psnr_objective
 
 
 @pytest.mark.parametrize(
@@ -16,8 +18,10 @@ from colorcli.model import ChromaBins, ModelConfig, build_model, count_parameter
         ModelConfig(width=4, depth=2, head="regress", loss="logmse", head_scale=1),
         ModelConfig(arch="seed", width=4, head="regress", loss="mse"),
         ModelConfig(width=4, depth=2, aux_logmse=1.0, norm="group"),
+        ModelConfig(width=4, depth=2, loss="psnr", vivid=0.05, temperature=0.5),
+        ModelConfig(width=4, depth=2, head="regress", loss="psnr"),
     ],
-    ids=["bins", "bins-fullres", "regress", "logmse", "seed", "bins-aux-group"],
+    ids=["bins", "bins-fullres", "regress", "logmse", "seed", "bins-aux-group", "bins-psnr", "regress-psnr"],
 )
 def test_shapes_range_and_gradients(config):
     torch.manual_seed(0)
@@ -49,9 +53,48 @@ def test_seed_refuses_other_sizes():
 def test_unknown_arch_and_loss_are_usage_errors():
     with pytest.raises(UsageError, match="unknown architecture"):
         build_model(ModelConfig(arch="vit"))
-    model = build_model(ModelConfig(width=4, depth=2, head="regress", loss="nope"))
-    with pytest.raises(UsageError, match="unknown regression loss"):
-        model.loss(model(torch.zeros(1, 1, 32, 32), raw=True), torch.zeros(1, 1, 32, 32), torch.zeros(1, 3, 32, 32))
+    with pytest.raises(UsageError, match="regress head trains with mse, l1, huber, logmse, psnr, not 'nope'"):
+        build_model(ModelConfig(width=4, depth=2, head="regress", loss="nope"))
+
+
+def test_each_head_accepts_only_its_losses():
+    build_model(ModelConfig(width=4, depth=2, loss="psnr"))
+    with pytest.raises(UsageError, match="bins head trains with ce, psnr, not 'mse'"):
+        build_model(ModelConfig(width=4, depth=2, loss="mse"))
+    with pytest.raises(UsageError, match="regress head"):
+        build_model(ModelConfig(width=4, depth=2, head="regress", loss="ce"))
+
+
+def test_configs_saved_before_vivid_existed_still_load():
+    old = ModelConfig(width=4, depth=2).to_dict()
+    del old["vivid"]
+    assert ModelConfig.from_dict(old).vivid == 0.0
+
+
+def test_psnr_objective_is_minus_the_eval_psnr_plus_the_colour_reward():
+    torch.manual_seed(0)
+    truth = torch.randint(0, 256, (4, 3, 8, 8)).float()
+    pred = (truth + torch.randn_like(truth) * torch.tensor([1.0, 5, 20, 60]).view(4, 1, 1, 1)).round().clamp(0, 255)
+    mse = (pred - truth).square().flatten(1).mean(1)
+    expected_psnr = (10 * torch.log10(255.0**2 / (mse + 1.0))).mean()
+    assert psnr_objective(pred, truth, 0.0).item() == pytest.approx(-expected_psnr.item(), rel=1e-5)
+    # PSNR as eval measures it, up to the +1 that caps a perfect image
+    assert -psnr_objective(pred, truth, 0.0).item() <= psnr_per_image(pred.byte(), truth.byte()).mean().item()
+    reward = psnr_objective(pred, truth, 0.0) - psnr_objective(pred, truth, 0.1)
+    assert reward.item() == pytest.approx(0.1 * colorfulness(pred).mean().item(), rel=1e-5)
+
+
+def test_psnr_loss_scores_the_output_as_shipped():
+    """The loss sees the same colours forward returns (decoding, saturation, gamut fitting)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=4, depth=2, loss="psnr", temperature=0.5, saturation=1.3)).eval()
+    y = torch.randint(0, 256, (2, 1, 32, 32)).float()
+    rgb = torch.randint(0, 256, (2, 3, 32, 32)).float()
+    with torch.no_grad():
+        loss = model.loss(model(y, raw=True), y, rgb)
+        shipped = ycbcr_to_rgb_u8(y, model(y))
+    eval_psnr = psnr_per_image(shipped, rgb.byte()).mean().item()
+    assert -loss.item() == pytest.approx(eval_psnr, abs=0.05)  # rounding to 8 bits and the +1 aside
 
 
 def test_soft_labels_have_the_exact_mean():

@@ -194,3 +194,39 @@ def test_fine_tuning_starts_from_given_weights(image_folder, tmp_path):
     assert tuned.model.config.width == TINY.width and tuned.model.config.aux_logmse == 0.5
     start = load_model(first.best).state_dict()
     assert torch.allclose(start["head.weight"], tuned.model.state_dict()["head.weight"], atol=1e-4)
+
+
+def test_black_and_white_training_images_are_left_out_unless_kept(image_folder, tmp_path, capsys):
+    import re
+
+    from PIL import Image
+    from rich.console import Console
+
+    for i in range(6):
+        Image.open(next(image_folder.rglob("*.png"))).convert("L").convert("RGB").save(image_folder / f"bw{i}.png")
+    n_val = round(30 * 0.15)
+
+    def counts(**kw) -> tuple[int, int]:
+        train(
+            config(image_folder, tmp_path / str(len(kw)), epochs=1, **kw), TINY, console=Console(stderr=True, width=999)
+        )
+        said = capsys.readouterr().err
+        kept = int(re.search(r"(\d+) training / ", said)[1])
+        dropped = re.search(r"\((\d+) black-and-white training images left out\)", said)
+        return kept, int(dropped[1]) if dropped else 0
+
+    kept, dropped = counts()
+    assert dropped >= 1 and kept + dropped == 30 - n_val
+    assert counts(skip_gray=False) == (30 - n_val, 0)
+
+
+def test_fine_tuning_on_the_psnr_objective_keeps_the_weights_decoding(image_folder, tmp_path):
+    first = train(config(image_folder, tmp_path / "a", epochs=1), replace(TINY, temperature=0.5))
+    tuned = train(
+        config(image_folder, tmp_path / "b", epochs=1, init=str(first.best)),
+        ModelConfig(loss="psnr", vivid=0.05),
+    )
+    cfg = load_model(tuned.best).config
+    assert (cfg.loss, cfg.vivid, cfg.temperature, cfg.width) == ("psnr", 0.05, 0.5, TINY.width)
+    kept = train(config(image_folder, tmp_path / "c", epochs=1, init=str(tuned.best)), ModelConfig(loss=""))
+    assert kept.model.config.loss == "psnr"  # no loss given: the starting model's

@@ -89,7 +89,16 @@ def train(
     limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N images (quick trials).")] = None,
     width: Annotated[int, typer.Option(min=4, help="Channels of the first level (doubles per level).")] = 32,
     head: Annotated[str, typer.Option(help="unet output: bins (classify chrominance) or regress.")] = "bins",
-    loss: Annotated[str, typer.Option(help="Regression loss: mse, l1, huber or logmse (bins always use ce).")] = "mse",
+    loss: Annotated[
+        str | None,
+        typer.Option(
+            help="bins: ce (default) or psnr; regress: mse (default), l1, huber, logmse or psnr. "
+            "psnr trains on the shipped RGB output (see --vivid). With --init: the starting model's unless given."
+        ),
+    ] = None,
+    vivid: Annotated[
+        float, typer.Option(min=0.0, help="With --loss psnr: dB of reward per unit of output colorfulness.")
+    ] = 0.0,
     norm: Annotated[str, typer.Option(help="unet normalisation: batch or group (batch-independent).")] = "batch",
     aux_logmse: Annotated[
         float, typer.Option(min=0.0, help="Weight of the per-image log-MSE term added to the bins head's loss.")
@@ -98,6 +107,12 @@ def train(
         str | None,
         typer.Option(help="Fine-tune: start from these weights (a file, or 'default' for the shipped model)."),
     ] = None,
+    skip_gray: Annotated[
+        bool,
+        typer.Option(
+            "--skip-gray/--keep-gray", help="Leave black-and-white originals out of training (validation keeps them)."
+        ),
+    ] = True,
     schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
     compile: Annotated[bool, typer.Option("--compile", help="Compile the model with torch.compile.")] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: cores / local processes).")] = None,
@@ -117,9 +132,11 @@ def train(
                 arch=arch,
                 width=width,
                 head=head,
-                loss="ce" if head == "bins" else loss,
+                # An empty loss under --init keeps the starting model's.
+                loss=loss or ("" if init else "ce" if head == "bins" else "mse"),
                 norm=norm,
                 aux_logmse=aux_logmse,
+                vivid=vivid,
             )
         cfg = TrainConfig(
             dataset=dataset,
@@ -137,6 +154,7 @@ def train(
             compile=compile,
             threads=threads,
             init=init,
+            skip_gray=skip_gray,
         )
         try:
             run_training(cfg, model_cfg, resume=resume, console=_stderr())
@@ -251,7 +269,17 @@ def _print_table(r: dict) -> None:
         f"{r['gray_colorfulness']:.1f}",
     )
     t.add_row("ground truth", "", "", "", f"{r['truth_colorfulness']:.1f}")
-    Console().print(t)
+    console = Console()
+    console.print(t)
+    console.print(
+        f"gain over the gray copy: {r['psnr_gain_db']:+.2f} dB per image; "
+        f"colour {r['colorfulness_ratio']:.2f} of the truth's"
+    )
+    if r["bw_originals"] and "color_psnr" in r:
+        console.print(
+            f"colour originals only (leaving out {r['bw_originals']} black-and-white ones, where the gray copy "
+            f"is exact): {r['color_psnr_gain_db']:+.2f} dB per image; colour {r['color_colorfulness_ratio']:.2f}"
+        )
 
 
 @app.command()

@@ -16,11 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from colorcli.color import rgb_to_cbcr, ycbcr_to_rgb
+from colorcli.color import fit_to_gamut, rgb_to_cbcr, ycbcr_to_rgb
 from colorcli.errors import UsageError
+from colorcli.metrics import colorfulness
 
 HEADS = ("bins", "regress")
 REGRESSION_LOSSES = ("mse", "l1", "huber", "logmse")
+# Losses each head trains with; "psnr" scores the decoded RGB itself (see psnr_objective).
+HEAD_LOSSES = {"bins": ("ce", "psnr"), "regress": (*REGRESSION_LOSSES, "psnr")}
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class ModelConfig:
     the batch, so distributed CPU runs match single-process ones exactly).
     ``aux_logmse`` adds that weight times the per-image log-MSE of the bins head's
     posterior mean to its cross-entropy (the quantity mean per-image PSNR averages).
+    ``loss`` "psnr" (either head) trains on the decoded 8-bit-scale RGB exactly as it is
+    shipped: mean per-image PSNR, plus ``vivid`` dB of reward per unit of the output's
+    colorfulness (see :func:`psnr_objective`).
     """
 
     arch: str = "unet"
@@ -56,6 +62,7 @@ class ModelConfig:
     head_scale: int = 2
     norm: str = "batch"
     aux_logmse: float = 0.0
+    vivid: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -224,6 +231,9 @@ class UNet(Colorizer):
         return cbcr  # (B, 2, H, W)
 
     def loss(self, raw: torch.Tensor, y: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        if self.config.loss == "psnr":
+            pred = ycbcr_to_rgb(y, fit_to_gamut(y, self.chroma(raw, y)))  # (B, 3, H, W), as shipped but unrounded
+            return psnr_objective(pred, rgb, self.config.vivid)
         target = rgb_to_cbcr(rgb)  # (B, 2, H, W)
         if target.shape[-2:] != raw.shape[-2:]:
             target = F.adaptive_avg_pool2d(target, raw.shape[-2:])  # (B, 2, H/s, W/s)
@@ -250,6 +260,21 @@ def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torc
         per_image = err.square().flatten(1).mean(1)  # (B,)
         return (per_image + 1e-5).log().mean()
     raise UsageError(f"unknown regression loss {kind!r}; choose from {', '.join(REGRESSION_LOSSES)}")
+
+
+def psnr_objective(pred: torch.Tensor, truth: torch.Tensor, vivid: float) -> torch.Tensor:
+    """Minus the mean per-image PSNR (dB) of RGB (B, 3, H, W) 0..255, minus ``vivid`` x colorfulness.
+
+    The mean per-image PSNR is what ``colorcli eval`` reports. Alone it pays most for
+    near-gray images, so it teaches washed-out colour; the colorfulness reward (Hasler &
+    Suesstrunk units, about 30 for a CIFAR image) buys colour back where it costs the
+    least PSNR: on images whose colour the model is sure of. The +1 in the MSE (in 8-bit
+    levels squared, about the rounding error of the 8-bit output) keeps an exactly right
+    image from dominating the mean.
+    """
+    mse = (pred.float() - truth.float()).square().flatten(1).mean(1)  # (B,)
+    psnr = 10 * torch.log10(255.0**2 / (mse + 1.0))
+    return -(psnr + vivid * colorfulness(pred)).mean()
 
 
 class SeedAutoencoder(Colorizer):
@@ -320,6 +345,9 @@ def build_model(config: ModelConfig) -> Colorizer:
         raise UsageError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHS)}") from None
     if config.head not in HEADS:
         raise UsageError(f"unknown head {config.head!r}; choose from {', '.join(HEADS)}")
+    if config.arch != "seed" and config.loss not in HEAD_LOSSES[config.head]:
+        choices = ", ".join(HEAD_LOSSES[config.head])
+        raise UsageError(f"the {config.head} head trains with {choices}, not {config.loss!r}")
     return factory(config)
 
 

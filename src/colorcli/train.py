@@ -22,7 +22,16 @@ import torch.distributed as dist
 
 from colorcli.checkpoint import atomic_write, load_checkpoint, model_from_state, read_weights, save_checkpoint
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
-from colorcli.data import epoch_flips, epoch_order, flip_where, iter_batches, load_dataset, make_pair, split_indices
+from colorcli.data import (
+    epoch_flips,
+    epoch_order,
+    flip_where,
+    grayscale_images,
+    iter_batches,
+    load_dataset,
+    make_pair,
+    split_indices,
+)
 from colorcli.errors import CheckpointError, TrainingError, UsageError
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, count_parameters
@@ -39,6 +48,9 @@ class TrainConfig:
     peak learning rate of the one-cycle schedule or the start rate of plateau.
     init: start from these weights (a .pt or .safetensors file, or "default" for the
     shipped model) instead of random ones, keeping their architecture: fine-tuning.
+    skip_gray: leave black-and-white originals out of the training split; as targets
+    they only teach the model to keep photos that look old gray, and those are the
+    photos people bring to a colorizer. Validation keeps them, as eval does.
     """
 
     dataset: str = "cifar10"
@@ -57,6 +69,7 @@ class TrainConfig:
     compile: bool = False
     threads: int | None = None
     init: str | None = None
+    skip_gray: bool = True
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -272,6 +285,14 @@ def _train(
             TrainConfig.from_dict(state["train_config"]), device=cfg.device, threads=cfg.threads, out=str(resume.parent)
         )
         model_cfg = ModelConfig.from_dict(state["model_config"])
+    init_state, init_source = None, Path("default")
+    if state is None and cfg.init:
+        # Architecture, weights, decoding and chrominance prior come from the starting model;
+        # the loss (when one is given here) and its weights from this run.
+        init_cfg, init_state, _ = read_weights(None if cfg.init == "default" else Path(cfg.init))
+        init_source = Path(cfg.init)
+        tuned = {"aux_logmse": model_cfg.aux_logmse, "vivid": model_cfg.vivid}
+        model_cfg = ModelConfig.from_dict({**init_cfg, **tuned, **({"loss": model_cfg.loss} if model_cfg.loss else {})})
     build_model(model_cfg)  # reject a bad architecture, head or loss before any data is loaded
     if cfg.schedule not in SCHEDULES:
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
@@ -288,6 +309,10 @@ def _train(
     if cfg.limit:
         data = data[: cfg.limit]
     train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
+    dropped = 0
+    if cfg.skip_gray:
+        gray = grayscale_images(data[train_idx])
+        train_idx, dropped = train_idx[~gray], int(gray.sum())
     if len(train_idx) < cfg.batch_size:
         raise UsageError(f"only {len(train_idx)} training images; lower --batch-size (now {cfg.batch_size})")
     if len(val_idx) < d.world:
@@ -299,12 +324,8 @@ def _train(
     torch.manual_seed(cfg.seed)
     if state is not None:
         model = model_from_state(state["model_config"], state["model"], resume).train()
-    elif cfg.init:
-        # Architecture, weights and chrominance prior come from the starting model; the loss weighting from here.
-        source = None if cfg.init == "default" else Path(cfg.init)
-        init_cfg, init_state, _ = read_weights(source)
-        model_cfg = ModelConfig.from_dict({**init_cfg, "aux_logmse": model_cfg.aux_logmse})
-        model = model_from_state(model_cfg.to_dict(), init_state, source or Path("default")).train()
+    elif init_state is not None:
+        model = model_from_state(model_cfg.to_dict(), init_state, init_source).train()
     else:
         model = build_model(model_cfg)
         counts = class_prior_counts(model, train_data.cpu())
@@ -347,6 +368,7 @@ def _train(
         + (f" with {threads} CPU threads" if threads else "")
         + (f", {d.world} processes" if d.world > 1 else "")
         + f"; {len(train_idx)} training / {len(val_idx)} validation images"
+        + (f" ({dropped} black-and-white training images left out)" if dropped else "")
     )
 
     def checkpoint(kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
