@@ -5,7 +5,9 @@
 Scores the first N images of the checkpoint's own validation split (the same
 split `colorcli eval --holdout` uses) for each temperature x prior_correction x
 saturation, next to the gray copy, so the decoding can be chosen on a part of
-the validation split and reported on all of it.
+the validation split and reported on all of it. Gains and colour ratios are given
+over all images and over the colour originals only (black-and-white originals
+left out; see `colorcli eval`).
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ import torch
 
 from colorcli.checkpoint import load_model, read_weights
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
-from colorcli.data import load_dataset, split_indices
-from colorcli.evaluate import Scores
+from colorcli.data import grayscale_images, load_dataset, split_indices
+from colorcli.evaluate import Scores, summarize
 
 
 def main() -> None:
@@ -40,12 +42,20 @@ def main() -> None:
     y = luma_u8(rgb).float()
     with torch.inference_mode():
         raw = torch.cat([model(b, raw=True) for b in y.split(250)])  # (N, K, h, w) logits, decoded many ways
-    gray = Scores.of(gray_to_rgb_u8(luma_u8(rgb)), rgb).summary()
+    gray_scores = Scores.of(gray_to_rgb_u8(luma_u8(rgb)), rgb)
+    gray = gray_scores.summary()
     from colorcli.metrics import colorfulness
 
-    truth_cf = colorfulness(rgb).mean().item()
-    print(f"{len(rgb)} validation images; gray copy PSNR {gray['psnr']:.3f} dB; truth colorfulness {truth_cf:.1f}")
-    print(f"{'T':>5} {'corr':>5} {'sat':>5} {'PSNR':>7} {'gain':>6} {'pooled':>7} {'SSIM':>6} {'cf ratio':>8}")
+    truth_cf = colorfulness(rgb)
+    bw = grayscale_images(rgb)
+    print(
+        f"{len(rgb)} validation images ({int(bw.sum())} black-and-white); gray copy PSNR {gray['psnr']:.3f} dB; "
+        f"truth colorfulness {truth_cf.mean().item():.1f}"
+    )
+    print(
+        f"{'T':>5} {'corr':>5} {'sat':>5} {'PSNR':>7} {'gain':>6} {'pooled':>7} {'SSIM':>6} {'cf ratio':>8}"
+        f" | colour originals: {'gain':>6} {'cf ratio':>8}"
+    )
     grid = itertools.product(
         *(map(float, s.split(",")) for s in (args.temperatures, args.corrections, args.saturations))
     )
@@ -54,10 +64,12 @@ def main() -> None:
             cbcr = model.bins.decode(raw, t, c)  # (N, 2, h, w)
             cbcr = torch.nn.functional.interpolate(cbcr, size=y.shape[-2:], mode="bilinear", align_corners=False)
             pred = ycbcr_to_rgb_u8(y, cbcr * sat)
-        s = Scores.of(pred, rgb).summary()
+        s = summarize(Scores.of(pred, rgb), gray_scores, truth_cf, bw)
         print(
-            f"{t:5.2f} {c:5.2f} {sat:5.2f} {s['psnr']:7.3f} {s['psnr'] - gray['psnr']:+6.3f} "
-            f"{s['psnr_pooled']:7.3f} {s['ssim']:6.4f} {s['colorfulness'] / truth_cf:8.3f}"
+            f"{t:5.2f} {c:5.2f} {sat:5.2f} {s['psnr']:7.3f} {s['psnr_gain_db']:+6.3f} "
+            f"{s['psnr_pooled']:7.3f} {s['ssim']:6.4f} {s['colorfulness_ratio']:8.3f}"
+            f" | {'':17} {s.get('color_psnr_gain_db', float('nan')):+6.3f} "
+            f"{s.get('color_colorfulness_ratio', float('nan')):8.3f}"
         )
 
 
