@@ -132,3 +132,17 @@ def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
 def test_train_bad_dataset_is_a_one_line_error(tmp_path):
     r = invoke("train", "--dataset", tmp_path / "missing", "--out", tmp_path / "r")
     assert r.exit_code == 1 and "missing" in r.output and "Traceback" not in r.output
+
+
+def test_eval_reports_colour_originals_apart_from_black_and_white_ones(tmp_path, tiny_checkpoint):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i in range(3):
+        colour_image(40, 32, seed=i).save(folder / f"c{i}.png")
+    colour_image(40, 32, seed=9).convert("L").convert("RGB").save(folder / "bw.png")
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder)
+    assert r.exit_code == 0, r.output
+    assert "colour originals only (1 black-and-white left out)" in r.stdout
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder, "--json")
+    scores = json.loads(r.stdout.strip().splitlines()[-1])
+    assert scores["bw_originals"] == 1 and scores["color_gray_psnr"] < scores["gray_psnr"]

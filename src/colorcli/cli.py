@@ -273,12 +273,14 @@ def _print_table(r: dict) -> None:
     console.print(t)
     console.print(
         f"gain over the gray copy: {r['psnr_gain_db']:+.2f} dB per image; "
-        f"colour {r['colorfulness_ratio']:.2f} of the truth's"
+        f"colour {r['colorfulness_ratio']:.2f} of the truth's",
+        soft_wrap=True,
     )
     if r["bw_originals"] and "color_psnr" in r:
         console.print(
-            f"colour originals only (leaving out {r['bw_originals']} black-and-white ones, where the gray copy "
-            f"is exact): {r['color_psnr_gain_db']:+.2f} dB per image; colour {r['color_colorfulness_ratio']:.2f}"
+            f"colour originals only ({r['bw_originals']} black-and-white left out): "
+            f"{r['color_psnr_gain_db']:+.2f} dB per image; colour {r['color_colorfulness_ratio']:.2f}",
+            soft_wrap=True,
         )
 
 
