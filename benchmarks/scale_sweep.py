@@ -29,16 +29,21 @@ def main() -> None:
     ap.add_argument("--picture", type=Path, default=None)
     ap.add_argument("--photo", type=Path, default=None)
     ap.add_argument("--show", default="32,64,128")
+    ap.add_argument("--saturations", default="1.0", help="colorize --saturation values to score at each scale")
     args = ap.parse_args()
 
     model = load_model(args.checkpoint)
     paths = find_images(args.photos)
     print(f"{len(paths)} photos: {', '.join(p.name for p in paths)}")
-    print(f"{'scale':>6} {'PSNR':>7} {'gain':>6} {'SSIM':>6} {'colour':>6}")
+    print(f"{'scale':>6} {'sat':>5} {'PSNR':>7} {'gain':>6} {'SSIM':>6} {'colour':>6}")
     for scale in map(int, args.scales.split(",")):
-        r = evaluate_photos(model, paths, ColorizeOptions(scale=scale))
-        print(f"{scale:6d} {r['psnr']:7.2f} {r['psnr_gain_db']:+6.2f} {r['ssim']:6.4f} {r['colorfulness_ratio']:6.2f}")
-    print(f"{'gray':>6} {r['gray_psnr']:7.2f} {0:+6.2f} {r['gray_ssim']:6.4f} {0:6.2f}")
+        for sat in map(float, args.saturations.split(",")):
+            r = evaluate_photos(model, paths, ColorizeOptions(scale=scale, saturation=sat))
+            print(
+                f"{scale:6d} {sat:5.2f} {r['psnr']:7.2f} {r['psnr_gain_db']:+6.2f} {r['ssim']:6.4f} "
+                f"{r['colorfulness_ratio']:6.2f}"
+            )
+    print(f"{'gray':>6} {'':5} {r['gray_psnr']:7.2f} {0:+6.2f} {r['gray_ssim']:6.4f} {0:6.2f}")
 
     if args.picture and args.photo:
         truth = Image.open(args.photo).convert("RGB")

@@ -146,3 +146,13 @@ def test_eval_reports_colour_originals_apart_from_black_and_white_ones(tmp_path,
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder, "--json")
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert scores["bw_originals"] == 1 and scores["color_gray_psnr"] < scores["gray_psnr"]
+
+
+def test_export_stores_decoding_settings(tmp_path, tiny_checkpoint):
+    out = tmp_path / "m.safetensors"
+    r = invoke("export", tiny_checkpoint, "-o", out, "--temperature", "0.5", "--tile-saturation", "1.5")
+    assert r.exit_code == 0, r.output
+    from colorcli.checkpoint import load_model
+
+    cfg = load_model(out).config
+    assert (cfg.temperature, cfg.tile_saturation, cfg.saturation) == (0.5, 1.5, 1.0)

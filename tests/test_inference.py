@@ -309,3 +309,14 @@ def test_property_valid_images_work_invalid_ones_fail_cleanly(tmp_path, tiny_mod
     assert np.abs(luma(out) - np.asarray(loaded.gray, dtype=np.int16)).mean() <= 1.0
     if not flips and cut is None:
         assert out.size == (w, h)
+
+
+def test_the_models_tile_saturation_scales_photo_colour(tiny_model):
+    from dataclasses import replace
+
+    gray = (np.arange(48 * 40) % 251).astype(np.uint8).reshape(48, 40)
+    plain = predict_chroma(tiny_model, gray, ColorizeOptions())
+    tiny_model.config = replace(tiny_model.config, tile_saturation=1.5)
+    boosted = predict_chroma(tiny_model, gray, ColorizeOptions(saturation=2.0))
+    assert plain.abs().max() > 0
+    assert torch.allclose(boosted, plain * 3.0, atol=1e-4)  # the model's factor times the option's

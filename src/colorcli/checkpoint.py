@@ -167,7 +167,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
 def load_model(path: Path | None = None, **decode: float):  # -> Colorizer
     """A model in eval mode from a ``.pt`` or ``.safetensors`` file; None = the shipped default.
 
-    decode: overrides of decoding settings (temperature, prior_correction, saturation).
+    decode: overrides of decoding settings (temperature, prior_correction, saturation, tile_saturation).
     """
     config, state, _ = read_weights(path)
     return model_from_state({**config, **decode}, state, path or default_model_path())

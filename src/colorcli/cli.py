@@ -295,6 +295,9 @@ def export(
         float | None, typer.Option(min=0.0, max=1.0, help="How much of the rebalancing prior to divide out (1 = all).")
     ] = None,
     saturation: Annotated[float | None, typer.Option(min=0.0, help="Chrominance factor stored in the model.")] = None,
+    tile_saturation: Annotated[
+        float | None, typer.Option(min=0.0, help="Extra chrominance factor for photos colorized in 32x32 tiles.")
+    ] = None,
     debug: Debug = False,
 ) -> None:
     """Export a checkpoint to a weights-only .safetensors model, optionally with new decoding settings."""
@@ -302,7 +305,12 @@ def export(
     def body() -> None:
         from colorcli.checkpoint import export_safetensors, load_model, read_weights
 
-        decode = {"temperature": temperature, "prior_correction": prior_correction, "saturation": saturation}
+        decode = {
+            "temperature": temperature,
+            "prior_correction": prior_correction,
+            "saturation": saturation,
+            "tile_saturation": tile_saturation,
+        }
         model = load_model(checkpoint, **{k: v for k, v in decode.items() if v is not None})
         _, _, extras = read_weights(checkpoint)
         export_safetensors(model, output, {k: v for k, v in extras.items() if k != "history"})
@@ -330,7 +338,7 @@ def colorize(
         ),
     ] = None,
     saturation: Annotated[
-        float, typer.Option(min=0.0, help="Multiply the predicted colour strength (1.0 = as predicted).")
+        float, typer.Option(min=0.0, help="Multiply the colour strength (1.0 = as the model is set to colour photos).")
     ] = 1.0,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", help="Include images in subfolders of input folders.")

@@ -42,7 +42,8 @@ class ColorizeOptions:
 
     scale: shorter side, in pixels, of the working image the model sees (photos
     smaller than that are used as they are). overlap: pixels shared by
-    neighbouring tiles. saturation: factor on the predicted chrominance.
+    neighbouring tiles. saturation: factor on the predicted chrominance (on top of
+    the model's own ``tile_saturation``).
     max_pixels: larger images are refused as possible decompression bombs.
     """
 
@@ -225,9 +226,13 @@ def predict_chroma_many(model, grays: list[np.ndarray], options: ColorizeOptions
     with torch.inference_mode():
         chroma = torch.cat([model(b.to(device)).float().cpu() for b in tiles.split(options.tile_batch)])
     per_image = chroma.split([layout.count for _, layout in cut])  # each (T_i, 2, 32, 32)
-    return [
-        _blend(c, layout, options.overlap) * options.saturation for c, (_, layout) in zip(per_image, cut, strict=True)
-    ]
+    factor = options.saturation * _tile_saturation(model)
+    return [_blend(c, layout, options.overlap) * factor for c, (_, layout) in zip(per_image, cut, strict=True)]
+
+
+def _tile_saturation(model) -> float:
+    """The model's own chrominance factor for tiled photos (1.0 for modules without a colorcli config)."""
+    return float(getattr(getattr(model, "config", None), "tile_saturation", 1.0))
 
 
 def predict_chroma(model, gray: np.ndarray, options: ColorizeOptions):

@@ -47,6 +47,9 @@ class ModelConfig:
     ``loss`` "psnr" (either head) trains on the decoded 8-bit-scale RGB exactly as it is
     shipped: mean per-image PSNR, plus ``vivid`` dB of reward per unit of the output's
     colorfulness (see :func:`psnr_objective`).
+    ``tile_saturation`` is an extra chrominance factor for photos colorized through
+    32x32 tiles (colorize, eval --full-res): a tile shows only part of a scene, so the
+    model colours it less surely than a whole image; measured per model, set at export.
     """
 
     arch: str = "unet"
@@ -63,6 +66,7 @@ class ModelConfig:
     norm: str = "batch"
     aux_logmse: float = 0.0
     vivid: float = 0.0
+    tile_saturation: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
