@@ -156,3 +156,25 @@ def test_export_stores_decoding_settings(tmp_path, tiny_checkpoint):
 
     cfg = load_model(out).config
     assert (cfg.temperature, cfg.tile_saturation, cfg.saturation) == (0.5, 1.5, 1.0)
+
+
+def test_train_loss_options_follow_the_head_the_arch_and_the_starting_model(image_folder, tmp_path):
+    from colorcli.checkpoint import load_model
+
+    r = invoke(*tiny_train_args(image_folder, tmp_path / "r"), "--head", "regress", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    assert load_model(tmp_path / "r" / "best.pt").config.loss == "mse"
+    r = invoke(*tiny_train_args(image_folder, tmp_path / "p"), "--loss", "psnr", "--vivid", "0.05", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    r = invoke(*tiny_train_args(image_folder, tmp_path / "f"), "--init", tmp_path / "p" / "best.pt", "--threads", "1")
+    assert r.exit_code == 0, r.output
+    assert (
+        load_model(tmp_path / "f" / "best.pt").config.loss,
+        load_model(tmp_path / "f" / "best.pt").config.vivid,
+    ) == (
+        "psnr",
+        0.05,
+    )
+    for bad in (["--arch", "seed", "--loss", "psnr"], ["--vivid", "0.1"]):
+        r = invoke(*tiny_train_args(image_folder, tmp_path / "x"), *bad)
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output

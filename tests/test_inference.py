@@ -320,3 +320,9 @@ def test_the_models_tile_saturation_scales_photo_colour(tiny_model):
     boosted = predict_chroma(tiny_model, gray, ColorizeOptions(saturation=2.0))
     assert plain.abs().max() > 0
     assert torch.allclose(boosted, plain * 3.0, atol=1e-4)  # the model's factor times the option's
+    small = (np.arange(32 * 32) % 251).astype(np.uint8).reshape(32, 32)  # one tile: the whole picture
+    assert torch.allclose(
+        predict_chroma(tiny_model, small, ColorizeOptions()),
+        tiny_model(torch.from_numpy(small).float()[None, None])[0],
+        atol=1e-4,
+    )

@@ -65,6 +65,26 @@ def test_each_head_accepts_only_its_losses():
         build_model(ModelConfig(width=4, depth=2, head="regress", loss="ce"))
 
 
+def test_seed_and_the_colour_reward_refuse_losses_they_cannot_use():
+    with pytest.raises(UsageError, match="seed architecture trains with mse"):
+        build_model(ModelConfig(arch="seed", width=4, head="regress", loss="psnr"))
+    with pytest.raises(UsageError, match="vivid .* needs loss psnr"):
+        build_model(ModelConfig(width=4, depth=2, vivid=0.1))
+
+
+@pytest.mark.parametrize("vivid", [0.0, 0.1])
+def test_psnr_loss_has_finite_gradients_on_flat_images(vivid):
+    """Black, white and gray images give exactly gray outputs, where sqrt has no derivative."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=4, depth=2, loss="psnr", vivid=vivid, saturation=0.0))
+    y = torch.tensor([0.0, 255.0, 128.0]).view(3, 1, 1, 1).expand(3, 1, 32, 32)
+    rgb = y.expand(3, 3, 32, 32)
+    loss = model.loss(model(y, raw=True), y, rgb)
+    loss.backward()
+    assert math.isfinite(loss.item())
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
 def test_configs_saved_before_vivid_existed_still_load():
     old = ModelConfig(width=4, depth=2).to_dict()
     del old["vivid"]

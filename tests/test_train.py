@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import colorcli.train as train_mod
-from colorcli.checkpoint import load_checkpoint, load_model
-from colorcli.errors import TrainingError
+from colorcli.checkpoint import load_checkpoint, load_model, save_checkpoint
+from colorcli.errors import TrainingError, UsageError
 from colorcli.model import ModelConfig, UNet
-from colorcli.train import Interrupted, TrainConfig, train
+from colorcli.train import Interrupted, TrainConfig, fine_tune_config, train
 
 TINY = ModelConfig(width=4, depth=2)
 
@@ -224,9 +224,31 @@ def test_fine_tuning_on_the_psnr_objective_keeps_the_weights_decoding(image_fold
     first = train(config(image_folder, tmp_path / "a", epochs=1), replace(TINY, temperature=0.5))
     tuned = train(
         config(image_folder, tmp_path / "b", epochs=1, init=str(first.best)),
-        ModelConfig(loss="psnr", vivid=0.05),
+        fine_tune_config(str(first.best), loss="psnr", vivid=0.05),
     )
     cfg = load_model(tuned.best).config
     assert (cfg.loss, cfg.vivid, cfg.temperature, cfg.width) == ("psnr", 0.05, 0.5, TINY.width)
-    kept = train(config(image_folder, tmp_path / "c", epochs=1, init=str(tuned.best)), ModelConfig(loss=""))
-    assert kept.model.config.loss == "psnr"  # no loss given: the starting model's
+    # Settings not given keep the starting model's: its loss and its colour reward.
+    again = fine_tune_config(str(tuned.best), loss=None, vivid=None, aux_logmse=None)
+    assert (again.loss, again.vivid) == ("psnr", 0.05)
+    with pytest.raises(UsageError, match="keeps the starting model's width"):
+        fine_tune_config(str(tuned.best), width=8)
+
+
+def test_resuming_a_run_from_before_skip_gray_keeps_its_images(image_folder, tmp_path, capsys):
+    import re
+
+    from PIL import Image
+    from rich.console import Console
+
+    for i in range(4):
+        Image.open(next(image_folder.rglob("*.png"))).convert("L").convert("RGB").save(image_folder / f"bw{i}.png")
+    run = tmp_path / "old"
+    train(config(image_folder, run, epochs=1, skip_gray=False, schedule="plateau"), TINY)  # no fixed step count
+    state = load_checkpoint(run / "last.pt")
+    del state["train_config"]["skip_gray"]  # as written before the setting existed
+    state["train_config"]["epochs"] = 2
+    save_checkpoint(run / "last.pt", state)
+    train(config(image_folder, run), TINY, resume=run / "last.pt", console=Console(stderr=True, width=999))
+    said = capsys.readouterr().err
+    assert "black-and-white" not in said and int(re.search(r"(\d+) training / ", said)[1]) == 28 - round(28 * 0.15)

@@ -92,20 +92,33 @@ def train(
     loss: Annotated[
         str | None,
         typer.Option(
-            help="bins: ce (default) or psnr; regress: mse (default), l1, huber, logmse or psnr. "
-            "psnr trains on the shipped RGB output (see --vivid). With --init: the starting model's unless given."
+            help="bins: ce (default) or psnr; regress: mse (default), l1, huber, logmse or psnr; seed: mse. "
+            "psnr scores the output RGB as shipped (see --vivid). With --init: the starting model's unless given."
         ),
     ] = None,
     vivid: Annotated[
-        float, typer.Option(min=0.0, help="With --loss psnr: dB of reward per unit of output colorfulness.")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="With --loss psnr: dB of reward per unit of output colorfulness (a CIFAR image has about 30). "
+            "Default 0, or the starting model's with --init.",
+        ),
+    ] = None,
     norm: Annotated[str, typer.Option(help="unet normalisation: batch or group (batch-independent).")] = "batch",
     aux_logmse: Annotated[
-        float, typer.Option(min=0.0, help="Weight of the per-image log-MSE term added to the bins head's loss.")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Weight of a per-image log-MSE term added to the bins head's ce loss. "
+            "Default 0, or the starting model's with --init.",
+        ),
+    ] = None,
     init: Annotated[
         str | None,
-        typer.Option(help="Fine-tune: start from these weights (a file, or 'default' for the shipped model)."),
+        typer.Option(
+            help="Fine-tune: start from these weights (a file, or 'default' for the shipped model); "
+            "architecture and decoding come with them, so --arch, --width, --head and --norm are not used."
+        ),
     ] = None,
     skip_gray: Annotated[
         bool,
@@ -122,21 +135,23 @@ def train(
 
     def body() -> None:
         from colorcli.model import SEED_DEFAULTS, ModelConfig
-        from colorcli.train import Interrupted, TrainConfig
+        from colorcli.train import Interrupted, TrainConfig, fine_tune_config
         from colorcli.train import train as run_training
 
-        if arch == "seed":
-            model_cfg = ModelConfig(arch="seed", **SEED_DEFAULTS)
+        if init:
+            model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse)
+        elif arch == "seed":
+            given = {"loss": loss} if loss else {}
+            model_cfg = ModelConfig(arch="seed", **{**SEED_DEFAULTS, **given}, vivid=vivid or 0.0)
         else:
             model_cfg = ModelConfig(
                 arch=arch,
                 width=width,
                 head=head,
-                # An empty loss under --init keeps the starting model's.
-                loss=loss or ("" if init else "ce" if head == "bins" else "mse"),
+                loss=loss or ("ce" if head == "bins" else "mse"),
                 norm=norm,
-                aux_logmse=aux_logmse,
-                vivid=vivid,
+                aux_logmse=aux_logmse or 0.0,
+                vivid=vivid or 0.0,
             )
         cfg = TrainConfig(
             dataset=dataset,

@@ -226,12 +226,20 @@ def predict_chroma_many(model, grays: list[np.ndarray], options: ColorizeOptions
     with torch.inference_mode():
         chroma = torch.cat([model(b.to(device)).float().cpu() for b in tiles.split(options.tile_batch)])
     per_image = chroma.split([layout.count for _, layout in cut])  # each (T_i, 2, 32, 32)
-    factor = options.saturation * _tile_saturation(model)
-    return [_blend(c, layout, options.overlap) * factor for c, (_, layout) in zip(per_image, cut, strict=True)]
+    return [
+        _blend(c, layout, options.overlap) * options.saturation * _tile_saturation(model, layout.count)
+        for c, (_, layout) in zip(per_image, cut, strict=True)
+    ]
 
 
-def _tile_saturation(model) -> float:
-    """The model's own chrominance factor for tiled photos (1.0 for modules without a colorcli config)."""
+def _tile_saturation(model: Any, tiles: int) -> float:
+    """The model's chrominance factor for a photo cut into ``tiles`` tiles.
+
+    One tile shows the whole picture, as in training, so it gets none; modules
+    without a colorcli config (test doubles) get none either.
+    """
+    if tiles <= 1:
+        return 1.0
     return float(getattr(getattr(model, "config", None), "tile_saturation", 1.0))
 
 

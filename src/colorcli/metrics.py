@@ -26,15 +26,17 @@ def ssim_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return m.flatten(1).mean(1)
 
 
-def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
+def colorfulness(rgb: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """Hasler & Suesstrunk (2003) colorfulness of each image; uint8 or 0..255 (B, 3, H, W) -> (B,).
 
     M = sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2), with rg = R - G and
     yb = (R + G) / 2 - B. A gray image scores 0; vivid photos score about 50-100.
+    eps (in squared levels) goes under both square roots: training needs it, since the
+    gradient of sqrt at an exactly gray image is infinite; 0 gives the exact figure.
     """
     x = rgb.float()
     rg = (x[:, 0] - x[:, 1]).flatten(1)  # (B, H*W)
     yb = (0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]).flatten(1)
-    std = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False)).sqrt()
-    mean = (rg.mean(1).square() + yb.mean(1).square()).sqrt()
+    std = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + eps).sqrt()
+    mean = (rg.mean(1).square() + yb.mean(1).square() + eps).sqrt()
     return std + 0.3 * mean

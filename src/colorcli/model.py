@@ -48,8 +48,8 @@ class ModelConfig:
     shipped: mean per-image PSNR, plus ``vivid`` dB of reward per unit of the output's
     colorfulness (see :func:`psnr_objective`).
     ``tile_saturation`` is an extra chrominance factor for photos colorized through
-    32x32 tiles (colorize, eval --full-res): a tile shows only part of a scene, so the
-    model colours it less surely than a whole image; measured per model, set at export.
+    several 32x32 tiles (colorize, eval --full-res): a tile shows only part of a scene, so
+    the model colours it less surely than a whole image; measured per model, set at export.
     """
 
     arch: str = "unet"
@@ -278,7 +278,9 @@ def psnr_objective(pred: torch.Tensor, truth: torch.Tensor, vivid: float) -> tor
     """
     mse = (pred.float() - truth.float()).square().flatten(1).mean(1)  # (B,)
     psnr = 10 * torch.log10(255.0**2 / (mse + 1.0))
-    return -(psnr + vivid * colorfulness(pred)).mean()
+    if not vivid:
+        return -psnr.mean()
+    return -(psnr + vivid * colorfulness(pred, eps=1e-4)).mean()
 
 
 class SeedAutoencoder(Colorizer):
@@ -349,9 +351,13 @@ def build_model(config: ModelConfig) -> Colorizer:
         raise UsageError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHS)}") from None
     if config.head not in HEADS:
         raise UsageError(f"unknown head {config.head!r}; choose from {', '.join(HEADS)}")
+    if config.arch == "seed" and config.loss != "mse":
+        raise UsageError(f"the seed architecture trains with mse on RGB, as the notebooks did, not {config.loss!r}")
     if config.arch != "seed" and config.loss not in HEAD_LOSSES[config.head]:
         choices = ", ".join(HEAD_LOSSES[config.head])
         raise UsageError(f"the {config.head} head trains with {choices}, not {config.loss!r}")
+    if config.vivid and config.loss != "psnr":
+        raise UsageError(f"vivid (the colour reward) needs loss psnr, not {config.loss!r}")
     return factory(config)
 
 

@@ -258,6 +258,26 @@ class TrainResult:
     model: Colorizer  # the final weights (every rank holds the same)
 
 
+LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; the rest comes with the weights
+
+
+def _init_path(init: str) -> Path | None:
+    return None if init == "default" else Path(init)
+
+
+def fine_tune_config(init: str, **given: Any) -> ModelConfig:
+    """The config of the model at ``init`` (a file or "default"), with the loss settings given.
+
+    A setting given as None keeps the starting model's, so ``--init`` without ``--vivid``
+    fine-tunes a model with the reward it was trained with.
+    """
+    unknown = set(given) - set(LOSS_SETTINGS)
+    if unknown:
+        raise UsageError(f"a fine-tune keeps the starting model's {', '.join(sorted(unknown))}")
+    init_cfg, _, _ = read_weights(_init_path(init))
+    return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
+
+
 def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, console=None) -> TrainResult:
     """Train (or resume) a run and write its checkpoints. Raises Interrupted on SIGINT/SIGTERM.
 
@@ -281,18 +301,16 @@ def _train(
         if "optimizer" not in state:
             raise CheckpointError(f"{resume}: has no training state to resume from (use the run's last.pt)")
         # The run goes on where its checkpoint lies, with the settings it started with.
-        cfg = replace(
-            TrainConfig.from_dict(state["train_config"]), device=cfg.device, threads=cfg.threads, out=str(resume.parent)
-        )
+        # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
+        saved = {"skip_gray": False, **state["train_config"]}
+        cfg = replace(TrainConfig.from_dict(saved), device=cfg.device, threads=cfg.threads, out=str(resume.parent))
         model_cfg = ModelConfig.from_dict(state["model_config"])
-    init_state, init_source = None, Path("default")
+    init_state = None
     if state is None and cfg.init:
-        # Architecture, weights, decoding and chrominance prior come from the starting model;
-        # the loss (when one is given here) and its weights from this run.
-        init_cfg, init_state, _ = read_weights(None if cfg.init == "default" else Path(cfg.init))
-        init_source = Path(cfg.init)
-        tuned = {"aux_logmse": model_cfg.aux_logmse, "vivid": model_cfg.vivid}
-        model_cfg = ModelConfig.from_dict({**init_cfg, **tuned, **({"loss": model_cfg.loss} if model_cfg.loss else {})})
+        # Architecture, weights, decoding and chrominance prior come from the starting model,
+        # the loss settings from model_cfg (fine_tune_config fills in the ones not given).
+        init_cfg, init_state, _ = read_weights(_init_path(cfg.init))
+        model_cfg = ModelConfig.from_dict({**init_cfg, **{k: getattr(model_cfg, k) for k in LOSS_SETTINGS}})
     build_model(model_cfg)  # reject a bad architecture, head or loss before any data is loaded
     if cfg.schedule not in SCHEDULES:
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
@@ -325,7 +343,7 @@ def _train(
     if state is not None:
         model = model_from_state(state["model_config"], state["model"], resume).train()
     elif init_state is not None:
-        model = model_from_state(model_cfg.to_dict(), init_state, init_source).train()
+        model = model_from_state(model_cfg.to_dict(), init_state, Path(cfg.init)).train()
     else:
         model = build_model(model_cfg)
         counts = class_prior_counts(model, train_data.cpu())
