@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from colorcli.checkpoint import load_model, read_weights
-from colorcli.data import find_images, grayscale_images, load_dataset, make_pair, split_indices
+from colorcli.data import find_images, flip_where, grayscale_images, load_dataset, make_pair, split_indices
 from colorcli.evaluate import evaluate_photos, evaluate_tensor
 from colorcli.inference import ColorizeOptions
 from colorcli.model import Colorizer
@@ -38,7 +38,7 @@ def fine_tune(checkpoint: Path, train: torch.Tensor, vivid: float, args: argpars
     for _ in range(args.steps):
         batch = train[torch.randint(len(train), (args.batch_size,))]
         flip = torch.rand(args.batch_size) < 0.5
-        y, rgb = make_pair(torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch))
+        y, rgb = make_pair(flip_where(batch, flip))
         loss = model.loss(model(y, raw=True), y, rgb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
