@@ -24,8 +24,12 @@ def colour_image(w: int, h: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(arr, "RGB")
 
 
-def tiny_train_args(folder, out) -> list[str]:
-    """`colorcli train` arguments for a one-epoch run of a tiny model on the CPU."""
+def tiny_train_args(folder, out, init=None) -> list[str]:
+    """`colorcli train` arguments for a one-epoch run of a tiny model on the CPU (or a fine-tune of `init`)."""
+    if init is not None:
+        shape = tiny_train_args(folder, out)
+        at = shape.index("--width")
+        return [*shape[:at], *shape[at + 2 :], "--init", str(init)]
     return [
         "train",
         "--dataset",

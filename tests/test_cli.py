@@ -52,8 +52,13 @@ def test_colorize_usage_errors_exit_2(tmp_path):
 def test_colorize_bad_checkpoint_is_one_line(tmp_path):
     colour_image(8, 8).save(tmp_path / "a.png")
     r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "o.png", "--checkpoint", tmp_path / "nope.pt")
+    assert r.exit_code == 2  # a path on the command line that does not exist is a usage error
+    assert "nope.pt" in r.output and "no such" in r.output and "Traceback" not in r.output
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "o.png", "--checkpoint", tmp_path / "junk.pt")
     assert r.exit_code == 1
-    assert "nope.pt" in r.output and "Traceback" not in r.output
+    assert "junk.pt" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "o.png").exists()
 
 
 def test_colorize_missing_input_fails_with_its_name(tmp_path, tiny_checkpoint):
@@ -166,7 +171,7 @@ def test_train_loss_options_follow_the_head_the_arch_and_the_starting_model(imag
     assert load_model(tmp_path / "r" / "best.pt").config.loss == "mse"
     r = invoke(*tiny_train_args(image_folder, tmp_path / "p"), "--loss", "psnr", "--vivid", "0.05", "--threads", "1")
     assert r.exit_code == 0, r.output
-    r = invoke(*tiny_train_args(image_folder, tmp_path / "f"), "--init", tmp_path / "p" / "best.pt", "--threads", "1")
+    r = invoke(*tiny_train_args(image_folder, tmp_path / "f", init=tmp_path / "p" / "best.pt"), "--threads", "1")
     assert r.exit_code == 0, r.output
     assert (
         load_model(tmp_path / "f" / "best.pt").config.loss,
@@ -178,3 +183,47 @@ def test_train_loss_options_follow_the_head_the_arch_and_the_starting_model(imag
     for bad in (["--arch", "seed", "--loss", "psnr"], ["--vivid", "0.1"]):
         r = invoke(*tiny_train_args(image_folder, tmp_path / "x"), *bad)
         assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    r = invoke(*tiny_train_args(image_folder, tmp_path / "w", init=tmp_path / "p" / "best.pt"), "--width", "8")
+    assert r.exit_code == 2 and "--width" in r.output and "architecture" in r.output, r.output
+
+
+def test_a_skipped_single_file_says_so(tmp_path, tiny_checkpoint):
+    colour_image(8, 8).save(tmp_path / "a.png")
+    (tmp_path / "o.png").write_bytes(b"keep me")
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "o.png", "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 0 and "skipped" in r.output and "--overwrite" in r.output
+    assert (tmp_path / "o.png").read_bytes() == b"keep me"
+
+
+def test_export_refuses_a_suffix_it_cannot_read_back_and_makes_folders(tmp_path, tiny_checkpoint):
+    r = invoke("export", tiny_checkpoint, "-o", tmp_path / "m.pt")
+    assert r.exit_code == 2 and ".safetensors" in r.output and not (tmp_path / "m.pt").exists()
+    r = invoke("export", tiny_checkpoint, "-o", tmp_path / "new" / "m.safetensors")
+    assert r.exit_code == 0, r.output
+    r = invoke(
+        "colorize", tmp_path / "none.png", "-o", tmp_path / "x.png", "--checkpoint", tmp_path / "new" / "m.safetensors"
+    )
+    assert "checkpoint" not in r.output and "none.png" in r.output  # the model loads; the input is what fails
+
+
+def test_eval_checks_the_grid_path_first_and_skips_unreadable_photos(tmp_path, tiny_checkpoint):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    colour_image(48, 40).save(photos / "a.png")
+    (photos / "bad.jpg").write_text("not an image")
+    base = ("eval", "--dataset", photos, "--full-res", "--checkpoint", tiny_checkpoint)
+    r = invoke(*base, "--grid", tmp_path / "grid.jpg")
+    assert r.exit_code == 2 and "grid.jpg" in r.output and ".png" in r.output
+    r = invoke(*base, "--grid", tmp_path / "new" / "grid.png", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.splitlines()[-1])["images"] == 1
+    assert "bad.jpg" in r.output and (tmp_path / "new" / "grid.png").is_file()
+
+
+def test_train_on_black_and_white_images_only_points_to_keep_gray(tmp_path):
+    folder = tmp_path / "bw"
+    folder.mkdir()
+    for i in range(12):
+        colour_image(32, 32).convert("L").convert("RGB").rotate(i * 30).save(folder / f"{i}.png")
+    r = invoke(*tiny_train_args(folder, tmp_path / "run"))
+    assert r.exit_code == 2 and "--keep-gray" in r.output, r.output

@@ -101,8 +101,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(image_folder, tmp_pat
     good = (tmp_path / "n" / "last.pt").read_bytes()
     monkeypatch.setattr(UNet, "loss", lambda self, raw, y, rgb: raw.sum() * float("nan"))
     with pytest.raises(TrainingError, match="loss became nan"):
-        train(config(image_folder, tmp_path / "n", epochs=3), TINY, resume=None)
+        train(config(image_folder, tmp_path / "n", epochs=3), TINY, resume=None, overwrite=True)
     assert (tmp_path / "n" / "last.pt").read_bytes() == good
+
+
+def test_a_new_run_refuses_a_folder_holding_another_run(image_folder, tmp_path):
+    train(config(image_folder, tmp_path / "r", epochs=1), TINY)
+    before = {name: (tmp_path / "r" / name).read_bytes() for name in ("best.pt", "last.pt", "history.json")}
+    with pytest.raises(UsageError, match="already holds a run.*--resume"):
+        train(config(image_folder, tmp_path / "r", epochs=1, seed=5), TINY)
+    assert {name: (tmp_path / "r" / name).read_bytes() for name in before} == before
+    train(config(image_folder, tmp_path / "r", epochs=1, seed=5), TINY, overwrite=True)
+    assert (tmp_path / "r" / "last.pt").read_bytes() != before["last.pt"]
+
+
+def test_an_unusable_run_folder_is_a_one_line_error(image_folder, tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="cannot create the run folder"):
+        train(config(image_folder, tmp_path / "file" / "run", epochs=1), TINY)
 
 
 # ---- real processes: SIGINT finishes the step and saves; SIGKILL never leaves a broken checkpoint

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from colorcli.errors import CheckpointError, first_line
+from colorcli.errors import CheckpointError, ColorcliError, NoSuchCheckpoint, UsageError, first_line
 
 FORMAT = "colorcli-checkpoint"
 FORMAT_VERSION = 1
@@ -66,7 +66,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise NoSuchCheckpoint(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -93,7 +93,6 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def model_from_state(model_config: dict[str, Any], state: dict[str, Any], source: Path):  # -> Colorizer
     """Rebuild a model from its config and load weights, with a clear error on mismatch."""
-    from colorcli.errors import UsageError
     from colorcli.model import ModelConfig, build_model
 
     try:
@@ -132,11 +131,21 @@ def export_safetensors(model, path: Path, info: dict[str, Any] | None = None) ->
     """
     from safetensors.torch import save
 
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise UsageError(f"{path}: an exported model is a .safetensors file (colorcli reads the format by suffix)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{path.parent}: cannot create the folder ({e.strerror or e})") from None
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "model_config": json.dumps(model.config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (info or {}).items()})
     data = save(state, metadata=meta)
-    atomic_write(Path(path), lambda f: f.write(data))
+    try:
+        atomic_write(path, lambda f: f.write(data))
+    except OSError as e:
+        raise ColorcliError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -152,7 +161,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such model file")
+        raise NoSuchCheckpoint(f"{path}: no such model file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

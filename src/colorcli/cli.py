@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 some inputs failed or an error, 2 usage, 130 interrupted.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,27 +57,36 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """Colorize grayscale photos with a small PyTorch model."""
 
 
 Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show a full traceback on errors.")]
+Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full traceback on errors.")]
 
 
 @app.command()
 def train(
     dataset: Annotated[str, typer.Option(help="cifar10, cifar100, or a folder of your own colour images.")] = "cifar10",
-    arch: Annotated[str, typer.Option(help="unet (default) or seed (the original Keras autoencoder).")] = "unet",
+    arch: Annotated[
+        str | None, typer.Option(help="unet (default) or seed (the original Keras autoencoder).", show_default=False)
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training split.")] = 18,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per optimizer step (global under torchrun).")] = 128,
     lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (one-cycle) or start rate (plateau).")] = 2e-3,
     out: Annotated[Path, typer.Option(help="Run folder for best.pt, last.pt and history.json.")] = Path(
         "runs/colorcli"
     ),
-    resume: Annotated[Path | None, typer.Option(help="Continue a run from its last.pt.")] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue a run from its last.pt, with the settings it started with (and in its folder)."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", metavar="", help="Replace the run already in --out (default: refuse).")
+    ] = False,
     device: Device = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = 0,
     data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder (default: ~/.cache/colorcli).")] = None,
@@ -87,8 +97,12 @@ def train(
         float, typer.Option(min=0.0, max=0.9, help="Share of images held out for validation.")
     ] = 0.1,
     limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N images (quick trials).")] = None,
-    width: Annotated[int, typer.Option(min=4, help="Channels of the first level (doubles per level).")] = 32,
-    head: Annotated[str, typer.Option(help="unet output: bins (classify chrominance) or regress.")] = "bins",
+    width: Annotated[
+        int | None, typer.Option(min=4, help="Channels of the first level (doubles per level) [default: 32].")
+    ] = None,
+    head: Annotated[
+        str | None, typer.Option(help="unet output: bins (classify chrominance) or regress [default: bins].")
+    ] = None,
     loss: Annotated[
         str | None,
         typer.Option(
@@ -104,7 +118,9 @@ def train(
             "Default 0, or the starting model's with --init.",
         ),
     ] = None,
-    norm: Annotated[str, typer.Option(help="unet normalisation: batch or group (batch-independent).")] = "batch",
+    norm: Annotated[
+        str | None, typer.Option(help="unet normalisation: batch or group (batch-independent) [default: batch].")
+    ] = None,
     aux_logmse: Annotated[
         float | None,
         typer.Option(
@@ -117,39 +133,51 @@ def train(
         str | None,
         typer.Option(
             help="Fine-tune: start from these weights (a file, or 'default' for the shipped model); "
-            "architecture and decoding come with them, so --arch, --width, --head and --norm are not used."
+            "architecture and decoding come with them (--arch, --width, --head and --norm are refused)."
         ),
     ] = None,
     skip_gray: Annotated[
         bool,
         typer.Option(
-            "--skip-gray/--keep-gray", help="Leave black-and-white originals out of training (validation keeps them)."
+            "--skip-gray/--keep-gray",
+            metavar="",
+            help="Leave black-and-white originals out of training (validation keeps them).",
         ),
     ] = True,
     schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
-    compile: Annotated[bool, typer.Option("--compile", help="Compile the model with torch.compile.")] = False,
+    compile: Annotated[
+        bool, typer.Option("--compile", metavar="", help="Compile the model with torch.compile.")
+    ] = False,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: cores / local processes).")] = None,
     debug: Debug = False,
 ) -> None:
     """Train a colorizer on CIFAR or your own images; keeps the best checkpoint."""
 
     def body() -> None:
+        from colorcli.errors import UsageError
         from colorcli.model import SEED_DEFAULTS, ModelConfig
         from colorcli.train import Interrupted, TrainConfig, fine_tune_config
         from colorcli.train import train as run_training
 
+        shape = {"--arch": arch, "--width": width, "--head": head, "--norm": norm}
+        given_shape = [name for name, value in shape.items() if value is not None]
+        if init and given_shape:
+            raise UsageError(f"{', '.join(given_shape)}: a fine-tune (--init) keeps the starting model's architecture")
+        if resume is not None:
+            _stderr().print(f"resuming {resume} with the settings its run started with")
         if init:
             model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse)
         elif arch == "seed":
             given = {"loss": loss} if loss else {}
             model_cfg = ModelConfig(arch="seed", **{**SEED_DEFAULTS, **given}, vivid=vivid or 0.0)
         else:
+            unet_head = head or "bins"
             model_cfg = ModelConfig(
-                arch=arch,
-                width=width,
-                head=head,
-                loss=loss or ("ce" if head == "bins" else "mse"),
-                norm=norm,
+                arch=arch or "unet",
+                width=width or 32,
+                head=unet_head,
+                loss=loss or ("ce" if unet_head == "bins" else "mse"),
+                norm=norm or "batch",
                 aux_logmse=aux_logmse or 0.0,
                 vivid=vivid or 0.0,
             )
@@ -172,7 +200,7 @@ def train(
             skip_gray=skip_gray,
         )
         try:
-            run_training(cfg, model_cfg, resume=resume, console=_stderr())
+            run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite)
         except Interrupted as e:
             _stderr().print(f"colorcli: {e}")
             raise typer.Exit(e.exit_code) from None
@@ -194,12 +222,17 @@ def evaluate(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N images.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a PNG of rows gray | colorized | ground truth.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print one JSON object instead of a table.")
+    ] = False,
     holdout: Annotated[
-        bool, typer.Option("--holdout", help="Score only the validation split the checkpoint's training held out.")
+        bool,
+        typer.Option(
+            "--holdout", metavar="", help="Score only the validation split the checkpoint's training held out."
+        ),
     ] = False,
     full_res: Annotated[
-        bool, typer.Option("--full-res", help="Folder images at their own size, through the tiling path.")
+        bool, typer.Option("--full-res", metavar="", help="Folder images at their own size, through the tiling path.")
     ] = False,
     scale: Annotated[
         int | None, typer.Option(min=8, help="Working scale for --full-res (see colorize --scale).")
@@ -220,6 +253,8 @@ def evaluate(
         from colorcli.inference import ColorizeOptions
         from colorcli.train import pick_device
 
+        if grid is not None:
+            _check_output_file(grid, ".png")
         model = load_model(checkpoint).to(pick_device(device))
         data = None
         if holdout:
@@ -326,7 +361,14 @@ def export(
             "saturation": saturation,
             "tile_saturation": tile_saturation,
         }
+        from colorcli.errors import UsageError
+
         model = load_model(checkpoint, **{k: v for k, v in decode.items() if v is not None})
+        bins_only = [
+            name for name, v in (("--temperature", temperature), ("--prior-correction", prior_correction)) if v
+        ]
+        if bins_only and getattr(model, "bins", None) is None:
+            raise UsageError(f"{', '.join(bins_only)}: {checkpoint} has no bins head to decode")
         _, _, extras = read_weights(checkpoint)
         export_safetensors(model, output, {k: v for k, v in extras.items() if k != "history"})
         _stderr().print(f"wrote {output}")
@@ -338,7 +380,10 @@ def export(
 def colorize(
     inputs: Annotated[list[Path], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output file (one input) or folder.", show_default=False)
+        str,
+        typer.Option(
+            "-o", "--output", help="Output file (one input) or folder (a trailing / makes it one).", show_default=False
+        ),
     ],
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
@@ -356,16 +401,16 @@ def colorize(
         float, typer.Option(min=0.0, help="Multiply the colour strength (1.0 = as the model is set to colour photos).")
     ] = 1.0,
     recursive: Annotated[
-        bool, typer.Option("--recursive", "-r", help="Include images in subfolders of input folders.")
+        bool, typer.Option("--recursive", "-r", metavar="", help="Include images in subfolders of input folders.")
     ] = False,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing outputs (default: skip them).")
+        bool, typer.Option("--overwrite", metavar="", help="Replace existing outputs (default: skip them).")
     ] = False,
     fmt: Annotated[
-        str, typer.Option("--format", help="Output format for folder outputs: png, jpg, webp or tiff.")
+        str, typer.Option("--format", help="Output format for folder outputs: png, jpg, webp, tiff or bmp.")
     ] = "png",
     json_out: Annotated[
-        bool, typer.Option("--json", help="Print one JSON line per file: input, output, status, seconds.")
+        bool, typer.Option("--json", metavar="", help="Print one JSON line per file: input, output, status, seconds.")
     ] = False,
     max_pixels: Annotated[
         int | None, typer.Option(min=1, help="Refuse larger images (decompression-bomb guard) (default: 200M).")
@@ -377,7 +422,8 @@ def colorize(
     def body() -> int:
         from colorcli.inference import ColorizeOptions, plan_jobs, run_jobs
 
-        jobs = plan_jobs(list(inputs), output, recursive=recursive, fmt=fmt)
+        as_dir = output.endswith(("/", os.sep))
+        jobs = plan_jobs(list(inputs), Path(output), recursive=recursive, fmt=fmt, output_is_dir=as_dir)
         _check_writable(jobs)
         from colorcli.checkpoint import load_model
         from colorcli.train import pick_device
@@ -387,6 +433,8 @@ def colorize(
         opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
         err = _stderr()
         report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
+        if len(jobs) == 1 and report.skipped and not json_out:
+            err.print(f"skipped: {jobs[0].dst} exists (--overwrite replaces it)")
         if len(jobs) > 1 and not json_out:
             err.print(
                 f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
@@ -398,13 +446,25 @@ def colorize(
     raise typer.Exit(code)
 
 
-def _check_writable(jobs) -> None:
-    """Fail before any work when an output folder cannot be created or written."""
-    import os
-
+def _check_output_file(path: Path, suffix: str) -> None:
+    """Fail before any work when an output file has the wrong suffix or its folder cannot be made."""
     from colorcli.errors import UsageError
 
-    for folder in sorted({j.dst.parent for j in jobs}):
+    if path.suffix.lower() != suffix:
+        raise UsageError(f"{path}: must be a {suffix} file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{path.parent}: cannot create output folder ({e.strerror or e})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"{path.parent}: output folder is not writable")
+
+
+def _check_writable(jobs) -> None:
+    """Fail before any work when an output folder cannot be created or written."""
+    from colorcli.errors import UsageError
+
+    for folder in sorted({j.dst.parent for j in jobs if j.dst is not None}):
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as e:

@@ -76,23 +76,37 @@ def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_
         cache = Path(cache_dir) / "folders" / f"{_folder_key(paths, size)}.npy"
         if cache.exists():
             return torch.from_numpy(np.load(cache)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
-    arrays, bad = [], 0
+    arrays: list[np.ndarray] = []
+    bad: list[Path] = []
     for p in track(paths, description=f"decoding {root.name}", disable=not show_progress, transient=True):
         try:
             arrays.append(_decode_fit(p, size))
         except Exception:  # noqa: BLE001 - decoders raise many types on corrupt files; skip and count
-            bad += 1
+            bad.append(p)
     if bad:
-        Console(stderr=True).print(f"[yellow]warning:[/] skipped {bad} unreadable image(s) in {root}")
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]warning:[/] skipped {len(bad)} unreadable image(s) in {root}: {some_names(bad)}", markup=True
+        )
     if not arrays:
         raise DataError(f"{root}: none of the {len(paths)} image files could be read")
     stack = np.stack(arrays)  # (N, S, S, 3)
     if cache is not None:
         from colorcli.checkpoint import atomic_write
 
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(cache, lambda f: np.save(f, stack))
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cache, lambda f: np.save(f, stack))
+        except OSError as e:  # the cache only saves time: go on without it
+            Console(stderr=True, highlight=False).print(
+                f"[yellow]warning:[/] cannot cache decoded images in {cache.parent} ({e.strerror or e})"
+            )
     return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+
+
+def some_names(paths: list[Path], shown: int = 3) -> str:
+    """The first few names of a list of files, for one-line messages."""
+    names = ", ".join(p.name for p in paths[:shown])
+    return names + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
 def _cifar_class(name: str, mirror: str | None) -> type:

@@ -23,6 +23,12 @@ class CheckpointError(ColorcliError):
     """A checkpoint cannot be loaded safely or does not fit the model."""
 
 
+class NoSuchCheckpoint(CheckpointError):
+    """The checkpoint named on the command line does not exist: a usage error (exit code 2)."""
+
+    exit_code = 2
+
+
 class DataError(ColorcliError):
     """A dataset cannot be found, downloaded or read."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
-from colorcli.data import grayscale_images
+from colorcli.data import grayscale_images, some_names
+from colorcli.errors import InputError
 from colorcli.metrics import colorfulness, mse_per_image, psnr_per_image, ssim_per_image
 
 
@@ -97,17 +99,29 @@ def evaluate_tensor(model, data: torch.Tensor, batch_size: int = 500, progress=N
     return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), grayscale_images(data))
 
 
+def _read_photos(paths: list[Path], unreadable: list[Path]) -> Iterator[Any]:
+    """Each readable photo as display-oriented RGB (PIL images), one at a time; the others go to ``unreadable``."""
+    from PIL import Image, ImageOps
+
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                rgb = ImageOps.exif_transpose(im).convert("RGB")
+        except Exception:  # noqa: BLE001 - decoders raise many types; skip the file as training does
+            unreadable.append(path)
+            continue
+        yield rgb
+
+
 def evaluate_photos(model, paths: list[Path], options) -> dict[str, Any]:
     """Score the full-resolution tiling path on colour photos (each compared at its own size)."""
     import numpy as np
-    from PIL import Image, ImageOps
 
     from colorcli.inference import colorize_gray
 
     mine, gray, truth_cf, bw = [], [], [], []
-    for path in paths:
-        with Image.open(path) as im:
-            rgb_im = ImageOps.exif_transpose(im).convert("RGB")
+    unreadable: list[Path] = []
+    for rgb_im in _read_photos(paths, unreadable):
         truth = torch.from_numpy(np.asarray(rgb_im).copy()).permute(2, 0, 1)[None]  # (1, 3, H, W)
         pred_im = colorize_gray(model, rgb_im.convert("L"), options)
         pred = torch.from_numpy(np.asarray(pred_im).copy()).permute(2, 0, 1)[None]  # (1, 3, H, W)
@@ -115,21 +129,27 @@ def evaluate_photos(model, paths: list[Path], options) -> dict[str, Any]:
         gray.append(Scores.of(gray_to_rgb_u8(luma_u8(truth)), truth))
         truth_cf.append(colorfulness(truth))
         bw.append(grayscale_images(truth))
+    if unreadable:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]warning:[/] skipped {len(unreadable)} unreadable image(s): {some_names(unreadable)}"
+        )
+    if not mine:
+        raise InputError(f"none of the {len(paths)} images could be read")
     return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))
 
 
 def save_photo_grid(model, paths: list[Path], path: Path, options, height: int = 200) -> None:
     """A PNG with one row per photo, colorized at full resolution, shown `height` pixels tall:
     gray | colorized | original."""
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     from colorcli.checkpoint import atomic_write
     from colorcli.inference import colorize_gray
 
     rows = []
-    for p in paths:
-        with Image.open(p) as im:
-            truth = ImageOps.exif_transpose(im).convert("RGB")
+    for truth in _read_photos(paths, unreadable=[]):
         gray = truth.convert("L")
         trio = [gray.convert("RGB"), colorize_gray(model, gray, options), truth]
         w = max(1, round(truth.width * height / truth.height))

@@ -218,6 +218,36 @@ def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist
     return {"val_loss": totals[0].item() / n, "val_psnr": totals[1].item() / n, "val_gray_psnr": totals[2].item() / n}
 
 
+def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
+    """Create the run folder; why it cannot be used, or None.
+
+    A fresh run into a folder that holds another run's checkpoints is refused unless
+    ``overwrite``: they may be hours of training.
+    """
+    taken = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
+    if fresh and taken and not overwrite:
+        return (
+            f"{out}: already holds a run ({', '.join(taken)}); continue it with --resume {out / 'last.pt'}, "
+            "choose another --out, or pass --overwrite to replace it"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"{out}: cannot create the run folder ({e.strerror or e})"
+    if not os.access(out, os.W_OK):
+        return f"{out}: the run folder is not writable"
+    return None
+
+
+def _any_rank(flag: bool, d: Dist, device: torch.device) -> bool:
+    """True on every rank if it is True on any."""
+    if d.world == 1:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(t)
+    return bool(t.item())
+
+
 def _last_good(out: Path) -> str:
     last = out / "last.pt"
     return f"The last good checkpoint is {last}" if last.exists() else "No checkpoint was written yet"
@@ -278,22 +308,33 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
     return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
 
 
-def train(cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, console=None) -> TrainResult:
+def train(
+    cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, console=None, overwrite: bool = False
+) -> TrainResult:
     """Train (or resume) a run and write its checkpoints. Raises Interrupted on SIGINT/SIGTERM.
+
+    A run folder that already holds a run is refused unless ``overwrite``, so a
+    forgotten ``--resume`` or a reused ``--out`` does not replace its checkpoints.
 
     Under torchrun (RANK and WORLD_SIZE set) every rank calls this; the process
     group is joined here and left on the way out.
     """
     d, device = init_distributed(cfg.device)
     try:
-        return _train(cfg, model_cfg, resume, console, d, device)
+        return _train(cfg, model_cfg, resume, console, d, device, overwrite)
     finally:
         if d.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
 
 def _train(
-    cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None, console, d: Dist, device: torch.device
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    resume: Path | None,
+    console,
+    d: Dist,
+    device: torch.device,
+    overwrite: bool = False,
 ) -> TrainResult:
     state: dict[str, Any] | None = None
     if resume is not None:
@@ -320,8 +361,9 @@ def _train(
         raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
     local_batch = cfg.batch_size // d.world
     out = Path(cfg.out)
-    if d.main:
-        out.mkdir(parents=True, exist_ok=True)
+    problem = _run_folder_problem(out, fresh=state is None, overwrite=overwrite) if d.main else None
+    if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
+        raise UsageError(problem or f"{out}: refused by the main process")
 
     data = _load_once(cfg, d)
     if cfg.limit:
@@ -332,7 +374,12 @@ def _train(
         gray = grayscale_images(data[train_idx])
         train_idx, dropped = train_idx[~gray], int(gray.sum())
     if len(train_idx) < cfg.batch_size:
-        raise UsageError(f"only {len(train_idx)} training images; lower --batch-size (now {cfg.batch_size})")
+        hint = (
+            f"; {dropped} black-and-white images were left out (--keep-gray keeps them)"
+            if dropped
+            else f"; lower --batch-size (now {cfg.batch_size})"
+        )
+        raise UsageError(f"only {len(train_idx)} training images{hint}")
     if len(val_idx) < d.world:
         raise UsageError(f"only {len(val_idx)} validation images for {d.world} processes; raise --val-fraction")
     on_device = data.to(device)
