@@ -30,6 +30,7 @@ def main() -> None:
     ap.add_argument("--photo", type=Path, default=None)
     ap.add_argument("--show", default="32,64,128")
     ap.add_argument("--saturations", default="1.0", help="colorize --saturation values to score at each scale")
+    ap.add_argument("--per-photo", action="store_true", help="also print each photo's gain and colour")
     args = ap.parse_args()
 
     model = load_model(args.checkpoint)
@@ -43,6 +44,10 @@ def main() -> None:
                 f"{scale:6d} {sat:5.2f} {r['psnr']:7.2f} {r['psnr_gain_db']:+6.2f} {r['ssim']:6.4f} "
                 f"{r['colorfulness_ratio']:6.2f}"
             )
+            if args.per_photo:
+                for path in paths:
+                    one = evaluate_photos(model, [path], ColorizeOptions(scale=scale, saturation=sat))
+                    print(f"{'':13}{path.name:<22} {one['psnr_gain_db']:+6.2f} {one['colorfulness_ratio']:6.2f}")
     print(f"{'gray':>6} {'':5} {r['gray_psnr']:7.2f} {0:+6.2f} {r['gray_ssim']:6.4f} {0:6.2f}")
 
     if args.picture and args.photo:
