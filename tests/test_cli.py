@@ -227,3 +227,13 @@ def test_train_on_black_and_white_images_only_points_to_keep_gray(tmp_path):
         colour_image(32, 32).convert("L").convert("RGB").rotate(i * 30).save(folder / f"{i}.png")
     r = invoke(*tiny_train_args(folder, tmp_path / "run"))
     assert r.exit_code == 2 and "--keep-gray" in r.output, r.output
+
+
+def test_eval_holdout_from_another_folder_says_which_dataset_to_pass(image_folder, tmp_path, monkeypatch):
+    r = invoke(*tiny_train_args(image_folder, tmp_path / "run"), "--threads", "1")
+    assert r.exit_code == 0, r.output
+    ckpt = (tmp_path / "run" / "best.pt").resolve()
+    monkeypatch.chdir(image_folder)  # the dataset was named as an absolute path: found from anywhere
+    assert invoke("eval", "--holdout", "--checkpoint", ckpt, "--json").exit_code == 0
+    r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", "elsewhere")
+    assert r.exit_code == 2 and "elsewhere" in r.output and "--dataset" in r.output, r.output

@@ -94,7 +94,7 @@ def train(
         str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
     ] = None,
     val_fraction: Annotated[
-        float, typer.Option(min=0.0, max=0.9, help="Share of images held out for validation.")
+        float, typer.Option(min=0.0, max=0.9, help="Share of images held out for validation (at least one image).")
     ] = 0.1,
     limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N images (quick trials).")] = None,
     width: Annotated[
@@ -289,13 +289,19 @@ def evaluate(
 def _holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None):
     """The validation images a run held out, from its stored training config."""
     from colorcli.checkpoint import read_weights
-    from colorcli.data import load_dataset, split_indices
+    from colorcli.data import CIFAR_NAMES, load_dataset, split_indices
+    from colorcli.errors import UsageError
 
     _, _, extras = read_weights(checkpoint)
     tc = extras.get("train_config")
     if not tc:
         raise ColorcliError(f"{checkpoint or 'the default model'}: has no training config, so no known holdout split")
     source = tc["dataset"] if dataset == "cifar10" and tc["dataset"] != "cifar10" else dataset
+    if source not in CIFAR_NAMES and not Path(source).is_dir():
+        raise UsageError(
+            f"{source}: not a folder here; the model was trained on {tc['dataset']!r} (as named where training ran), "
+            "so pass --dataset with that folder's path from here"
+        )
     data = load_dataset(source, data_dir or tc.get("data_dir"), train=True)
     if tc.get("limit"):
         data = data[: tc["limit"]]
