@@ -12,11 +12,10 @@ images, and colour originals only) and, if given, folders of photos through the
 tiling path. It is how the shipped model's reward was chosen, before the full
 fine-tune (`colorcli train --init ... --loss psnr --vivid ...`).
 
-`--zoom P:S` also trains on zoomed-in views: with probability P an image is
-replaced by a random square crop of at least S of its side, resized back to
-32x32 (as a 32x32 tile of a photo shows part of a scene). It was tried, and not
-adopted: it helped the five photos the working scale was chosen on, but not
-held-out ones, and it cost CIFAR.
+`--zoom P:S` also trains on zoomed-in views, as `colorcli train --zoom P
+--zoom-min S` does: with probability P an image is replaced by a random square
+crop of at least S of its side, resized back to 32x32 (as a 32x32 tile of a
+photo shows part of a scene).
 """
 
 from __future__ import annotations
@@ -29,23 +28,19 @@ from pathlib import Path
 import torch
 
 from colorcli.checkpoint import load_model, read_weights
-from colorcli.data import find_images, flip_where, grayscale_images, load_dataset, make_pair, split_indices
+from colorcli.data import (
+    find_images,
+    flip_where,
+    grayscale_images,
+    load_dataset,
+    make_pair,
+    random_zooms,
+    split_indices,
+    zoom_in,
+)
 from colorcli.evaluate import evaluate_photos, evaluate_tensor
 from colorcli.inference import ColorizeOptions
 from colorcli.model import Colorizer
-
-
-def zoom_in(batch: torch.Tensor, p: float, smallest: float) -> torch.Tensor:
-    """Replace each (B, 3, H, W) uint8 image, with probability p, by a random square crop of at least
-    ``smallest`` of its side, bilinearly resized back to H x W."""
-    from torchvision.ops import roi_align
-
-    b, _, h, w = batch.shape
-    side = torch.where(torch.rand(b) < p, torch.empty(b).uniform_(smallest, 1.0), torch.ones(b)) * min(h, w)
-    x0, y0 = torch.rand(b) * (w - side), torch.rand(b) * (h - side)
-    boxes = torch.stack([torch.arange(b, dtype=torch.float32), x0, y0, x0 + side, y0 + side], 1)  # (B, 5)
-    crops = roi_align(batch.float(), boxes, output_size=(h, w), sampling_ratio=2, aligned=True)  # (B, 3, H, W)
-    return crops.round().clamp(0, 255).to(torch.uint8)
 
 
 def fine_tune(
@@ -63,7 +58,7 @@ def fine_tune(
         flip = torch.rand(args.batch_size) < 0.5
         batch = flip_where(batch, flip)
         if zoom[0] > 0:
-            batch = zoom_in(batch, *zoom)
+            batch = zoom_in(batch, random_zooms(len(batch), *zoom))
         y, rgb = make_pair(batch)
         loss = model.loss(model(y, raw=True), y, rgb)
         opt.zero_grad(set_to_none=True)

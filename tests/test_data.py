@@ -198,3 +198,22 @@ def test_mirror_serving_a_bad_archive_is_reported(cifar_server, tmp_path, monkey
     monkeypatch.setattr(datasets.CIFAR10, "tgz_md5", "0" * 32)  # the served file can never match
     with pytest.raises(DataError, match="cannot download cifar10"):
         load_cifar("cifar10", tmp_path / "dl", train=True, mirror=cifar_server)
+
+
+def test_zoomed_views_crop_inside_the_image_and_leave_the_rest_untouched():
+    from colorcli.data import epoch_zooms, random_zooms, zoom_in
+
+    crops = random_zooms(1000, 0.5, 0.4, torch.Generator().manual_seed(0))
+    side, left, top = crops.T
+    zoomed = side < 1
+    assert 0.4 < zoomed.float().mean() < 0.6
+    assert (side[zoomed] >= 0.4).all() and (left + side <= 1 + 1e-6).all() and (top + side <= 1 + 1e-6).all()
+    assert torch.equal(epoch_zooms(50, 0, 3, 0.5, 0.5), epoch_zooms(50, 0, 3, 0.5, 0.5))  # resumable
+    assert not torch.equal(epoch_zooms(50, 0, 3, 0.5, 0.5), epoch_zooms(50, 0, 4, 0.5, 0.5))
+
+    # a left-to-right ramp: the left half of it, zoomed, is a gentler ramp over the same width
+    ramp = torch.arange(32, dtype=torch.uint8).mul(8).expand(2, 3, 32, 32).contiguous()  # (2, 3, 32, 32)
+    out = zoom_in(ramp, torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.0, 0.0]]))
+    assert torch.equal(out[0], ramp[0])  # not zoomed: untouched, not resampled
+    row = out[1, 0, 0].float()
+    assert row[0] < 8 and 120 <= row[-1] <= 128 and (row.diff() >= 0).all()

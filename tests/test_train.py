@@ -268,3 +268,9 @@ def test_resuming_a_run_from_before_skip_gray_keeps_its_images(image_folder, tmp
     train(config(image_folder, run), TINY, resume=run / "last.pt", console=Console(stderr=True, width=999))
     said = capsys.readouterr().err
     assert "black-and-white" not in said and int(re.search(r"(\d+) training / ", said)[1]) == 28 - round(28 * 0.15)
+
+
+def test_zoomed_training_runs_and_is_stored_for_resume(image_folder, tmp_path):
+    train(config(image_folder, tmp_path / "z", epochs=1, zoom=0.5, zoom_min=0.6), TINY)
+    state = torch.load(tmp_path / "z" / "last.pt", weights_only=True)
+    assert (state["train_config"]["zoom"], state["train_config"]["zoom_min"]) == (0.5, 0.6)

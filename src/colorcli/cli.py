@@ -144,6 +144,18 @@ def train(
             help="Leave black-and-white originals out of training (validation keeps them).",
         ),
     ] = True,
+    zoom: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of training images shown zoomed in each epoch (a random square crop, resized back), "
+            "as a 32x32 tile of a photo shows part of a scene.",
+        ),
+    ] = 0.0,
+    zoom_min: Annotated[
+        float, typer.Option(min=0.05, max=1.0, help="Smallest zoomed crop, as a share of the image side.")
+    ] = 0.5,
     schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
     compile: Annotated[
         bool, typer.Option("--compile", metavar="", help="Compile the model with torch.compile.")
@@ -198,6 +210,8 @@ def train(
             threads=threads,
             init=init,
             skip_gray=skip_gray,
+            zoom=zoom,
+            zoom_min=zoom_min,
         )
         try:
             run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite)

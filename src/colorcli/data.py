@@ -186,6 +186,50 @@ def epoch_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.rand(n, generator=g) < 0.5
 
 
+def random_zooms(n: int, p: float, smallest: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Square crops for ``zoom_in``: (n, 3) rows of (side, left, top) as fractions of the image.
+
+    With probability p a crop's side is uniform in smallest..1; otherwise it is the
+    whole image (1, 0, 0). left and top place it uniformly inside the image.
+    """
+    zoomed = torch.rand(n, generator=generator) < p
+    side = torch.where(zoomed, torch.empty(n).uniform_(smallest, 1.0, generator=generator), torch.ones(n))
+    left = torch.rand(n, generator=generator) * (1 - side)
+    top = torch.rand(n, generator=generator) * (1 - side)
+    return torch.stack([side, left, top], 1)  # (n, 3)
+
+
+def epoch_zooms(n: int, seed: int, epoch: int, p: float, smallest: float) -> torch.Tensor:
+    """The crops of epoch `epoch` for the n training images, per image like the flips: (n, 3)."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch + 15_485_863)
+    return random_zooms(n, p, smallest, g)
+
+
+def zoom_in(rgb: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+    """Each image of a (B, 3, H, W) uint8 batch cut to its crop (B, 3) and resized back to H x W.
+
+    Training on such views teaches the model what a 32x32 tile of a photo shows: part of
+    a scene, larger than CIFAR frames it. Bilinear with 2x2 samples per output pixel
+    (roi_align), rounded back to uint8, so the luma is computed from the crop's pixels.
+    Images whose crop is the whole image are returned untouched (roi_align would blur them).
+    """
+    from torchvision.ops import roi_align
+
+    crops = crops.to(rgb.device, torch.float32)
+    zoomed = (crops[:, 0] < 1).nonzero().flatten()  # (k,) rows to crop
+    if len(zoomed) == 0:
+        return rgb
+    _, _, h, w = rgb.shape
+    side = crops[zoomed, 0] * min(h, w)
+    left, top = crops[zoomed, 1] * w, crops[zoomed, 2] * h
+    index = torch.arange(len(zoomed), device=rgb.device, dtype=torch.float32)
+    boxes = torch.stack([index, left, top, left + side, top + side], 1)  # (k, 5): image, x0, y0, x1, y1
+    views = roi_align(rgb[zoomed].float(), boxes, output_size=(h, w), sampling_ratio=2, aligned=True)  # (k, 3, H, W)
+    out = rgb.clone()
+    out[zoomed] = views.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
 def flip_where(rgb: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Mirror the images of a (B, 3, H, W) batch where flip (B,) is True, batched."""
     return torch.where(flip.to(rgb.device).view(-1, 1, 1, 1), rgb.flip(-1), rgb)

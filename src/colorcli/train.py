@@ -25,12 +25,14 @@ from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.data import (
     epoch_flips,
     epoch_order,
+    epoch_zooms,
     flip_where,
     grayscale_images,
     iter_batches,
     load_dataset,
     make_pair,
     split_indices,
+    zoom_in,
 )
 from colorcli.errors import CheckpointError, TrainingError, UsageError
 from colorcli.metrics import psnr_per_image
@@ -51,6 +53,9 @@ class TrainConfig:
     skip_gray: leave black-and-white originals out of the training split; as targets
     they only teach the model to keep photos that look old gray, and those are the
     photos people bring to a colorizer. Validation keeps them, as eval does.
+    zoom: share of training images replaced each epoch by a zoomed-in view (a random
+    square crop of at least ``zoom_min`` of the side, resized back), as a 32x32 tile of
+    a photo shows part of a scene. Validation is never zoomed.
     """
 
     dataset: str = "cifar10"
@@ -70,6 +75,8 @@ class TrainConfig:
     threads: int | None = None
     init: str | None = None
     skip_gray: bool = True
+    zoom: float = 0.0
+    zoom_min: float = 0.5
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -469,8 +476,11 @@ def _train(
             t0, seen, run_loss = time.perf_counter(), 0, math.nan
             net.train()
             flips = epoch_flips(len(train_data), cfg.seed, epoch)
+            zooms = epoch_zooms(len(train_data), cfg.seed, epoch, cfg.zoom, cfg.zoom_min) if cfg.zoom > 0 else None
             for idx in iter_batches(order, local_batch, start=step):
                 rgb_u8 = flip_where(train_data[idx.to(device)], flips[idx])
+                if zooms is not None:
+                    rgb_u8 = zoom_in(rgb_u8, zooms[idx])
                 y, rgb = make_pair(rgb_u8)
                 if device.type == "cuda":
                     y, rgb = (
