@@ -43,6 +43,12 @@ from colorcli.inference import ColorizeOptions
 from colorcli.model import Colorizer
 
 
+def parse_zoom(text: str) -> tuple[float, float]:
+    """ "P:S" -> (P, S); "P" -> (P, 0.5), as train's --zoom-min defaults; "0" -> no zoom."""
+    p, _, smallest = text.partition(":")
+    return float(p), float(smallest or 0.5)
+
+
 def fine_tune(
     checkpoint: Path, train: torch.Tensor, vivid: float, args: argparse.Namespace, zoom: tuple[float, float] = (0, 1)
 ) -> Colorizer:
@@ -53,12 +59,13 @@ def fine_tune(
     decode = {k: v for k, v in decode.items() if v is not None}
     model.config = replace(model.config, loss="psnr", vivid=vivid, **decode)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    crops = torch.Generator().manual_seed(1)  # its own stream: every run samples the same batches
     for _ in range(args.steps):
         batch = train[torch.randint(len(train), (args.batch_size,))]
         flip = torch.rand(args.batch_size) < 0.5
         batch = flip_where(batch, flip)
         if zoom[0] > 0:
-            batch = zoom_in(batch, random_zooms(len(batch), *zoom))
+            batch = zoom_in(batch, random_zooms(len(batch), *zoom, generator=crops))
         y, rgb = make_pair(batch)
         loss = model.loss(model(y, raw=True), y, rgb)
         opt.zero_grad(set_to_none=True)
@@ -95,7 +102,7 @@ def main() -> None:
     folders = [f for f in (args.photos, args.more_photos) if f]
     photo_sets = [(f.name, find_images(f)) for f in folders]
     saturations = sorted({1.0, args.saturation})
-    zooms = [tuple(map(float, z.split(":"))) if ":" in z else (0.0, 1.0) for z in args.zoom.split(",")]
+    zooms = [parse_zoom(z) for z in args.zoom.split(",")]
     print(f"{args.steps} steps of {args.batch_size} from {args.checkpoint}; {len(val)} validation images")
     header = f"{'vivid':>6} {'zoom':>8} {'all: gain':>9} {'colour':>6} {'colour originals: gain':>22} {'colour':>6}"
     for name, _ in photo_sets:

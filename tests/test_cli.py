@@ -82,10 +82,11 @@ def test_colorize_folder_with_a_bad_file_exits_1_and_keeps_going(tmp_path, tiny_
 
 def test_unwritable_output_fails_before_any_work(tmp_path, tiny_checkpoint):
     colour_image(8, 8).save(tmp_path / "a.png")
+    colour_image(8, 8).save(tmp_path / "b.png")
     blocker = tmp_path / "file"
     blocker.write_text("x")
     r = invoke(
-        "colorize", tmp_path / "a.png", tmp_path / "a.png", "-o", blocker / "sub", "--checkpoint", tiny_checkpoint
+        "colorize", tmp_path / "a.png", tmp_path / "b.png", "-o", blocker / "sub", "--checkpoint", tiny_checkpoint
     )
     assert r.exit_code == 2 and "cannot create output folder" in r.output
 
@@ -218,6 +219,10 @@ def test_eval_checks_the_grid_path_first_and_skips_unreadable_photos(tmp_path, t
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout.splitlines()[-1])["images"] == 1
     assert "bad.jpg" in r.output and (tmp_path / "new" / "grid.png").is_file()
+    for i in range(8):  # the grid draws the first readable photos, however many come before them
+        (photos / f"0{i}.jpg").write_text("not an image")
+    r = invoke(*base, "--grid", tmp_path / "g2.png", "--json")
+    assert r.exit_code == 0 and Image.open(tmp_path / "g2.png").height > 100, r.output
 
 
 def test_train_on_black_and_white_images_only_points_to_keep_gray(tmp_path):

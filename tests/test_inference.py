@@ -340,12 +340,23 @@ def test_reruns_do_not_colorize_their_own_results(tmp_path, tiny_model):
     assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")) == ["a.png", "out/a.png"]
     with pytest.raises(UsageError, match="also an input folder"):
         plan_jobs([src], src)
+    # the same through a glob: its matches inside the output folder are earlier results
+    pattern = src / "**" / "*.png"
+    assert [j.src.name for j in plan_jobs([pattern], src / "out")] == ["a.png"]
+    # an output folder above the input folder leaves every input in
+    sub = src / "sub"
+    sub.mkdir()
+    colour_image(20, 20).save(sub / "b.png")
+    assert [j.src.name for j in plan_jobs([sub], src)] == ["b.png"]
+    assert [j.src.name for j in plan_jobs([tmp_path / "in" / "sub" / "*.png"], src)] == ["b.png"]
 
 
 def test_an_input_named_twice_is_colorized_once(tmp_path):
     colour_image(8, 8).save(tmp_path / "m.png")
     jobs = plan_jobs([tmp_path / "m.png", tmp_path / "m.png", tmp_path], tmp_path / "out")
     assert [(j.src.name, j.dst.name) for j in jobs] == [("m.png", "m.png")]
+    [job] = plan_jobs([tmp_path / "m.png", tmp_path / "." / "m.png"], tmp_path / "x.png")
+    assert job.dst == tmp_path / "x.png"  # one file, named twice: -o is still that file
 
 
 def test_a_folder_without_images_is_reported_not_skipped(tmp_path, tiny_model):

@@ -175,7 +175,7 @@ def train(
         given_shape = [name for name, value in shape.items() if value is not None]
         if init and given_shape:
             raise UsageError(f"{', '.join(given_shape)}: a fine-tune (--init) keeps the starting model's architecture")
-        if resume is not None:
+        if resume is not None and os.environ.get("RANK", "0") == "0":  # once, not per torchrun process
             _stderr().print(f"resuming {resume} with the settings its run started with")
         if init:
             model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse)
@@ -288,7 +288,7 @@ def evaluate(
                 data = data[:limit]
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))
         if grid is not None and full_res:
-            save_photo_grid(model.cpu(), paths[:8], grid, opts)
+            save_photo_grid(model.cpu(), paths, grid, opts)
         elif grid is not None:
             shuffled = data.cpu()[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))]
             save_grid(model.cpu(), shuffled, grid)

@@ -63,6 +63,7 @@ def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_
     keyed by the files' paths, sizes and modification times.
     """
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import track
 
     root = Path(root)
@@ -85,7 +86,8 @@ def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_
             bad.append(p)
     if bad:
         Console(stderr=True, highlight=False).print(
-            f"[yellow]warning:[/] skipped {len(bad)} unreadable image(s) in {root}: {some_names(bad)}", markup=True
+            f"[yellow]warning:[/] skipped {len(bad)} unreadable image(s) in {escape(str(root))}: "
+            + escape(some_names(bad))
         )
     if not arrays:
         raise DataError(f"{root}: none of the {len(paths)} image files could be read")
@@ -98,7 +100,8 @@ def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_
             atomic_write(cache, lambda f: np.save(f, stack))
         except OSError as e:  # the cache only saves time: go on without it
             Console(stderr=True, highlight=False).print(
-                f"[yellow]warning:[/] cannot cache decoded images in {cache.parent} ({e.strerror or e})"
+                f"[yellow]warning:[/] cannot cache decoded images in {escape(str(cache.parent))} "
+                f"({escape(str(e.strerror or e))})"
             )
     return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
 

@@ -131,18 +131,19 @@ def evaluate_photos(model, paths: list[Path], options) -> dict[str, Any]:
         bw.append(grayscale_images(truth))
     if unreadable:
         from rich.console import Console
+        from rich.markup import escape
 
         Console(stderr=True, highlight=False).print(
-            f"[yellow]warning:[/] skipped {len(unreadable)} unreadable image(s): {some_names(unreadable)}"
+            f"[yellow]warning:[/] skipped {len(unreadable)} unreadable image(s): {escape(some_names(unreadable))}"
         )
     if not mine:
         raise InputError(f"none of the {len(paths)} images could be read")
     return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))
 
 
-def save_photo_grid(model, paths: list[Path], path: Path, options, height: int = 200) -> None:
-    """A PNG with one row per photo, colorized at full resolution, shown `height` pixels tall:
-    gray | colorized | original."""
+def save_photo_grid(model, paths: list[Path], path: Path, options, height: int = 200, rows_max: int = 8) -> None:
+    """A PNG with one row for each of the first ``rows_max`` readable photos, colorized at full
+    resolution and shown `height` pixels tall: gray | colorized | original."""
     from PIL import Image
 
     from colorcli.checkpoint import atomic_write
@@ -150,10 +151,14 @@ def save_photo_grid(model, paths: list[Path], path: Path, options, height: int =
 
     rows = []
     for truth in _read_photos(paths, unreadable=[]):
+        if len(rows) == rows_max:
+            break
         gray = truth.convert("L")
         trio = [gray.convert("RGB"), colorize_gray(model, gray, options), truth]
         w = max(1, round(truth.width * height / truth.height))
         rows.append([t.resize((w, height), Image.Resampling.LANCZOS) for t in trio])
+    if not rows:
+        raise InputError(f"{path}: no readable photo to draw")
     pad = 4
     width = max(3 * r[0].width + 4 * pad for r in rows)
     sheet = Image.new("RGB", (width, len(rows) * (height + pad) + pad), "white")

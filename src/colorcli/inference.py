@@ -364,8 +364,30 @@ class Job:
     error: str | None = None
 
 
-def _is_within(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
+def _is_glob(item: Path) -> bool:
+    return any(ch in str(item) for ch in "*?[") and not item.exists()
+
+
+def _glob_root(pattern: Path) -> Path:
+    """The folder a glob pattern searches below: its parts before the first wildcard."""
+    fixed = []
+    for part in pattern.parts:
+        if any(ch in part for ch in "*?["):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path()
+
+
+def _nested_output(root: Path, output: Path | None) -> Path | None:
+    """The output folder if it lies strictly inside ``root``: its files are earlier results, not inputs."""
+    if output is None:
+        return None
+    out, base = output.resolve(), root.resolve()
+    return out if out != base and out.is_relative_to(base) else None
+
+
+def _outside(files: list[Path], nested: Path | None) -> list[Path]:
+    return files if nested is None else [f for f in files if not f.resolve().is_relative_to(nested)]
 
 
 def expand_inputs(
@@ -374,10 +396,11 @@ def expand_inputs(
     """(file, path relative to the output folder without suffix) for every input file, and refused inputs.
 
     Folders contribute their images (recursively with `recursive`, keeping
-    subfolders), except those inside ``exclude`` (the output folder, so a rerun
-    does not colorize its own results); glob patterns are expanded; files are
-    taken as they are. A file named twice is colorized once. A folder without
-    images is refused with a reason rather than passed over in silence.
+    subfolders) and glob patterns their matches, except files inside ``exclude``
+    (the output folder) when it lies inside the folder searched, so a rerun does not
+    colorize its own results. Files are taken as they are. A file named twice is
+    colorized once. A folder without images is refused with a reason rather than
+    passed over in silence.
     """
     from colorcli.data import find_images
 
@@ -385,23 +408,19 @@ def expand_inputs(
     refused: list[Job] = []
     for item in inputs:
         if item.is_dir():
-            images = [f for f in find_images(item, recursive=recursive) if not (exclude and _is_within(f, exclude))]
+            images = _outside(find_images(item, recursive=recursive), _nested_output(item, exclude))
             if not images:
-                refused.append(
-                    Job(
-                        item,
-                        None,
-                        f"{item}: is a folder with no images{'' if recursive else ' (-r looks in subfolders)'}",
-                    )
-                )
+                hint = "" if recursive else " (-r looks in subfolders)"
+                refused.append(Job(item, None, f"{item}: is a folder with no images{hint}"))
             found.extend((f, f.relative_to(item).with_suffix("")) for f in images)
-        elif any(ch in str(item) for ch in "*?[") and not item.exists():
+        elif _is_glob(item):
             matches = (
                 sorted(Path().glob(str(item)))
                 if not item.is_absolute()
                 else sorted(Path(item.anchor).glob(str(item.relative_to(item.anchor))))
             )
-            found.extend((m, Path(m.stem)) for m in matches if m.is_file())
+            matches = _outside([m for m in matches if m.is_file()], _nested_output(_glob_root(item), exclude))
+            found.extend((m, Path(m.stem)) for m in matches)
         else:
             found.append((item, Path(item.stem)))
     seen: set[Path] = set()
@@ -437,10 +456,8 @@ def plan_jobs(
     if not files:
         reasons = "; ".join(j.error for j in refused if j.error)
         raise UsageError("no input images found" + (f" ({reasons})" if reasons else ""))
-    single = (
-        len(inputs) == 1 and not inputs[0].is_dir() and len(files) == 1 and not output.is_dir() and not output_is_dir
-    )
-    if single and not any(ch in str(inputs[0]) for ch in "*?["):
+    named_files = not any(item.is_dir() or _is_glob(item) for item in inputs)
+    if named_files and len(files) == 1 and not output.is_dir() and not output_is_dir:
         output_format(output)
         return [Job(files[0][0], output)]
     suffix = "." + fmt.lower().lstrip(".")

@@ -231,7 +231,10 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
     A fresh run into a folder that holds another run's checkpoints is refused unless
     ``overwrite``: they may be hours of training.
     """
-    taken = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
+    try:
+        taken = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
+    except OSError as e:
+        return f"{out}: cannot look into the run folder ({e.strerror or e})"
     if fresh and taken and not overwrite:
         return (
             f"{out}: already holds a run ({', '.join(taken)}); continue it with --resume {out / 'last.pt'}, "
@@ -362,6 +365,8 @@ def _train(
     build_model(model_cfg)  # reject a bad architecture, head or loss before any data is loaded
     if cfg.schedule not in SCHEDULES:
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if not (0 <= cfg.zoom <= 1 and 0 < cfg.zoom_min <= 1):
+        raise UsageError(f"zoom {cfg.zoom} and zoom_min {cfg.zoom_min}: need 0 <= zoom <= 1 and 0 < zoom_min <= 1")
     say = console.print if (console is not None and d.main) else (lambda *a, **k: None)
     threads = set_cpu_threads(cfg.threads, d) if device.type == "cpu" else None
     if cfg.batch_size % d.world:
