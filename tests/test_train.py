@@ -247,8 +247,9 @@ def test_fine_tuning_on_the_psnr_objective_keeps_the_weights_decoding(image_fold
     # Settings not given keep the starting model's: its loss and its colour reward.
     again = fine_tune_config(str(tuned.best), loss=None, vivid=None, aux_logmse=None)
     assert (again.loss, again.vivid) == ("psnr", 0.05)
-    with pytest.raises(UsageError, match="keeps the starting model's width"):
+    with pytest.raises(UsageError, match="--width: a fine-tune"):
         fine_tune_config(str(tuned.best), width=8)
+    assert fine_tune_config(str(tuned.best), width=None, arch=None).width == TINY.width  # not given: fine
 
 
 def test_resuming_a_run_from_before_skip_gray_keeps_its_images(image_folder, tmp_path, capsys):

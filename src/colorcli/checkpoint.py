@@ -148,6 +148,20 @@ def export_safetensors(model, path: Path, info: dict[str, Any] | None = None) ->
         raise ColorcliError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
+def export_model(source: Path, path: Path, **decode: float) -> None:
+    """Export a checkpoint (or model) to a weights-only .safetensors file, with new decoding settings.
+
+    decode: temperature and prior_correction (bins head only), saturation, tile_saturation.
+    The training config and metrics go along as metadata; the history does not.
+    """
+    model = load_model(source, **decode)
+    bins_only = [f"--{k.replace('_', '-')}" for k in ("temperature", "prior_correction") if k in decode]
+    if bins_only and getattr(model, "bins", None) is None:
+        raise UsageError(f"{', '.join(bins_only)}: {source} has no bins head to decode")
+    _, _, extras = read_weights(source)
+    export_safetensors(model, path, {k: v for k, v in extras.items() if k != "history"})
+
+
 def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(model config, state dict, extras such as train_config and metrics) of a .pt or .safetensors file.
 

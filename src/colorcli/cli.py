@@ -166,19 +166,15 @@ def train(
     """Train a colorizer on CIFAR or your own images; keeps the best checkpoint."""
 
     def body() -> None:
-        from colorcli.errors import UsageError
         from colorcli.model import SEED_DEFAULTS, ModelConfig
         from colorcli.train import Interrupted, TrainConfig, fine_tune_config
         from colorcli.train import train as run_training
 
-        shape = {"--arch": arch, "--width": width, "--head": head, "--norm": norm}
-        given_shape = [name for name, value in shape.items() if value is not None]
-        if init and given_shape:
-            raise UsageError(f"{', '.join(given_shape)}: a fine-tune (--init) keeps the starting model's architecture")
         if resume is not None and os.environ.get("RANK", "0") == "0":  # once, not per torchrun process
             _stderr().print(f"resuming {resume} with the settings its run started with")
         if init:
-            model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse)
+            shape = {"arch": arch, "width": width, "head": head, "norm": norm}
+            model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse, **shape)
         elif arch == "seed":
             given = {"loss": loss} if loss else {}
             model_cfg = ModelConfig(arch="seed", **{**SEED_DEFAULTS, **given}, vivid=vivid or 0.0)
@@ -263,16 +259,16 @@ def evaluate(
 
         from colorcli.checkpoint import load_model
         from colorcli.data import find_images, load_dataset
-        from colorcli.evaluate import evaluate_photos, evaluate_tensor, save_grid, save_photo_grid
-        from colorcli.inference import ColorizeOptions
+        from colorcli.evaluate import evaluate_photos, evaluate_tensor, holdout_images, save_grid, save_photo_grid
+        from colorcli.inference import ColorizeOptions, check_output_file
         from colorcli.train import pick_device
 
         if grid is not None:
-            _check_output_file(grid, ".png")
+            check_output_file(grid, ".png")
         model = load_model(checkpoint).to(pick_device(device))
         data = None
         if holdout:
-            data = _holdout_images(checkpoint, dataset, data_dir)
+            data = holdout_images(checkpoint, dataset, data_dir)
             if limit:
                 data = data[:limit]
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))
@@ -298,29 +294,6 @@ def evaluate(
             _print_table(result)
 
     _run(body, debug)
-
-
-def _holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None):
-    """The validation images a run held out, from its stored training config."""
-    from colorcli.checkpoint import read_weights
-    from colorcli.data import CIFAR_NAMES, load_dataset, split_indices
-    from colorcli.errors import UsageError
-
-    _, _, extras = read_weights(checkpoint)
-    tc = extras.get("train_config")
-    if not tc:
-        raise ColorcliError(f"{checkpoint or 'the default model'}: has no training config, so no known holdout split")
-    source = tc["dataset"] if dataset == "cifar10" and tc["dataset"] != "cifar10" else dataset
-    if source not in CIFAR_NAMES and not Path(source).is_dir():
-        raise UsageError(
-            f"{source}: not a folder here; the model was trained on {tc['dataset']!r} (as named where training ran), "
-            "so pass --dataset with that folder's path from here"
-        )
-    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True)
-    if tc.get("limit"):
-        data = data[: tc["limit"]]
-    _, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
-    return data[val_idx]
 
 
 def _print_table(r: dict) -> None:
@@ -373,7 +346,7 @@ def export(
     """Export a checkpoint to a weights-only .safetensors model, optionally with new decoding settings."""
 
     def body() -> None:
-        from colorcli.checkpoint import export_safetensors, load_model, read_weights
+        from colorcli.checkpoint import export_model
 
         decode = {
             "temperature": temperature,
@@ -381,16 +354,7 @@ def export(
             "saturation": saturation,
             "tile_saturation": tile_saturation,
         }
-        from colorcli.errors import UsageError
-
-        model = load_model(checkpoint, **{k: v for k, v in decode.items() if v is not None})
-        bins_only = [
-            name for name, v in (("--temperature", temperature), ("--prior-correction", prior_correction)) if v
-        ]
-        if bins_only and getattr(model, "bins", None) is None:
-            raise UsageError(f"{', '.join(bins_only)}: {checkpoint} has no bins head to decode")
-        _, _, extras = read_weights(checkpoint)
-        export_safetensors(model, output, {k: v for k, v in extras.items() if k != "history"})
+        export_model(checkpoint, output, **{k: v for k, v in decode.items() if v is not None})
         _stderr().print(f"wrote {output}")
 
     _run(body, debug)
@@ -440,11 +404,11 @@ def colorize(
     """Colorize photos of any size; luminance stays the input's."""
 
     def body() -> int:
-        from colorcli.inference import ColorizeOptions, plan_jobs, run_jobs
+        from colorcli.inference import ColorizeOptions, check_output_folders, plan_jobs, run_jobs
 
         as_dir = output.endswith(("/", os.sep))
         jobs = plan_jobs(list(inputs), Path(output), recursive=recursive, fmt=fmt, output_is_dir=as_dir)
-        _check_writable(jobs)
+        check_output_folders(jobs)
         from colorcli.checkpoint import load_model
         from colorcli.train import pick_device
 
@@ -464,33 +428,6 @@ def colorize(
 
     code = _run(body, debug)
     raise typer.Exit(code)
-
-
-def _check_output_file(path: Path, suffix: str) -> None:
-    """Fail before any work when an output file has the wrong suffix or its folder cannot be made."""
-    from colorcli.errors import UsageError
-
-    if path.suffix.lower() != suffix:
-        raise UsageError(f"{path}: must be a {suffix} file")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{path.parent}: cannot create output folder ({e.strerror or e})") from None
-    if not os.access(path.parent, os.W_OK):
-        raise UsageError(f"{path.parent}: output folder is not writable")
-
-
-def _check_writable(jobs) -> None:
-    """Fail before any work when an output folder cannot be created or written."""
-    from colorcli.errors import UsageError
-
-    for folder in sorted({j.dst.parent for j in jobs if j.dst is not None}):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"{folder}: cannot create output folder ({e.strerror or e})") from None
-        if not os.access(folder, os.W_OK):
-            raise UsageError(f"{folder}: output folder is not writable")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, some_names
-from colorcli.errors import InputError
+from colorcli.errors import ColorcliError, InputError, UsageError
 from colorcli.metrics import colorfulness, mse_per_image, psnr_per_image, ssim_per_image
 
 
@@ -111,6 +111,32 @@ def _read_photos(paths: list[Path], unreadable: list[Path]) -> Iterator[Any]:
             unreadable.append(path)
             continue
         yield rgb
+
+
+def holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None) -> torch.Tensor:
+    """The validation images a run held out, (N, 3, 32, 32) uint8, from its stored training config.
+
+    dataset "cifar10" (eval's default) means the run's own dataset; any other names the
+    folder or CIFAR set to split, for a run whose folder has moved.
+    """
+    from colorcli.checkpoint import read_weights
+    from colorcli.data import CIFAR_NAMES, load_dataset, split_indices
+
+    _, _, extras = read_weights(checkpoint)
+    tc = extras.get("train_config")
+    if not tc:
+        raise ColorcliError(f"{checkpoint or 'the default model'}: has no training config, so no known holdout split")
+    source = tc["dataset"] if dataset == "cifar10" and tc["dataset"] != "cifar10" else dataset
+    if source not in CIFAR_NAMES and not Path(source).is_dir():
+        raise UsageError(
+            f"{source}: not a folder here; the model was trained on {tc['dataset']!r} (as named where training ran), "
+            "so pass --dataset with that folder's path from here"
+        )
+    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True)
+    if tc.get("limit"):
+        data = data[: tc["limit"]]
+    _, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
+    return data[val_idx]
 
 
 def evaluate_photos(model, paths: list[Path], options) -> dict[str, Any]:

@@ -311,9 +311,10 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
     A setting given as None keeps the starting model's, so ``--init`` without ``--vivid``
     fine-tunes a model with the reward it was trained with.
     """
-    unknown = set(given) - set(LOSS_SETTINGS)
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in LOSS_SETTINGS)
     if unknown:
-        raise UsageError(f"a fine-tune keeps the starting model's {', '.join(sorted(unknown))}")
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in unknown)
+        raise UsageError(f"{flags}: a fine-tune (--init) keeps the starting model's architecture and decoding")
     init_cfg, _, _ = read_weights(_init_path(init))
     return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
 
