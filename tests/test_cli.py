@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -242,3 +243,22 @@ def test_eval_holdout_from_another_folder_says_which_dataset_to_pass(image_folde
     assert invoke("eval", "--holdout", "--checkpoint", ckpt, "--json").exit_code == 0
     r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", "elsewhere")
     assert r.exit_code == 2 and "elsewhere" in r.output and "--dataset" in r.output, r.output
+
+
+def test_eval_per_image_scores_each_photo_and_needs_full_res(tmp_path, tiny_checkpoint):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    colour_image(48, 40).save(photos / "a.png")
+    colour_image(40, 48, seed=1).save(photos / "b.png")
+    base = ("eval", "--dataset", photos, "--checkpoint", tiny_checkpoint)
+    r = invoke(*base, "--full-res", "--per-image", "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout.splitlines()[-1])
+    rows = result["per_image"]
+    assert [Path(p["file"]).name for p in rows] == ["a.png", "b.png"]
+    assert sum(p["psnr"] for p in rows) / 2 == pytest.approx(result["psnr"])  # the mean is of these
+    assert all(p["psnr_gain_db"] == pytest.approx(p["psnr"] - p["gray_psnr"]) for p in rows)
+    r = invoke(*base, "--full-res", "--per-image")
+    assert r.exit_code == 0 and "a.png" in r.output and "each photo" in r.output
+    r = invoke(*base, "--per-image")
+    assert r.exit_code == 2 and "--full-res" in r.output

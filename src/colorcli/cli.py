@@ -247,6 +247,9 @@ def evaluate(
     scale: Annotated[
         int | None, typer.Option(min=8, help="Working scale for --full-res (see colorize --scale).")
     ] = None,
+    per_image: Annotated[
+        bool, typer.Option("--per-image", metavar="", help="With --full-res: also score each photo on its own.")
+    ] = False,
     device: Device = "auto",
     debug: Debug = False,
 ) -> None:
@@ -259,12 +262,15 @@ def evaluate(
 
         from colorcli.checkpoint import load_model
         from colorcli.data import find_images, load_dataset
+        from colorcli.errors import UsageError
         from colorcli.evaluate import evaluate_photos, evaluate_tensor, holdout_images, save_grid, save_photo_grid
         from colorcli.inference import ColorizeOptions, check_output_file
         from colorcli.train import pick_device
 
         if grid is not None:
             check_output_file(grid, ".png")
+        if per_image and not full_res:
+            raise UsageError("--per-image scores photos at their own size: add --full-res")
         model = load_model(checkpoint).to(pick_device(device))
         data = None
         if holdout:
@@ -277,7 +283,7 @@ def evaluate(
             if not paths:
                 raise ColorcliError(f"{dataset}: --full-res needs a folder of colour images")
             opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)
-            result = evaluate_photos(model.cpu(), paths, opts)
+            result = evaluate_photos(model.cpu(), paths, opts, per_image=per_image)
         else:
             data = load_dataset(dataset, data_dir, train=False, mirror=mirror)
             if limit:
@@ -325,6 +331,20 @@ def _print_table(r: dict) -> None:
             f"{r['color_psnr_gain_db']:+.2f} dB per image; colour {r['color_colorfulness_ratio']:.2f}",
             soft_wrap=True,
         )
+    if "per_image" in r:
+        photos = Table(title="each photo")
+        for col in ("file", "PSNR dB", "gray copy dB", "gain dB", "SSIM", "colour / truth"):
+            photos.add_column(col, justify="left" if col == "file" else "right")
+        for p in r["per_image"]:
+            photos.add_row(
+                Path(p["file"]).name,
+                f"{p['psnr']:.2f}",
+                f"{p['gray_psnr']:.2f}",
+                f"{p['psnr_gain_db']:+.2f}",
+                f"{p['ssim']:.4f}",
+                f"{p['colorfulness_ratio']:.2f}",
+            )
+        console.print(photos)
 
 
 @app.command()

@@ -99,8 +99,9 @@ def evaluate_tensor(model, data: torch.Tensor, batch_size: int = 500, progress=N
     return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), grayscale_images(data))
 
 
-def _read_photos(paths: list[Path], unreadable: list[Path]) -> Iterator[Any]:
-    """Each readable photo as display-oriented RGB (PIL images), one at a time; the others go to ``unreadable``."""
+def _read_photos(paths: list[Path], unreadable: list[Path]) -> Iterator[tuple[Path, Any]]:
+    """(path, display-oriented RGB PIL image) of each readable photo, one at a time; the others go to
+    ``unreadable``."""
     from PIL import Image, ImageOps
 
     for path in paths:
@@ -110,7 +111,7 @@ def _read_photos(paths: list[Path], unreadable: list[Path]) -> Iterator[Any]:
         except Exception:  # noqa: BLE001 - decoders raise many types; skip the file as training does
             unreadable.append(path)
             continue
-        yield rgb
+        yield path, rgb
 
 
 def holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None) -> torch.Tensor:
@@ -139,15 +140,20 @@ def holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None)
     return data[val_idx]
 
 
-def evaluate_photos(model, paths: list[Path], options) -> dict[str, Any]:
-    """Score the full-resolution tiling path on colour photos (each compared at its own size)."""
+def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) -> dict[str, Any]:
+    """Score the full-resolution tiling path on colour photos (each compared at its own size).
+
+    per_image adds ``per_image``: one record per photo (file, psnr, gray_psnr, psnr_gain_db,
+    ssim, colorfulness_ratio), to see which photos a model helps and which it hurts.
+    """
     import numpy as np
 
     from colorcli.inference import colorize_gray
 
-    mine, gray, truth_cf, bw = [], [], [], []
+    mine, gray, truth_cf, bw, read = [], [], [], [], []
     unreadable: list[Path] = []
-    for rgb_im in _read_photos(paths, unreadable):
+    for path, rgb_im in _read_photos(paths, unreadable):
+        read.append(path)
         truth = torch.from_numpy(np.asarray(rgb_im).copy()).permute(2, 0, 1)[None]  # (1, 3, H, W)
         pred_im = colorize_gray(model, rgb_im.convert("L"), options)
         pred = torch.from_numpy(np.asarray(pred_im).copy()).permute(2, 0, 1)[None]  # (1, 3, H, W)
@@ -164,7 +170,20 @@ def evaluate_photos(model, paths: list[Path], options) -> dict[str, Any]:
         )
     if not mine:
         raise InputError(f"none of the {len(paths)} images could be read")
-    return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))
+    result = summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))
+    if per_image:
+        result["per_image"] = [
+            {
+                "file": str(path),
+                "psnr": m.psnr.item(),
+                "gray_psnr": g.psnr.item(),
+                "psnr_gain_db": m.psnr.item() - g.psnr.item(),
+                "ssim": m.ssim.item(),
+                "colorfulness_ratio": m.colorfulness.item() / max(t.item(), 1e-12),
+            }
+            for path, m, g, t in zip(read, mine, gray, truth_cf, strict=True)
+        ]
+    return result
 
 
 def save_photo_grid(model, paths: list[Path], path: Path, options, height: int = 200, rows_max: int = 8) -> None:
@@ -176,7 +195,7 @@ def save_photo_grid(model, paths: list[Path], path: Path, options, height: int =
     from colorcli.inference import colorize_gray
 
     rows = []
-    for truth in _read_photos(paths, unreadable=[]):
+    for _, truth in _read_photos(paths, unreadable=[]):
         if len(rows) == rows_max:
             break
         gray = truth.convert("L")
