@@ -425,7 +425,10 @@ def _train(
         if device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         if epoch >= cfg.epochs:
-            say(f"[green]{resume}: this run already finished all {cfg.epochs} epochs; nothing to do.[/]")
+            say(
+                f"[green]{resume}: this run already finished all {cfg.epochs} epochs; nothing to do "
+                f"(to train it further, start a new run with --init {out / 'best.pt'}).[/]"
+            )
             return TrainResult(out / "best.pt", model)
 
     net: torch.nn.Module = model
