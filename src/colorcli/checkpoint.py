@@ -44,6 +44,19 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
         raise
 
 
+def ensure_folder(folder: Path, what: str = "output folder") -> None:
+    """Create ``folder`` (and its parents) and check it is writable, or raise a usage error.
+
+    what names the folder in the message ("output folder", "the run folder").
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{folder}: cannot create {what} ({e.strerror or e})") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{folder}: {what} is not writable")
+
+
 def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -365,15 +364,19 @@ class Job:
     error: str | None = None
 
 
+def _has_wildcard(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
 def _is_glob(item: Path) -> bool:
-    return any(ch in str(item) for ch in "*?[") and not item.exists()
+    return _has_wildcard(str(item)) and not item.exists()
 
 
 def _glob_root(pattern: Path) -> Path:
     """The folder a glob pattern searches below: its parts before the first wildcard."""
     fixed = []
     for part in pattern.parts:
-        if any(ch in part for ch in "*?["):
+        if _has_wildcard(part):
             break
         fixed.append(part)
     return Path(*fixed) if fixed else Path()
@@ -483,27 +486,21 @@ def _format_names() -> list[str]:
     return [suffix.lstrip(".") for suffix in OUTPUT_FORMATS]
 
 
-def ensure_output_folder(folder: Path) -> None:
-    """Create an output folder (and its parents) or fail with a usage error, before any work."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{folder}: cannot create output folder ({e.strerror or e})") from None
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{folder}: output folder is not writable")
-
-
 def check_output_folders(jobs: list[Job]) -> None:
     """Fail before any work when an output folder of the jobs cannot be created or written."""
+    from colorcli.checkpoint import ensure_folder
+
     for folder in sorted({j.dst.parent for j in jobs if j.dst is not None}):
-        ensure_output_folder(folder)
+        ensure_folder(folder)
 
 
 def check_output_file(path: Path, suffix: str) -> None:
     """Fail before any work when an output file has the wrong suffix or its folder cannot be made."""
     if path.suffix.lower() != suffix:
         raise UsageError(f"{path}: must be a {suffix} file")
-    ensure_output_folder(path.parent)
+    from colorcli.checkpoint import ensure_folder
+
+    ensure_folder(path.parent)
 
 
 @dataclass

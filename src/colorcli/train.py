@@ -20,7 +20,14 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from colorcli.checkpoint import atomic_write, load_checkpoint, model_from_state, read_weights, save_checkpoint
+from colorcli.checkpoint import (
+    atomic_write,
+    ensure_folder,
+    load_checkpoint,
+    model_from_state,
+    read_weights,
+    save_checkpoint,
+)
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.data import (
     epoch_flips,
@@ -241,11 +248,9 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
             "choose another --out, or pass --overwrite to replace it"
         )
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        return f"{out}: cannot create the run folder ({e.strerror or e})"
-    if not os.access(out, os.W_OK):
-        return f"{out}: the run folder is not writable"
+        ensure_folder(out, "the run folder")
+    except UsageError as e:
+        return str(e)
     return None
 
 
