@@ -2,10 +2,12 @@
 
     python benchmarks/scale_sweep.py data/photos --scales 32,48,64,96,128,192 \\
         --picture docs/scale-comparison.png --photo data/photos/chelsea.png --show 32,64,128
+    python benchmarks/scale_sweep.py data/photos-holdout --scales 96 --radii 0,1,2,4 --per-photo
 
 Each photo is colorized at its own resolution through the tiling path from its
 8-bit luma and scored against its colours (mean per-image PSNR, colorfulness
-ratio), next to the gray copy.
+ratio), next to the gray copy. ``--radii`` compares the guided chroma
+upsampling's radius (0: plain bilinear upsampling) in the same run.
 """
 
 from __future__ import annotations
@@ -30,25 +32,28 @@ def main() -> None:
     ap.add_argument("--photo", type=Path, default=None)
     ap.add_argument("--show", default="32,64,128")
     ap.add_argument("--saturations", default="1.0", help="colorize --saturation values to score at each scale")
+    ap.add_argument("--radii", default="2", help="guide radii (0: bilinear upsampling) to score at each scale")
+    ap.add_argument("--eps", type=float, default=ColorizeOptions.guide_eps, help="the guided filter's regulariser")
     ap.add_argument("--per-photo", action="store_true", help="also print each photo's gain and colour")
     args = ap.parse_args()
 
     model = load_model(args.checkpoint)
     paths = find_images(args.photos)
     print(f"{len(paths)} photos: {', '.join(p.name for p in paths)}")
-    print(f"{'scale':>6} {'sat':>5} {'PSNR':>7} {'gain':>6} {'SSIM':>6} {'colour':>6}")
+    print(f"{'scale':>6} {'sat':>5} {'radius':>6} {'PSNR':>7} {'gain':>6} {'SSIM':>6} {'colour':>6}")
     for scale in map(int, args.scales.split(",")):
         for sat in map(float, args.saturations.split(",")):
-            r = evaluate_photos(model, paths, ColorizeOptions(scale=scale, saturation=sat))
-            print(
-                f"{scale:6d} {sat:5.2f} {r['psnr']:7.2f} {r['psnr_gain_db']:+6.2f} {r['ssim']:6.4f} "
-                f"{r['colorfulness_ratio']:6.2f}"
-            )
-            if args.per_photo:
-                for path in paths:
-                    one = evaluate_photos(model, [path], ColorizeOptions(scale=scale, saturation=sat))
-                    print(f"{'':13}{path.name:<22} {one['psnr_gain_db']:+6.2f} {one['colorfulness_ratio']:6.2f}")
-    print(f"{'gray':>6} {'':5} {r['gray_psnr']:7.2f} {0:+6.2f} {r['gray_ssim']:6.4f} {0:6.2f}")
+            for radius in map(int, args.radii.split(",")):
+                opts = ColorizeOptions(scale=scale, saturation=sat, guide_radius=radius, guide_eps=args.eps)
+                r = evaluate_photos(model, paths, opts, per_image=args.per_photo)
+                print(
+                    f"{scale:6d} {sat:5.2f} {radius:6d} {r['psnr']:7.2f} {r['psnr_gain_db']:+6.2f} "
+                    f"{r['ssim']:6.4f} {r['colorfulness_ratio']:6.2f}"
+                )
+                for one in r.get("per_image", []):
+                    name, gain, colour = Path(one["file"]).name, one["psnr_gain_db"], one["colorfulness_ratio"]
+                    print(f"{'':20}{name:<22} {gain:+6.2f} {colour:6.2f}")
+    print(f"{'gray':>6} {'':5} {'':6} {r['gray_psnr']:7.2f} {0:+6.2f} {r['gray_ssim']:6.4f} {0:6.2f}")
 
     if args.picture and args.photo:
         truth = Image.open(args.photo).convert("RGB")

@@ -15,6 +15,8 @@ from colorcli.inference import (
     _window,
     colorize_file,
     colorize_gray,
+    compose_guided,
+    guided_coefficients,
     load_image,
     plan_jobs,
     predict_chroma,
@@ -390,8 +392,6 @@ def test_every_output_format_keeps_the_input_luma(tmp_path, tiny_model, ext, mea
 
 
 def test_composed_rgb_has_exactly_the_given_luma_without_pillows_bias():
-    from colorcli.inference import compose_rgb
-
     rng = np.random.default_rng(0)
     y, cb, cr = (
         Image.fromarray(a.astype(np.uint8))
@@ -403,4 +403,56 @@ def test_composed_rgb_has_exactly_the_given_luma_without_pillows_bias():
     )
     pillow = Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
     assert (luma(pillow) != np.asarray(y)).mean() > 0.2  # why colorcli does not use it
-    assert (luma(compose_rgb(y, cb, cr)) == np.asarray(y)).all()
+    chroma = torch.from_numpy(np.stack([np.asarray(cb), np.asarray(cr)]).astype(np.float32) - 128)  # (2, 64, 64)
+    composed = compose_guided(y, guided_coefficients(np.asarray(y), chroma, 0, 1e-3))
+    assert (luma(composed) == np.asarray(y)).all()
+    back = np.asarray(composed.convert("YCbCr"))[..., 1:].astype(int)  # (64, 64, 2)
+    truth = np.stack([np.asarray(cb), np.asarray(cr)], -1).astype(int)
+    assert np.abs(back - truth).mean() < 1.0  # radius 0 at full size: the chroma as given
+
+
+def _edge_photo(size: int, edge: int):
+    """A gray (size, size) photo with a vertical edge at column ``edge`` and its true chroma, (2, size, size)."""
+    y = np.where(np.arange(size) < edge, 70, 180).astype(np.uint8)[None].repeat(size, 0)  # (size, size)
+    sign = np.where(np.arange(size) < edge, -1.0, 1.0).astype(np.float32)[None].repeat(size, 0)
+    return y, np.stack([40 * sign, -30 * sign])  # (2, size, size)
+
+
+def _cbcr(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("YCbCr"))[..., 1:].astype(np.float32).transpose(2, 0, 1) - 128  # (2, H, W)
+
+
+def test_guided_upsampling_puts_colour_edges_on_the_luma_edges():
+    size, small = 320, 96
+    y, truth = _edge_photo(size, edge=171)  # the edge falls between working-scale pixels
+    gray = Image.fromarray(y)
+    working = np.asarray(gray.resize((small, small), Image.Resampling.BOX))
+    chroma = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(truth)[None], small)[0]  # (2, 96, 96)
+    near_edge = slice(171 - 12, 171 + 12)
+    errors = {}
+    for radius in (0, 2):
+        out = compose_guided(gray, guided_coefficients(working, chroma, radius, 1e-3))
+        assert (luma(out) == y).all()
+        errors[radius] = np.abs(_cbcr(out) - truth)[:, :, near_edge].mean()
+    assert errors[2] < 0.35 * errors[0], errors  # bilinear smears colour across the edge; guided does not
+
+
+def test_guided_upsampling_keeps_flat_colour_flat_on_textured_luma():
+    rng = np.random.default_rng(1)
+    gray = Image.fromarray(rng.integers(60, 200, (200, 150)).astype(np.uint8))
+    working = np.asarray(gray.resize((64, 48), Image.Resampling.BOX))
+    chroma = torch.tensor([12.0, -20.0])[:, None, None].expand(2, 48, 64).contiguous()  # (2, 48, 64)
+    out = _cbcr(compose_guided(gray, guided_coefficients(working, chroma, 2, 1e-3)))
+    assert np.abs(out - np.array([12.0, -20.0])[:, None, None]).max() <= 1.0  # JPEG-free, so rounding only
+
+
+@pytest.mark.parametrize("band_pixels", [1, 50, 1 << 20])
+def test_guided_composition_in_bands_equals_one_bilinear_pass(band_pixels):
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 256, (37, 23)).astype(np.uint8)
+    coef = torch.from_numpy(rng.normal(0, 20, (4, 7, 9)).astype(np.float32))  # (4, h, w)
+    banded = np.asarray(compose_guided(Image.fromarray(y), coef, band_pixels=band_pixels)).astype(int)
+    up = torch.nn.functional.interpolate(coef[None], size=y.shape, mode="bilinear", align_corners=False)[0]
+    chroma = up[:2] * torch.from_numpy(y.astype(np.float32) / 255) + up[2:]  # (2, 37, 23)
+    whole = np.asarray(compose_guided(Image.fromarray(y), torch.cat([torch.zeros_like(chroma), chroma]))).astype(int)
+    assert np.abs(banded - whole).max() <= 1 and (banded != whole).mean() < 0.01

@@ -3,8 +3,10 @@
 The model sees the photo's luma at a working scale where objects look the way
 they did in training (``scale`` pixels on the shorter side), cut into
 overlapping tiles whose chrominance is blended with a smooth window. The
-chrominance is then upsampled to full resolution and joined with the photo's own
-full-resolution luma, so the output's luminance is the input's.
+chrominance is then upsampled to full resolution with the full-resolution luma as
+its guide (a fast guided filter, He & Sun 2015), so colour edges follow the
+photo's own edges instead of bleeding across them, and joined with that luma, so
+the output's luminance is the input's.
 """
 
 from __future__ import annotations
@@ -43,13 +45,18 @@ class ColorizeOptions:
     scale: shorter side, in pixels, of the working image the model sees (photos
     smaller than that are used as they are). overlap: pixels shared by
     neighbouring tiles. saturation: factor on the predicted chrominance (on top of
-    the model's own ``tile_saturation``).
+    the model's own ``tile_saturation``). guide_radius: radius, in working-scale
+    pixels, of the guided filter that upsamples the chrominance along the luma's
+    edges (0: plain bilinear upsampling). guide_eps: its regulariser, in squared
+    luma units of 0..1 (larger: smoother, less edge-following).
     max_pixels: larger images are refused as possible decompression bombs.
     """
 
     scale: int = DEFAULT_SCALE
     overlap: int = 16
     saturation: float = 1.0
+    guide_radius: int = 2
+    guide_eps: float = 1e-3
     max_pixels: int = DEFAULT_MAX_PIXELS
     tile_batch: int = 512
 
@@ -258,19 +265,96 @@ def _working_gray(gray: Image.Image, scale: int) -> np.ndarray:
     return np.array(gray.resize((ww, wh), resample))
 
 
-def _full_resolution(gray: Image.Image, chroma) -> Image.Image:
-    """Upsample working-scale chrominance (2, h, w) bicubically and join it with the full-size luma."""
-    planes = (chroma + 128).round().clamp(0, 255).byte().numpy()  # (2, h, w)
-    cb, cr = (Image.fromarray(p, "L") for p in planes)
-    if cb.size != gray.size:
-        cb, cr = (p.resize(gray.size, Image.Resampling.BICUBIC) for p in (cb, cr))
-    return compose_rgb(gray, cb, cr)
+def _box_mean(x, radius: int):
+    """Mean over a (2r+1)-square window, edges replicated: (C, h, w) -> (C, h, w)."""
+    import torch.nn.functional as F
+
+    if radius == 0:
+        return x
+    padded = F.pad(x[None], (radius,) * 4, mode="replicate")  # (1, C, h + 2r, w + 2r)
+    return F.avg_pool2d(padded, 2 * radius + 1, stride=1)[0]  # (C, h, w)
+
+
+def guided_coefficients(guide: np.ndarray, chroma, radius: int, eps: float):
+    """Per-pixel linear models chroma ~ a * luma + b, fitted at working scale (fast guided filter).
+
+    guide: (h, w) uint8 working-scale luma; chroma: (2, h, w) in -128..128.
+    Returns (4, h, w) float: a_cb, a_cr (chroma units per unit of luma in 0..1)
+    and b_cb, b_cr, each averaged over the windows that cover the pixel. With
+    radius 0 every a is 0 and b is the chroma itself.
+    """
+    import torch
+
+    if radius == 0:
+        return torch.cat([torch.zeros_like(chroma), chroma])  # (4, h, w)
+    luma = torch.from_numpy(np.array(guide, dtype=np.float32) / 255)[None]  # (1, h, w)
+    mean_l, mean_c = _box_mean(luma, radius), _box_mean(chroma, radius)
+    cov = _box_mean(luma * chroma, radius) - mean_l * mean_c  # (2, h, w)
+    var = _box_mean(luma * luma, radius) - mean_l * mean_l  # (1, h, w)
+    a = cov / (var + eps)  # (2, h, w)
+    b = mean_c - a * mean_l
+    return _box_mean(torch.cat([a, b]), radius)  # (4, h, w)
+
+
+def _linear_taps(out_len: int, in_len: int):
+    """Source indices and weights of bilinear resampling along one axis (pixel centres aligned).
+
+    Output pixel i reads (1 - w[i]) * src[lo[i]] + w[i] * src[hi[i]], as
+    torch's ``interpolate(mode="bilinear", align_corners=False)`` does. Returns
+    lo, hi (int64) and w (float32), each (out_len,) tensors.
+    """
+    import torch
+
+    pos = ((torch.arange(out_len, dtype=torch.float64) + 0.5) * (in_len / out_len) - 0.5).clamp(0, in_len - 1)
+    lo = pos.floor().long()
+    return lo, (lo + 1).clamp(max=in_len - 1), (pos - lo).float()
+
+
+def compose_guided(gray: Image.Image, coefficients, band_pixels: int = 1 << 20) -> Image.Image:
+    """Full-resolution RGB whose luma is ``gray`` and whose chroma is a * luma + b.
+
+    coefficients: (4, h, w) from ``guided_coefficients`` at working scale; they
+    are upsampled bilinearly and applied to the full-resolution luma in bands of
+    rows, so a huge photo never holds more than a band of float planes. RGB is
+    computed in floating point, not with Pillow's fixed-point YCbCr conversion,
+    which truncates: it leaves 4 in 10 pixels of an ordinary photo one level
+    darker than their Y.
+    """
+    import torch
+
+    y_all = np.asarray(gray)  # (H, W) uint8
+    height, width = y_all.shape
+    rows_lo, rows_hi, row_w = _linear_taps(height, coefficients.shape[1])
+    cols_lo, cols_hi, col_w = _linear_taps(width, coefficients.shape[2])
+    coef = coefficients.float()
+    coef = torch.lerp(coef[:, :, cols_lo], coef[:, :, cols_hi], col_w)  # (4, h, W)
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    band = max(1, band_pixels // max(width, 1))
+    for top in range(0, height, band):
+        rows = slice(top, min(top + band, height))
+        wy = row_w[rows, None]  # (rows, 1)
+        ab = torch.lerp(coef.index_select(1, rows_lo[rows]), coef.index_select(1, rows_hi[rows]), wy)  # (4, rows, W)
+        y = y_all[rows]
+        luma = torch.from_numpy(y.astype(np.float32)).div_(255)  # (rows, W) in 0..1
+        chroma = torch.addcmul(ab[2:], ab[:2], luma)  # (2, rows, W)
+        out[rows] = _ycbcr_band_to_rgb(y, chroma)
+    return Image.fromarray(out, "RGB")
+
+
+def _full_resolution(gray: Image.Image, working: np.ndarray, chroma, options: ColorizeOptions) -> Image.Image:
+    """Join working-scale chrominance (2, h, w) with the full-size luma, upsampling it along the luma's edges.
+
+    A photo the model saw at full size keeps its chrominance as predicted.
+    """
+    radius = 0 if working.shape == (gray.height, gray.width) else options.guide_radius
+    return compose_guided(gray, guided_coefficients(working, chroma, radius, options.guide_eps))
 
 
 def colorize_grays(model, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
     """Colorize 8-bit gray images together; each RGB result has its input's size and luma."""
-    chroma = predict_chroma_many(model, [_working_gray(g, options.scale) for g in grays], options)
-    return [_full_resolution(g, c) for g, c in zip(grays, chroma, strict=True)]
+    working = [_working_gray(g, options.scale) for g in grays]
+    chroma = predict_chroma_many(model, working, options)
+    return [_full_resolution(g, w, c, options) for g, w, c in zip(grays, working, chroma, strict=True)]
 
 
 def colorize_gray(model, gray: Image.Image, options: ColorizeOptions) -> Image.Image:
@@ -278,33 +362,18 @@ def colorize_gray(model, gray: Image.Image, options: ColorizeOptions) -> Image.I
     return colorize_grays(model, [gray], options)[0]
 
 
-def compose_rgb(gray: Image.Image, cb: Image.Image, cr: Image.Image) -> Image.Image:
-    """Full-resolution RGB from 8-bit Y, Cb, Cr planes (Cb and Cr offset by 128) whose luma is Y.
+def _ycbcr_band_to_rgb(y8: np.ndarray, chroma) -> np.ndarray:
+    """(rows, w, 3) uint8 RGB of (rows, w) uint8 luma and a (2, rows, w) float tensor of chroma in -128..128.
 
-    Computed in floating point, not with Pillow's fixed-point YCbCr conversion,
-    which truncates: it leaves 4 in 10 pixels of an ordinary photo one level
-    darker than their Y. Out-of-gamut colours have their chrominance shrunk
-    toward gray until they fit, since clipping RGB would change the luma.
-    Works in bands of rows to bound memory on huge photos.
+    Exact in floating point; out-of-gamut pixels get their chrominance shrunk
+    toward gray until they fit, since clipping RGB would change their luma.
     """
-    y_all, cb_all, cr_all = (np.asarray(p) for p in (gray, cb, cr))  # (h, w) uint8 each
-    h, w = y_all.shape
-    out = np.empty((h, w, 3), dtype=np.uint8)
-    band = max(1, (1 << 20) // max(w, 1))  # rows per band: about a million pixels
-    for top in range(0, h, band):
-        rows = slice(top, min(top + band, h))
-        out[rows] = _ycbcr_band_to_rgb(y_all[rows], cb_all[rows], cr_all[rows])
-    return Image.fromarray(out, "RGB")
-
-
-def _ycbcr_band_to_rgb(y8: np.ndarray, cb8: np.ndarray, cr8: np.ndarray) -> np.ndarray:
-    """(rows, w, 3) uint8 RGB of (rows, w) uint8 planes; see compose_rgb."""
     import torch
 
     from colorcli.color import ycbcr_to_rgb, ycbcr_to_rgb_u8
 
     y = torch.from_numpy(y8.astype(np.float32))[None, None]  # (1, 1, rows, w)
-    c = torch.from_numpy(np.stack([cb8, cr8]).astype(np.float32) - 128)[None]  # (1, 2, rows, w)
+    c = chroma.float()[None]  # (1, 2, rows, w)
     rgb = ycbcr_to_rgb(y, c).round_()  # (1, 3, rows, w), unclipped
     outside = ((rgb < 0) | (rgb > 255)).any(1)[0]  # (rows, w): out of gamut
     if outside.any():
