@@ -327,13 +327,16 @@ def compose_guided(gray: Image.Image, coefficients, band_pixels: int = 1 << 20) 
     rows_lo, rows_hi, row_w = _linear_taps(height, coefficients.shape[1])
     cols_lo, cols_hi, col_w = _linear_taps(width, coefficients.shape[2])
     coef = coefficients.float()
-    coef = torch.lerp(coef[:, :, cols_lo], coef[:, :, cols_hi], col_w)  # (4, h, W)
     out = np.empty((height, width, 3), dtype=np.uint8)
     band = max(1, band_pixels // max(width, 1))
     for top in range(0, height, band):
         rows = slice(top, min(top + band, height))
-        wy = row_w[rows, None]  # (rows, 1)
-        ab = torch.lerp(coef.index_select(1, rows_lo[rows]), coef.index_select(1, rows_hi[rows]), wy)  # (4, rows, W)
+        lo, hi = rows_lo[rows], rows_hi[rows]
+        first, last = int(lo[0]), int(hi[-1])  # the working-scale rows this band reads
+        near = coef[:, first : last + 1]  # (4, k, w)
+        near = torch.lerp(near.index_select(2, cols_lo), near.index_select(2, cols_hi), col_w)  # (4, k, W)
+        above, below = near.index_select(1, lo - first), near.index_select(1, hi - first)  # (4, rows, W) each
+        ab = torch.lerp(above, below, row_w[rows, None])  # (4, rows, W)
         y = y_all[rows]
         luma = torch.from_numpy(y.astype(np.float32)).div_(255)  # (rows, W) in 0..1
         chroma = torch.addcmul(ab[2:], ab[:2], luma)  # (2, rows, W)
