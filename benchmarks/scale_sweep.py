@@ -2,12 +2,15 @@
 
     python benchmarks/scale_sweep.py data/photos --scales 32,48,64,96,128,192 \\
         --picture docs/scale-comparison.png --photo data/photos/chelsea.png --show 32,64,128
-    python benchmarks/scale_sweep.py data/photos-holdout --scales 96 --radii 0,1,2,4 --per-photo
+    python benchmarks/scale_sweep.py data/photos-holdout --scales 96 --radii 0,1,2,3,4 --per-photo
+    python benchmarks/scale_sweep.py data/photos --scales 96 --radii 2 --eps 1e6   # smoothing, no guide
 
 Each photo is colorized at its own resolution through the tiling path from its
 8-bit luma and scored against its colours (mean per-image PSNR, colorfulness
 ratio), next to the gray copy. ``--radii`` compares the guided chroma
-upsampling's radius (0: plain bilinear upsampling) in the same run.
+upsampling's radius (0: plain bilinear upsampling) in the same run; a huge
+``--eps`` turns the guide off and leaves the filter's smoothing alone. The
+picture uses the first radius.
 """
 
 from __future__ import annotations
@@ -56,11 +59,15 @@ def main() -> None:
     print(f"{'gray':>6} {'':5} {'':6} {r['gray_psnr']:7.2f} {0:+6.2f} {r['gray_ssim']:6.4f} {0:6.2f}")
 
     if args.picture and args.photo:
+        first = int(args.radii.split(",")[0])
         truth = Image.open(args.photo).convert("RGB")
         gray = truth.convert("L")
         panels = [("gray input", gray.convert("RGB"))]
         panels += [
-            (f"--scale {s}", colorize_gray(model, gray, ColorizeOptions(scale=s)))
+            (
+                f"--scale {s}",
+                colorize_gray(model, gray, ColorizeOptions(scale=s, guide_radius=first, guide_eps=args.eps)),
+            )
             for s in map(int, args.show.split(","))
         ]
         panels.append(("original", truth))

@@ -14,14 +14,18 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from colorcli.errors import ColorcliError, InputError, UsageError, first_line
+
+if TYPE_CHECKING:
+    import torch
 
 TILE = 32
 DEFAULT_SCALE = 96
@@ -59,6 +63,12 @@ class ColorizeOptions:
     guide_eps: float = 1e-3
     max_pixels: int = DEFAULT_MAX_PIXELS
     tile_batch: int = 512
+
+    def __post_init__(self) -> None:
+        if self.guide_radius < 0:
+            raise UsageError(f"guide radius must be 0 or more, not {self.guide_radius}")
+        if not self.guide_eps > 0:
+            raise UsageError(f"guide eps must be more than 0, not {self.guide_eps}")
 
 
 @dataclass
@@ -265,38 +275,49 @@ def _working_gray(gray: Image.Image, scale: int) -> np.ndarray:
     return np.array(gray.resize((ww, wh), resample))
 
 
-def _box_mean(x, radius: int):
+def _box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over a (2r+1)-square window, edges replicated: (C, h, w) -> (C, h, w)."""
     import torch.nn.functional as F
 
-    if radius == 0:
-        return x
     padded = F.pad(x[None], (radius,) * 4, mode="replicate")  # (1, C, h + 2r, w + 2r)
     return F.avg_pool2d(padded, 2 * radius + 1, stride=1)[0]  # (C, h, w)
 
 
-def guided_coefficients(guide: np.ndarray, chroma, radius: int, eps: float):
-    """Per-pixel linear models chroma ~ a * luma + b, fitted at working scale (fast guided filter).
+def _box_range(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Minimum and maximum over a (2r+1)-square window: (C, h, w) -> (2C, h, w), minima first."""
+    import torch
+    import torch.nn.functional as F
 
-    guide: (h, w) uint8 working-scale luma; chroma: (2, h, w) in -128..128.
-    Returns (4, h, w) float: a_cb, a_cr (chroma units per unit of luma in 0..1)
-    and b_cb, b_cr, each averaged over the windows that cover the pixel. With
-    radius 0 every a is 0 and b is the chroma itself.
+    padded = F.pad(torch.cat([-x, x])[None], (radius,) * 4, mode="replicate")  # (1, 2C, h + 2r, w + 2r)
+    peaks = F.max_pool2d(padded, 2 * radius + 1, stride=1)[0]  # (2C, h, w): -min, max
+    c = x.shape[0]
+    return torch.cat([-peaks[:c], peaks[c:]])  # (2C, h, w)
+
+
+def guided_planes(guide: np.ndarray, chroma: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """What the guided upsampling needs at working scale (a fast guided filter, He & Sun 2015).
+
+    guide: (h, w) uint8 working-scale luma; chroma: (2, h, w) in -128..128;
+    radius: window radius in working-scale pixels; eps: regulariser in squared
+    luma units of 0..1. Returns (8, h, w) float: per channel (Cb, Cr) the slope a
+    (chroma units per unit of luma in 0..1) and offset b of the local fit
+    chroma ~ a * luma + b, averaged over the windows covering the pixel, then the
+    lowest and highest chroma predicted within a window, which bound the result:
+    a thin bright line beside an edge must not take the colour of the far side.
     """
     import torch
 
-    if radius == 0:
-        return torch.cat([torch.zeros_like(chroma), chroma])  # (4, h, w)
-    luma = torch.from_numpy(np.array(guide, dtype=np.float32) / 255)[None]  # (1, h, w)
+    luma = torch.from_numpy(guide.astype(np.float32) / 255)[None]  # (1, h, w)
     mean_l, mean_c = _box_mean(luma, radius), _box_mean(chroma, radius)
     cov = _box_mean(luma * chroma, radius) - mean_l * mean_c  # (2, h, w)
-    var = _box_mean(luma * luma, radius) - mean_l * mean_l  # (1, h, w)
-    a = cov / (var + eps)  # (2, h, w)
-    b = mean_c - a * mean_l
-    return _box_mean(torch.cat([a, b]), radius)  # (4, h, w)
+    var = (_box_mean(luma * luma, radius) - mean_l * mean_l).clamp(min=0)  # (1, h, w)
+    slope = cov / (var + eps)  # (2, h, w)
+    offset = mean_c - slope * mean_l
+    fit = _box_mean(torch.cat([slope, offset]), radius)  # (4, h, w)
+    return torch.cat([fit, _box_range(chroma, radius)])  # (8, h, w)
 
 
-def _linear_taps(out_len: int, in_len: int):
+def _linear_taps(out_len: int, in_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Source indices and weights of bilinear resampling along one axis (pixel centres aligned).
 
     Output pixel i reads (1 - w[i]) * src[lo[i]] + w[i] * src[hi[i]], as
@@ -310,47 +331,96 @@ def _linear_taps(out_len: int, in_len: int):
     return lo, (lo + 1).clamp(max=in_len - 1), (pos - lo).float()
 
 
-def compose_guided(gray: Image.Image, coefficients, band_pixels: int = 1 << 20) -> Image.Image:
-    """Full-resolution RGB whose luma is ``gray`` and whose chroma is a * luma + b.
+def _taps_matrix(lo: torch.Tensor, hi: torch.Tensor, weight: torch.Tensor, first: int, count: int) -> torch.Tensor:
+    """The taps of some output pixels as a (outputs, count) matrix over sources first..first+count-1.
 
-    coefficients: (4, h, w) from ``guided_coefficients`` at working scale; they
-    are upsampled bilinearly and applied to the full-resolution luma in bands of
-    rows, so a huge photo never holds more than a band of float planes. RGB is
-    computed in floating point, not with Pillow's fixed-point YCbCr conversion,
-    which truncates: it leaves 4 in 10 pixels of an ordinary photo one level
-    darker than their Y.
+    Enlarging by a matrix product reads the few source rows once, where
+    gathering them row by row moves several times the memory.
+    """
+    import torch
+
+    matrix = torch.zeros(len(lo), count)
+    out = torch.arange(len(lo))
+    matrix.index_put_((out, lo - first), 1 - weight, accumulate=True)
+    matrix.index_put_((out, hi - first), weight, accumulate=True)
+    return matrix  # (outputs, count)
+
+
+def _join_in_bands(
+    gray: Image.Image, chroma_rows: Callable[[slice, torch.Tensor], torch.Tensor], band_pixels: int
+) -> Image.Image:
+    """RGB whose luma is ``gray`` (8-bit, mode "L"), built band by band so a huge photo holds one band of floats.
+
+    chroma_rows(rows, luma) gives the (2, rows, W) chroma, -128..128, of those
+    rows from their (rows, W) luma in 0..1. RGB is computed in floating point,
+    not with Pillow's fixed-point YCbCr conversion, which truncates: it leaves 4
+    in 10 pixels of an ordinary photo one level darker than their Y.
     """
     import torch
 
     y_all = np.asarray(gray)  # (H, W) uint8
     height, width = y_all.shape
-    rows_lo, rows_hi, row_w = _linear_taps(height, coefficients.shape[1])
-    cols_lo, cols_hi, col_w = _linear_taps(width, coefficients.shape[2])
-    coef = coefficients.float()
     out = np.empty((height, width, 3), dtype=np.uint8)
     band = max(1, band_pixels // max(width, 1))
     for top in range(0, height, band):
         rows = slice(top, min(top + band, height))
-        lo, hi = rows_lo[rows], rows_hi[rows]
-        first, last = int(lo[0]), int(hi[-1])  # the working-scale rows this band reads
-        near = coef[:, first : last + 1]  # (4, k, w)
-        near = torch.lerp(near.index_select(2, cols_lo), near.index_select(2, cols_hi), col_w)  # (4, k, W)
-        above, below = near.index_select(1, lo - first), near.index_select(1, hi - first)  # (4, rows, W) each
-        ab = torch.lerp(above, below, row_w[rows, None])  # (4, rows, W)
-        y = y_all[rows]
+        y = y_all[rows]  # (rows, W)
         luma = torch.from_numpy(y.astype(np.float32)).div_(255)  # (rows, W) in 0..1
-        chroma = torch.addcmul(ab[2:], ab[:2], luma)  # (2, rows, W)
-        out[rows] = _ycbcr_band_to_rgb(y, chroma)
+        out[rows] = _ycbcr_band_to_rgb(y, chroma_rows(rows, luma))
     return Image.fromarray(out, "RGB")
 
 
-def _full_resolution(gray: Image.Image, working: np.ndarray, chroma, options: ColorizeOptions) -> Image.Image:
-    """Join working-scale chrominance (2, h, w) with the full-size luma, upsampling it along the luma's edges.
+def compose_guided(gray: Image.Image, planes: torch.Tensor, band_pixels: int = 1 << 20) -> Image.Image:
+    """Full-resolution RGB whose luma is ``gray`` (8-bit, mode "L") and whose chroma follows its edges.
 
-    A photo the model saw at full size keeps its chrominance as predicted.
+    planes: (8, h, w) from ``guided_planes`` at working scale. They are enlarged
+    bilinearly to the photo's size a band of rows at a time (only the
+    working-scale rows a band reads), and each pixel's chroma is a * luma + b,
+    kept within the enlarged local range.
     """
-    radius = 0 if working.shape == (gray.height, gray.width) else options.guide_radius
-    return compose_guided(gray, guided_coefficients(working, chroma, radius, options.guide_eps))
+    import torch
+
+    height, width = gray.height, gray.width
+    rows_lo, rows_hi, row_w = _linear_taps(height, planes.shape[1])
+    cols_lo, cols_hi, col_w = _linear_taps(width, planes.shape[2])
+    by_row = planes.float().permute(1, 0, 2).contiguous()  # (h, 8, w)
+
+    def chroma_rows(rows: slice, luma: torch.Tensor) -> torch.Tensor:
+        lo, hi = rows_lo[rows], rows_hi[rows]
+        first, last = int(lo[0]), int(hi[-1])  # the working-scale rows this band reads
+        near = by_row[first : last + 1]  # (k, 8, w)
+        wide = torch.lerp(near.index_select(2, cols_lo), near.index_select(2, cols_hi), col_w)  # (k, 8, W)
+        taps = _taps_matrix(lo, hi, row_w[rows], first, len(near))  # (rows, k)
+        up = (taps @ wide.view(len(near), -1)).view(len(lo), 8, width)  # (rows, 8, W)
+        fitted = torch.addcmul(up[:, 2:4], up[:, 0:2], luma[:, None])  # (rows, 2, W)
+        bounded = torch.minimum(torch.maximum(fitted, up[:, 4:6]), up[:, 6:8])
+        return bounded.permute(1, 0, 2)  # (2, rows, W)
+
+    return _join_in_bands(gray, chroma_rows, band_pixels)
+
+
+def compose_chroma(gray: Image.Image, chroma: torch.Tensor, band_pixels: int = 1 << 20) -> Image.Image:
+    """RGB whose luma is ``gray`` (8-bit, mode "L") and whose chroma is ``chroma`` (2, H, W), -128..128."""
+    return _join_in_bands(gray, lambda rows, _luma: chroma[:, rows], band_pixels)
+
+
+def _guide_radius(gray: Image.Image, working: np.ndarray, radius: int) -> int:
+    """The guide's radius for this enlargement: the full radius from twofold up, shrinking to 0 at 1:1.
+
+    At 1:1 there are no edges to restore and the filter would only smooth the
+    colour, so a photo a pixel larger than the working scale must not come out
+    visibly paler than one at it.
+    """
+    enlargement = min(gray.height, gray.width) / min(working.shape)
+    return min(radius, int(radius * (enlargement - 1)))
+
+
+def _full_resolution(gray: Image.Image, working: np.ndarray, chroma: torch.Tensor, options: ColorizeOptions):
+    """Join working-scale chrominance (2, h, w) with the full-size luma, enlarging it along the luma's edges."""
+    radius = _guide_radius(gray, working, options.guide_radius)
+    if radius == 0 and working.shape == (gray.height, gray.width):
+        return compose_chroma(gray, chroma)  # the model saw the photo at full size
+    return compose_guided(gray, guided_planes(working, chroma, radius, options.guide_eps))
 
 
 def colorize_grays(model, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
