@@ -204,7 +204,7 @@ def _cut_tiles(gray: np.ndarray, overlap: int):
     import torch.nn.functional as F
 
     h, w = gray.shape
-    y = torch.from_numpy(gray).float()[None, None]  # (1, 1, h, w)
+    y = torch.from_numpy(gray.astype(np.float32))[None, None]  # (1, 1, h, w); a copy, so read-only input is fine
     ph, pw = max(TILE, h), max(TILE, w)
     if (ph, pw) != (h, w):
         mode = "reflect" if min(h, w) > 1 and ph - h < h and pw - w < w else "replicate"
