@@ -17,6 +17,7 @@ from colorcli.inference import (
     colorize_gray,
     compose_chroma,
     compose_guided,
+    guide_radius,
     guided_planes,
     load_image,
     plan_jobs,
@@ -429,7 +430,7 @@ def _working(gray: Image.Image, truth: np.ndarray, small: int):
     return working, chroma
 
 
-@pytest.mark.parametrize("edge", [160, 170, 171])  # on, and between, working-scale pixel boundaries
+@pytest.mark.parametrize("edge", [160, 165, 170, 171])  # on, and between, working-scale pixel boundaries
 def test_guided_upsampling_puts_colour_edges_on_the_luma_edges(edge):
     y, truth = _edge_photo(320, edge)
     gray = Image.fromarray(y)
@@ -480,24 +481,95 @@ def test_guided_composition_in_bands_equals_one_bilinear_pass(size, small, band_
     assert np.abs(banded - whole).max() <= 1 and (banded != whole).mean() < 0.01
 
 
-def test_a_photo_just_larger_than_the_working_scale_keeps_its_colour(tiny_model):
-    base = colour_image(144, 96, seed=3)
-    strength = {}
-    for size in ((144, 96), (146, 97), (150, 100)):
-        out = colorize_gray(tiny_model, base.resize(size, Image.Resampling.BICUBIC).convert("L"), ColorizeOptions())
-        strength[size] = np.abs(_cbcr(out)).mean()
-    assert strength[(146, 97)] == pytest.approx(strength[(144, 96)], rel=0.03), strength
-    assert strength[(150, 100)] == pytest.approx(strength[(144, 96)], rel=0.03), strength
+def test_guided_planes_match_a_pixel_by_pixel_guided_filter():
+    rng = np.random.default_rng(6)
+    h, w, r, eps = 9, 7, 2, 1e-3
+    guide = rng.integers(0, 256, (h, w)).astype(np.uint8)
+    chroma = rng.normal(0, 30, (2, h, w))
+    luma = guide / 255.0
+
+    def window(i: int, j: int) -> tuple[np.ndarray, np.ndarray]:  # edges replicated, as in the filter
+        return np.clip(np.arange(i - r, i + r + 1), 0, h - 1), np.clip(np.arange(j - r, j + r + 1), 0, w - 1)
+
+    slope, offset = np.zeros((2, h, w)), np.zeros((2, h, w))
+    for i in range(h):
+        for j in range(w):
+            rows, cols = window(i, j)
+            ll = luma[np.ix_(rows, cols)]
+            for c in range(2):
+                cc = chroma[c][np.ix_(rows, cols)]
+                slope[c, i, j] = ((ll * cc).mean() - ll.mean() * cc.mean()) / (ll.var() + eps)
+                offset[c, i, j] = cc.mean() - slope[c, i, j] * ll.mean()
+    expected = np.zeros((4, h, w))
+    for i in range(h):
+        for j in range(w):
+            rows, cols = window(i, j)
+            for c in range(2):
+                expected[c, i, j] = slope[c][np.ix_(rows, cols)].mean()
+                expected[2 + c, i, j] = offset[c][np.ix_(rows, cols)].mean()
+    planes = guided_planes(guide, torch.from_numpy(chroma.astype(np.float32)), r, eps).numpy()  # (8, h, w)
+    assert np.allclose(planes[:4], expected, rtol=1e-3, atol=1e-2)
+    lowest = np.array(
+        [[[chroma[c][np.ix_(*window(i, j))].min() for j in range(w)] for i in range(h)] for c in range(2)]
+    )
+    assert np.allclose(planes[4:6], lowest, atol=1e-4)
 
 
-def test_a_photo_at_the_working_scale_gets_the_predicted_chroma_itself(tiny_model):
-    gray = colour_image(80, 60, seed=4).convert("L")
-    predicted = predict_chroma(tiny_model, np.asarray(gray), ColorizeOptions())  # (2, 60, 80)
-    out = _cbcr(colorize_gray(tiny_model, gray, ColorizeOptions()))
+class Checker(torch.nn.Module):
+    """A model double whose chroma, a strong 8-pixel checkerboard, ignores the luma: smoothing shows at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = y.shape
+        blocks = torch.arange(h)[:, None] // 8 + torch.arange(w)[None] // 8  # (h, w)
+        sign = 1 - 2 * (blocks % 2).float()
+        return (sign * torch.tensor([30.0, -25.0])[:, None, None]).expand(b, 2, h, w)  # (B, 2, H, W)
+
+
+def _mid_gray(width: int, height: int) -> Image.Image:
+    rng = np.random.default_rng(5)
+    return Image.fromarray(rng.integers(100, 156, (height, width)).astype(np.uint8))  # keeps the colours in gamut
+
+
+def test_a_photo_at_the_working_scale_gets_the_predicted_chroma_itself():
+    gray = _mid_gray(80, 60)
+    predicted = predict_chroma(Checker(), np.asarray(gray), ColorizeOptions())  # (2, 60, 80)
+    out = _cbcr(colorize_gray(Checker(), gray, ColorizeOptions()))
     assert np.abs(out - predicted.numpy()).mean() < 1.0
 
 
-@pytest.mark.parametrize(("field", "value"), [("guide_radius", -1), ("guide_eps", 0.0), ("guide_eps", -1e-3)])
-def test_guide_options_are_checked(field, value):
-    with pytest.raises(UsageError, match="guide"):
+def test_a_photo_just_larger_than_the_working_scale_is_not_smoothed_paler():
+    strength = {
+        side: np.abs(_cbcr(colorize_gray(Checker(), _mid_gray(side, side), ColorizeOptions()))).mean()
+        for side in (96, 97, 120)
+    }
+    assert strength[96] > 20
+    # Bilinear resampling alone costs up to 15% on so sharp a pattern; the filter at radius 2 would halve it.
+    assert strength[97] > 0.85 * strength[96] and strength[120] > 0.85 * strength[96], strength
+
+
+@pytest.mark.parametrize(
+    ("enlargement", "radius"), [(1.0, 0), (1.01, 0), (1.49, 0), (1.5, 1), (1.99, 1), (2.0, 2), (31.0, 2)]
+)
+def test_the_guide_radius_grows_in_steps_with_the_enlargement(enlargement, radius):
+    assert guide_radius(enlargement, 2) == radius
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("guide_radius", -1),
+        ("guide_radius", 1.5),
+        ("guide_eps", 0.0),
+        ("guide_eps", -1e-3),
+        ("overlap", 32),
+        ("overlap", -1),
+        ("tile_batch", 0),
+    ],
+)
+def test_colorize_options_are_checked(field, value):
+    with pytest.raises(UsageError, match=field.replace("_", " ")):
         ColorizeOptions(**{field: value})

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 TILE = 32
 DEFAULT_SCALE = 96
 DEFAULT_MAX_PIXELS = 200_000_000
+# Full-resolution colour is composed in bands of at most this many pixels and rows.
+BAND_PIXELS = 1 << 20
+BAND_ROWS = 64
 # Extensions Pillow can write, with the format name and whether it keeps an alpha channel.
 OUTPUT_FORMATS = {
     ".png": ("PNG", True),
@@ -65,10 +68,14 @@ class ColorizeOptions:
     tile_batch: int = 512
 
     def __post_init__(self) -> None:
-        if self.guide_radius < 0:
-            raise UsageError(f"guide radius must be 0 or more, not {self.guide_radius}")
+        if not isinstance(self.guide_radius, int) or self.guide_radius < 0:
+            raise UsageError(f"guide radius must be a whole number, 0 or more, not {self.guide_radius}")
         if not self.guide_eps > 0:
             raise UsageError(f"guide eps must be more than 0, not {self.guide_eps}")
+        if not 0 <= self.overlap < TILE:
+            raise UsageError(f"tile overlap must be 0 to {TILE - 1} pixels, not {self.overlap}")
+        if self.tile_batch < 1:
+            raise UsageError(f"tile batch must be 1 or more, not {self.tile_batch}")
 
 
 @dataclass
@@ -351,6 +358,8 @@ def _join_in_bands(
 ) -> Image.Image:
     """RGB whose luma is ``gray`` (8-bit, mode "L"), built band by band so a huge photo holds one band of floats.
 
+    A band is at most ``band_pixels`` pixels and ``BAND_ROWS`` rows (a narrow
+    photo would otherwise get bands thousands of rows tall).
     chroma_rows(rows, luma) gives the (2, rows, W) chroma, -128..128, of those
     rows from their (rows, W) luma in 0..1. RGB is computed in floating point,
     not with Pillow's fixed-point YCbCr conversion, which truncates: it leaves 4
@@ -361,7 +370,7 @@ def _join_in_bands(
     y_all = np.asarray(gray)  # (H, W) uint8
     height, width = y_all.shape
     out = np.empty((height, width, 3), dtype=np.uint8)
-    band = max(1, band_pixels // max(width, 1))
+    band = max(1, min(band_pixels // max(width, 1), BAND_ROWS))
     for top in range(0, height, band):
         rows = slice(top, min(top + band, height))
         y = y_all[rows]  # (rows, W)
@@ -370,7 +379,7 @@ def _join_in_bands(
     return Image.fromarray(out, "RGB")
 
 
-def compose_guided(gray: Image.Image, planes: torch.Tensor, band_pixels: int = 1 << 20) -> Image.Image:
+def compose_guided(gray: Image.Image, planes: torch.Tensor, band_pixels: int = BAND_PIXELS) -> Image.Image:
     """Full-resolution RGB whose luma is ``gray`` (8-bit, mode "L") and whose chroma follows its edges.
 
     planes: (8, h, w) from ``guided_planes`` at working scale. They are enlarged
@@ -393,31 +402,32 @@ def compose_guided(gray: Image.Image, planes: torch.Tensor, band_pixels: int = 1
         taps = _taps_matrix(lo, hi, row_w[rows], first, len(near))  # (rows, k)
         up = (taps @ wide.view(len(near), -1)).view(len(lo), 8, width)  # (rows, 8, W)
         fitted = torch.addcmul(up[:, 2:4], up[:, 0:2], luma[:, None])  # (rows, 2, W)
-        bounded = torch.minimum(torch.maximum(fitted, up[:, 4:6]), up[:, 6:8])
+        bounded = torch.minimum(torch.maximum(fitted, up[:, 4:6]), up[:, 6:8])  # (rows, 2, W)
         return bounded.permute(1, 0, 2)  # (2, rows, W)
 
     return _join_in_bands(gray, chroma_rows, band_pixels)
 
 
-def compose_chroma(gray: Image.Image, chroma: torch.Tensor, band_pixels: int = 1 << 20) -> Image.Image:
+def compose_chroma(gray: Image.Image, chroma: torch.Tensor, band_pixels: int = BAND_PIXELS) -> Image.Image:
     """RGB whose luma is ``gray`` (8-bit, mode "L") and whose chroma is ``chroma`` (2, H, W), -128..128."""
     return _join_in_bands(gray, lambda rows, _luma: chroma[:, rows], band_pixels)
 
 
-def _guide_radius(gray: Image.Image, working: np.ndarray, radius: int) -> int:
-    """The guide's radius for this enlargement: the full radius from twofold up, shrinking to 0 at 1:1.
+def guide_radius(enlargement: float, radius: int) -> int:
+    """The guide's radius for an enlargement (full size / working size, >= 1): in steps, from 0 at 1:1.
 
-    At 1:1 there are no edges to restore and the filter would only smooth the
-    colour, so a photo a pixel larger than the working scale must not come out
-    visibly paler than one at it.
+    int(radius * (enlargement - 1)), at most ``radius``: for radius 2, 0 below
+    1.5 times, 1 up to twice, 2 from twice. Near 1:1 there are no edges to
+    restore and the filter would only smooth (and pale) the colour.
     """
-    enlargement = min(gray.height, gray.width) / min(working.shape)
-    return min(radius, int(radius * (enlargement - 1)))
+    return max(0, min(radius, int(radius * (enlargement - 1))))
 
 
-def _full_resolution(gray: Image.Image, working: np.ndarray, chroma: torch.Tensor, options: ColorizeOptions):
+def _full_resolution(
+    gray: Image.Image, working: np.ndarray, chroma: torch.Tensor, options: ColorizeOptions
+) -> Image.Image:
     """Join working-scale chrominance (2, h, w) with the full-size luma, enlarging it along the luma's edges."""
-    radius = _guide_radius(gray, working, options.guide_radius)
+    radius = guide_radius(min(gray.height, gray.width) / min(working.shape), options.guide_radius)
     if radius == 0 and working.shape == (gray.height, gray.width):
         return compose_chroma(gray, chroma)  # the model saw the photo at full size
     return compose_guided(gray, guided_planes(working, chroma, radius, options.guide_eps))
