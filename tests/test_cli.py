@@ -262,3 +262,94 @@ def test_eval_per_image_scores_each_photo_and_needs_full_res(tmp_path, tiny_chec
     assert r.exit_code == 0 and "a.png" in r.output and "each photo" in r.output
     r = invoke(*base, "--per-image")
     assert r.exit_code == 2 and "--full-res" in r.output
+
+
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    colour_image(40, 40).save(tmp_path / "a.png")
+    for args in (["", "-o", "out.png"], ["a.png", "-o", ""]):
+        r = invoke("colorize", *args, "--checkpoint", tiny_checkpoint)
+        assert r.exit_code == 2 and "empty path" in r.output, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "tiny.pt"]  # nothing was colorized
+
+
+def test_a_missing_named_file_fails_alone_and_the_batch_goes_on(tmp_path, tiny_checkpoint):
+    colour_image(40, 40).save(tmp_path / "a.png")
+    r = invoke(
+        "colorize", tmp_path / "a.png", tmp_path / "gone.png", "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint
+    )
+    assert r.exit_code == 1 and "gone.png" in r.output
+    assert (tmp_path / "out" / "a.png").exists()
+
+
+def test_a_glob_skips_non_images_and_says_so(tmp_path, tiny_checkpoint):
+    album = tmp_path / "album"
+    album.mkdir()
+    colour_image(40, 40).save(album / "a.png")
+    colour_image(40, 40).convert("L").save(album / "b.pgm")  # a format folders used to skip
+    (album / "notes.txt").write_text("not a photo")
+    (album / "._a.png").write_bytes(b"\0\5\26\7 macOS metadata")
+    r = invoke("colorize", str(album / "*"), "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 0, r.output
+    assert "left out 2 non-image file(s)" in r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+
+
+def test_eval_of_colourless_originals_says_n_a_and_caps_the_pooled_psnr(tmp_path, tiny_checkpoint):
+    folder = tmp_path / "gray"
+    folder.mkdir()
+    for i in range(4):
+        colour_image(32, 32, seed=i).convert("L").convert("RGB").save(folder / f"{i}.png")
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder, "--json")
+    assert r.exit_code == 0, r.output
+    scores = json.loads(r.stdout.strip().splitlines()[-1])
+    assert scores["colorfulness_ratio"] is None and scores["gray_psnr_pooled"] == 100.0
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder)
+    assert r.exit_code == 0 and "colour n/a of the truth's" in r.stdout
+
+
+def test_options_that_would_do_nothing_are_refused(image_folder, tmp_path, tiny_checkpoint):
+    r = invoke("train", "--arch", "seed", "--width", "16", "--dataset", image_folder, "--out", tmp_path / "r")
+    assert r.exit_code == 2 and "--width" in r.output
+    r = invoke("train", "--head", "regress", "--aux-logmse", "1", "--dataset", image_folder, "--out", tmp_path / "r")
+    assert r.exit_code == 2 and "aux_logmse" in r.output
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", image_folder, "--scale", "50")
+    assert r.exit_code == 2 and "--full-res" in r.output
+
+
+def test_export_replaces_an_existing_file_only_when_asked(tmp_path, tiny_checkpoint):
+    out = tmp_path / "m.safetensors"
+    assert invoke("export", tiny_checkpoint, "-o", out).exit_code == 0
+    before = out.read_bytes()
+    r = invoke("export", tiny_checkpoint, "-o", out, "--tile-saturation", "2")
+    assert r.exit_code == 2 and "--overwrite" in r.output and out.read_bytes() == before
+    assert invoke("export", tiny_checkpoint, "-o", out, "--tile-saturation", "2", "--overwrite").exit_code == 0
+    assert out.read_bytes() != before
+
+
+def test_resume_refuses_changed_settings_and_changed_data_but_follows_a_moved_folder(image_folder, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    args = tiny_train_args(image_folder, run)
+    assert invoke(*args, "--threads", "1").exit_code == 0
+    last = run / "last.pt"
+    r = invoke("train", "--resume", last, "--epochs", "5")
+    assert r.exit_code == 2 and "--epochs 5 (the run has 1)" in r.output and "--init" in r.output
+    r = invoke(*args, "--resume", last)  # the same command again, plus --resume: fine (the run is finished)
+    assert r.exit_code == 0 and "already finished" in r.output, r.output
+    moved = tmp_path / "moved"
+    shutil.copytree(image_folder, moved)
+    shutil.rmtree(image_folder)
+    r = invoke("train", "--resume", last)
+    assert r.exit_code != 0 and "not a folder of images" in r.output
+    r = invoke("train", "--resume", last, "--dataset", moved)
+    assert r.exit_code == 0 and "already finished" in r.output, r.output
+    colour_image(40, 40, seed=99).save(moved / "a" / "extra.png")
+    r = invoke("train", "--resume", last, "--dataset", moved)
+    assert r.exit_code == 2 and "25 images now, 24 when the run started" in r.output, r.output
+
+
+def test_too_few_training_images_points_to_the_batch_size(image_folder, tmp_path):
+    r = invoke(*tiny_train_args(image_folder, tmp_path / "run"), "--batch-size", "64")
+    assert r.exit_code == 2 and "lower --batch-size (now 64)" in r.output, r.output

@@ -217,3 +217,23 @@ def test_zoomed_views_crop_inside_the_image_and_leave_the_rest_untouched():
     assert torch.equal(out[0], ramp[0])  # not zoomed: untouched, not resampled
     row = out[1, 0, 0].float()
     assert row[0] < 8 and 120 <= row[-1] <= 128 and (row.diff() >= 0).all()
+
+
+@pytest.mark.parametrize("mirror", ["notaurl", "ftp//x", "file:///tmp/mirror"])
+def test_a_mirror_that_is_not_an_http_address_is_a_usage_error(tmp_path, mirror):
+    from colorcli.errors import UsageError
+
+    with pytest.raises(UsageError, match="http:// or https://"):
+        load_cifar("cifar10", tmp_path / "dl", train=True, mirror=mirror)
+
+
+def test_folders_find_every_photo_format_pillow_reads_and_nothing_else(tmp_path):
+    from colorcli.data import find_images
+    from helpers import colour_image
+
+    img = colour_image(32, 32)
+    for name in ("a.png", "b.PGM", "c.tga", "d.jpe", "e.tif"):
+        (img.convert("L") if name.lower().endswith(".pgm") else img).save(tmp_path / name)
+    for name in ("clip.mpg", "notes.txt", "._a.png", "scan.eps"):
+        (tmp_path / name).write_bytes(b"not a photo")
+    assert [p.name for p in find_images(tmp_path)] == ["a.png", "b.PGM", "c.tga", "d.jpe", "e.tif"]

@@ -342,11 +342,15 @@ def test_reruns_do_not_colorize_their_own_results(tmp_path, tiny_model):
         assert [j.src.name for j in jobs] == ["a.png"]
         assert run_jobs(tiny_model, jobs, ColorizeOptions()).exit_code == 0
     assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png")) == ["a.png", "out/a.png"]
-    with pytest.raises(UsageError, match="also an input folder"):
+    with pytest.raises(UsageError, match="also the folder the input"):
         plan_jobs([src], src)
-    # the same through a glob: its matches inside the output folder are earlier results
+    # the same through a glob: its matches inside the output folder are earlier results, said in a note
     pattern = src / "**" / "*.png"
-    assert [j.src.name for j in plan_jobs([pattern], src / "out")] == ["a.png"]
+    notes: list[str] = []
+    assert [j.src.name for j in plan_jobs([pattern], src / "out", notes=notes)] == ["a.png"]
+    assert len(notes) == 1 and "left out 1 image(s) in the output folder" in notes[0]
+    with pytest.raises(UsageError, match="also the folder the input"):  # -o the glob's own folder
+        plan_jobs([src / "*.png"], src)
     # an output folder above the input folder leaves every input in
     sub = src / "sub"
     sub.mkdir()
@@ -573,3 +577,32 @@ def test_the_guide_radius_grows_in_steps_with_the_enlargement(enlargement, radiu
 def test_colorize_options_are_checked(field, value):
     with pytest.raises(UsageError, match=field.replace("_", " ")):
         ColorizeOptions(**{field: value})
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "I;16"])
+def test_single_colour_transparency_survives_as_alpha(tmp_path, tiny_model, mode):
+    base = colour_image(48, 40, seed=7)
+    im = base.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
+    key = np.asarray(im).flat[0]
+    key = int(key) if mode != "RGB" else tuple(int(v) for v in np.asarray(im)[0, 0])
+    src = tmp_path / f"t_{mode.replace(';', '')}.png"
+    im.save(src, transparency=key)
+    dst = tmp_path / "out.png"
+    assert run_jobs(tiny_model, plan_jobs([src], dst), ColorizeOptions()).exit_code == 0
+    out = Image.open(dst)
+    assert out.mode == "RGBA"
+    alpha = np.asarray(out.getchannel("A"))
+    assert alpha[0, 0] == 0 and (alpha == 255).mean() > 0.5
+
+
+def test_exif_too_long_for_a_jpeg_is_left_out_with_a_note(tmp_path, tiny_model, capsys):
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000  # ImageDescription: over the 64 KB a JPEG holds
+    src = tmp_path / "big.png"
+    colour_image(40, 40).save(src, exif=exif)
+    dst = tmp_path / "big.jpg"
+    report = run_jobs(tiny_model, plan_jobs([src], dst), ColorizeOptions(), as_json=True)
+    assert report.exit_code == 0 and dst.exists()
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["status"] == "ok" and "EXIF left out" in record["note"]
+    assert "exif" not in Image.open(dst).info

@@ -161,12 +161,15 @@ def export_safetensors(model, path: Path, info: dict[str, Any] | None = None) ->
         raise ColorcliError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
-def export_model(source: Path, path: Path, **decode: float) -> None:
+def export_model(source: Path, path: Path, overwrite: bool = False, **decode: float) -> None:
     """Export a checkpoint (or model) to a weights-only .safetensors file, with new decoding settings.
 
     decode: temperature and prior_correction (bins head only), saturation, tile_saturation.
-    The training config and metrics go along as metadata; the history does not.
+    The training config and metrics go along as metadata; the history does not. An
+    existing file is replaced only with ``overwrite``.
     """
+    if Path(path).exists() and not overwrite:
+        raise UsageError(f"{path}: exists; --overwrite replaces it")
     model = load_model(source, **decode)
     bins_only = [f"--{k.replace('_', '-')}" for k in ("temperature", "prior_correction") if k in decode]
     if bins_only and getattr(model, "bins", None) is None:

@@ -34,6 +34,17 @@ def _stderr():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _from_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was typed on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _share(ratio: float | None) -> str:
+    """A colour share for tables: two decimals, or n/a where the truth has no colour."""
+    return "n/a" if ratio is None else f"{ratio:.2f}"
+
+
 def _run(fn: Callable[[], T], debug: bool) -> T:
     """Run a command body; ColorcliError becomes one line on stderr and its exit code."""
     try:
@@ -70,6 +81,7 @@ Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full tr
 
 @app.command()
 def train(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="cifar10, cifar100, or a folder of your own colour images.")] = "cifar10",
     arch: Annotated[
         str | None, typer.Option(help="unet (default) or seed (the original Keras autoencoder).", show_default=False)
@@ -166,9 +178,24 @@ def train(
     """Train a colorizer on CIFAR or your own images; keeps the best checkpoint."""
 
     def body() -> None:
+        from colorcli.data import CIFAR_NAMES
+        from colorcli.errors import UsageError
         from colorcli.model import SEED_DEFAULTS, ModelConfig
         from colorcli.train import Interrupted, TrainConfig, fine_tune_config
         from colorcli.train import train as run_training
+
+        data_spec = dataset
+        if data_spec not in CIFAR_NAMES and Path(data_spec).is_dir():
+            data_spec = str(Path(data_spec).resolve())  # so --resume works from any folder
+        # What was typed, for --resume to check against the run (all but where its data is must agree).
+        typed = {name: ctx.params[name] for name in ctx.params if _from_command_line(ctx, name)}
+        typed = {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in typed.items()
+            if k not in {"resume", "device", "threads", "debug", "overwrite"}
+        }
+        if "dataset" in typed:
+            typed["dataset"] = data_spec
 
         if resume is not None and os.environ.get("RANK", "0") == "0":  # once, not per torchrun process
             _stderr().print(f"resuming {resume} with the settings its run started with")
@@ -176,6 +203,10 @@ def train(
             shape = {"arch": arch, "width": width, "head": head, "norm": norm}
             model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse, **shape)
         elif arch == "seed":
+            unet_only = {"--width": width, "--head": head, "--norm": norm, "--aux-logmse": aux_logmse}
+            if any(v is not None for v in unet_only.values()):
+                flags = ", ".join(k for k, v in unet_only.items() if v is not None)
+                raise UsageError(f"{flags}: shape the unet; the seed design is fixed (as in the notebooks)")
             given = {"loss": loss} if loss else {}
             model_cfg = ModelConfig(arch="seed", **{**SEED_DEFAULTS, **given}, vivid=vivid or 0.0)
         else:
@@ -190,7 +221,7 @@ def train(
                 vivid=vivid or 0.0,
             )
         cfg = TrainConfig(
-            dataset=dataset,
+            dataset=data_spec,
             data_dir=str(data_dir) if data_dir else None,
             mirror=mirror,
             out=str(out),
@@ -210,7 +241,7 @@ def train(
             zoom_min=zoom_min,
         )
         try:
-            run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite)
+            run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite, typed=typed)
         except Interrupted as e:
             _stderr().print(f"colorcli: {e}")
             raise typer.Exit(e.exit_code) from None
@@ -271,6 +302,8 @@ def evaluate(
             check_output_file(grid, ".png")
         if per_image and not full_res:
             raise UsageError("--per-image scores photos at their own size: add --full-res")
+        if scale is not None and not full_res:
+            raise UsageError("--scale is the working scale of --full-res photos: add --full-res")
         model = load_model(checkpoint).to(pick_device(device))
         data = None
         if holdout:
@@ -322,13 +355,13 @@ def _print_table(r: dict) -> None:
     console.print(t)
     console.print(
         f"gain over the gray copy: {r['psnr_gain_db']:+.2f} dB per image; "
-        f"colour {r['colorfulness_ratio']:.2f} of the truth's",
+        f"colour {_share(r['colorfulness_ratio'])} of the truth's",
         soft_wrap=True,
     )
     if r["bw_originals"] and "color_psnr" in r:
         console.print(
             f"colour originals only ({r['bw_originals']} black-and-white left out): "
-            f"{r['color_psnr_gain_db']:+.2f} dB per image; colour {r['color_colorfulness_ratio']:.2f}",
+            f"{r['color_psnr_gain_db']:+.2f} dB per image; colour {_share(r['color_colorfulness_ratio'])}",
             soft_wrap=True,
         )
     if "per_image" in r:
@@ -342,7 +375,7 @@ def _print_table(r: dict) -> None:
                 f"{p['gray_psnr']:.2f}",
                 f"{p['psnr_gain_db']:+.2f}",
                 f"{p['ssim']:.4f}",
-                f"{p['colorfulness_ratio']:.2f}",
+                _share(p["colorfulness_ratio"]),
             )
         console.print(photos)
 
@@ -361,6 +394,9 @@ def export(
     tile_saturation: Annotated[
         float | None, typer.Option(min=0.0, help="Extra chrominance factor for photos colorized in 32x32 tiles.")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", metavar="", help="Replace an existing output file.")
+    ] = False,
     debug: Debug = False,
 ) -> None:
     """Export a checkpoint to a weights-only .safetensors model, optionally with new decoding settings."""
@@ -374,7 +410,7 @@ def export(
             "saturation": saturation,
             "tile_saturation": tile_saturation,
         }
-        export_model(checkpoint, output, **{k: v for k, v in decode.items() if v is not None})
+        export_model(checkpoint, output, overwrite=overwrite, **{k: v for k, v in decode.items() if v is not None})
         _stderr().print(f"wrote {output}")
 
     _run(body, debug)
@@ -382,7 +418,7 @@ def export(
 
 @app.command()
 def colorize(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
     output: Annotated[
         str,
         typer.Option(
@@ -424,10 +460,17 @@ def colorize(
     """Colorize photos of any size; luminance stays the input's."""
 
     def body() -> int:
+        from colorcli.errors import UsageError
         from colorcli.inference import ColorizeOptions, check_output_folders, plan_jobs, run_jobs
 
+        if any(not item.strip() for item in inputs) or not output.strip():
+            raise UsageError("an empty path was given (an unset variable?); name the files, folders or -o")
         as_dir = output.endswith(("/", os.sep))
-        jobs = plan_jobs(list(inputs), Path(output), recursive=recursive, fmt=fmt, output_is_dir=as_dir)
+        notes: list[str] = []
+        paths = [Path(item) for item in inputs]
+        jobs = plan_jobs(paths, Path(output), recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
+        for note in notes:
+            _stderr().print(f"note: {note}", markup=False)
         check_output_folders(jobs)
         from colorcli.checkpoint import load_model
         from colorcli.train import pick_device

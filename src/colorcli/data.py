@@ -6,9 +6,11 @@ per batch on the training device (``make_pair``), never per sample in Python.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import urllib.error
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +18,8 @@ import numpy as np
 import torch
 
 from colorcli.color import luma_u8
-from colorcli.errors import DataError
+from colorcli.errors import DataError, UsageError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 CIFAR_NAMES = ("cifar10", "cifar100")
 MIRROR_ENV = "COLORCLI_CIFAR_MIRROR"
 
@@ -31,10 +32,50 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "colorcli"
 
 
+# Still-image formats a photo may come in. Pillow registers more suffixes (video, scientific
+# and vector formats it can only identify or needs other programs for); folders skip those.
+PHOTO_FORMATS = frozenset(
+    {
+        "BMP",
+        "DIB",
+        "GIF",
+        "JPEG",
+        "JPEG2000",
+        "PNG",
+        "PPM",
+        "TIFF",
+        "WEBP",
+        "TGA",
+        "PSD",
+        "PCX",
+        "SGI",
+        "ICO",
+        "AVIF",
+        "QOI",
+    }
+)
+
+
+@functools.cache
+def image_suffixes() -> frozenset[str]:
+    """File suffixes (lower case, with the dot) of the photo formats this Pillow can read."""
+    from PIL import Image
+
+    Image.init()
+    return frozenset(
+        ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS and fmt in Image.OPEN
+    )
+
+
+def is_image_name(path: Path) -> bool:
+    """Whether a file's name says it is an image Pillow reads (macOS "._" metadata twins are not)."""
+    return path.suffix.lower() in image_suffixes() and not path.name.startswith("._")
+
+
 def find_images(root: Path, recursive: bool = True) -> list[Path]:
     """Image files under root (by suffix, any case), sorted for reproducibility."""
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in root.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return sorted(p for p in root.glob(pattern) if is_image_name(p) and p.is_file())
 
 
 def _decode_fit(path: Path, size: int) -> np.ndarray:
@@ -71,7 +112,7 @@ def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_
         raise DataError(f"{root}: not a folder of images")
     paths = find_images(root)
     if not paths:
-        raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DataError(f"{root}: no images found (no files with an image suffix Pillow reads)")
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / "folders" / f"{_folder_key(paths, size)}.npy"
@@ -120,6 +161,8 @@ def _cifar_class(name: str, mirror: str | None) -> type:
     mirror = mirror or os.environ.get(MIRROR_ENV)
     if not mirror:
         return base
+    if urllib.parse.urlparse(mirror).scheme not in ("http", "https"):
+        raise UsageError(f"mirror {mirror!r}: need an http:// or https:// address (--mirror or {MIRROR_ENV})")
     url = mirror.rstrip("/") + "/" + base.filename
     return type(base.__name__ + "Mirror", (base,), {"url": url})
 
@@ -134,7 +177,7 @@ def load_cifar(name: str, data_dir: Path, train: bool, mirror: str | None = None
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             ds = cls(root=str(data_dir), train=train, download=True)
-        except (urllib.error.URLError, OSError, RuntimeError) as e:
+        except (urllib.error.URLError, OSError, RuntimeError, ValueError) as e:
             reason = getattr(e, "reason", None) or e
             raise DataError(
                 f"cannot download {name} from {cls.url} ({reason}); pass --data-dir with an existing copy, "

@@ -12,7 +12,7 @@ import torch
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, some_names
 from colorcli.errors import ColorcliError, InputError, UsageError
-from colorcli.metrics import colorfulness, mse_per_image, psnr_per_image, ssim_per_image
+from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Scores:
         pooled = self.mse.double().mean().item()
         return {
             "psnr": self.psnr.double().mean().item(),
-            "psnr_pooled": 10 * torch.log10(torch.tensor(255.0**2 / max(pooled, 1e-12))).item(),
+            "psnr_pooled": psnr_of_mse(torch.tensor(pooled)).item(),
             "ssim": self.ssim.double().mean().item(),
             "colorfulness": self.colorfulness.double().mean().item(),
         }
@@ -66,7 +66,7 @@ def summarize(
     out.update(model_scores.summary())
     out.update({f"gray_{k}": v for k, v in gray_scores.summary().items()})
     out["truth_colorfulness"] = truth_colorfulness.double().mean().item()
-    out["colorfulness_ratio"] = out["colorfulness"] / max(out["truth_colorfulness"], 1e-12)
+    out["colorfulness_ratio"] = colour_share(out["colorfulness"], out["truth_colorfulness"])
     out["psnr_gain_db"] = out["psnr"] - out["gray_psnr"]
     if bw is None:
         bw = torch.zeros_like(model_scores.psnr, dtype=torch.bool)
@@ -80,7 +80,7 @@ def summarize(
             color_psnr=psnr,
             color_gray_psnr=gray,
             color_psnr_gain_db=psnr - gray,
-            color_colorfulness_ratio=cf / max(truth_cf, 1e-12),
+            color_colorfulness_ratio=colour_share(cf, truth_cf),
         )
     return out
 
@@ -179,7 +179,7 @@ def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) 
                 "gray_psnr": g.psnr.item(),
                 "psnr_gain_db": m.psnr.item() - g.psnr.item(),
                 "ssim": m.ssim.item(),
-                "colorfulness_ratio": m.colorfulness.item() / max(t.item(), 1e-12),
+                "colorfulness_ratio": colour_share(m.colorfulness.item(), t.item()),
             }
             for path, m, g, t in zip(read, mine, gray, truth_cf, strict=True)
         ]

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 TILE = 32
 DEFAULT_SCALE = 96
 DEFAULT_MAX_PIXELS = 200_000_000
+JPEG_EXIF_MAX = 65533  # bytes of EXIF one JPEG APP1 segment holds
 # Full-resolution colour is composed in bands of at most this many pixels and rows.
 BAND_PIXELS = 1 << 20
 BAND_ROWS = 64
@@ -105,10 +106,15 @@ def _to_gray(im: Image.Image) -> Image.Image:
 
 
 def _alpha(im: Image.Image) -> Image.Image | None:
+    """The image's transparency as an 8-bit mask, or None: alpha channels, and the single
+    transparent colour (PNG tRNS) of palette, gray and RGB images."""
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         return im.getchannel("A")
-    if im.mode == "P" and "transparency" in im.info:
+    if "transparency" in im.info and im.mode in ("P", "L", "RGB", "1"):
         return im.convert("RGBA").getchannel("A")
+    if "transparency" in im.info and im.mode.startswith("I"):  # 16-bit gray: compare at full depth
+        key = im.info["transparency"]
+        return Image.fromarray(np.where(np.asarray(im) == key, 0, 255).astype(np.uint8), "L")
     return None
 
 
@@ -485,8 +491,12 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     params: dict[str, Any] = {}
     if loaded.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["icc_profile"] = loaded.icc_profile
-    if loaded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
-        params["exif"] = loaded.exif
+    if (
+        loaded.exif
+        and fmt in ("PNG", "JPEG", "WEBP", "TIFF")
+        and not (fmt == "JPEG" and len(loaded.exif) > JPEG_EXIF_MAX)
+    ):
+        params["exif"] = loaded.exif  # a JPEG holds at most 64 KB of it; longer EXIF is dropped (see exif_note)
     if fmt == "JPEG":
         params.update(quality=98, subsampling=0)  # at 95 the luma moves by about 1 level on average, at 98 by 0.1
     if fmt == "WEBP":
@@ -494,6 +504,14 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     if fmt == "PNG":
         params["compress_level"] = 1  # fast; PNG stays lossless
     atomic_write(path, lambda f: out.save(f, format=fmt, **params))
+
+
+def exif_note(loaded: LoadedImage, path: Path) -> str | None:
+    """Why the output at ``path`` lacks the input's EXIF, when a JPEG cannot hold it."""
+    fmt, _ = output_format(path)
+    if fmt == "JPEG" and loaded.exif and len(loaded.exif) > JPEG_EXIF_MAX:
+        return f"EXIF left out: {len(loaded.exif)} bytes, more than a JPEG holds (64 KB)"
+    return None
 
 
 def colorize_file(model, src: Path, dst: Path, options: ColorizeOptions) -> LoadedImage:
@@ -542,12 +560,21 @@ def _nested_output(root: Path, output: Path | None) -> Path | None:
     return out if out != base and out.is_relative_to(base) else None
 
 
-def _outside(files: list[Path], nested: Path | None) -> list[Path]:
-    return files if nested is None else [f for f in files if not f.resolve().is_relative_to(nested)]
+def _outside(files: list[Path], nested: Path | None, notes: list[str] | None = None) -> list[Path]:
+    """The files not inside ``nested`` (the output folder); a note says how many were left out."""
+    if nested is None:
+        return files
+    kept = [f for f in files if not f.resolve().is_relative_to(nested)]
+    if len(kept) < len(files) and notes is not None:
+        notes.append(
+            f"left out {len(files) - len(kept)} image(s) in the output folder {nested} "
+            "(earlier results, or choose another -o)"
+        )
+    return kept
 
 
 def expand_inputs(
-    inputs: list[Path], recursive: bool, exclude: Path | None = None
+    inputs: list[Path], recursive: bool, exclude: Path | None = None, notes: list[str] | None = None
 ) -> tuple[list[tuple[Path, Path]], list[Job]]:
     """(file, path relative to the output folder without suffix) for every input file, and refused inputs.
 
@@ -556,15 +583,16 @@ def expand_inputs(
     (the output folder) when it lies inside the folder searched, so a rerun does not
     colorize its own results. Files are taken as they are. A file named twice is
     colorized once. A folder without images is refused with a reason rather than
-    passed over in silence.
+    passed over in silence. Glob matches are filtered like folder contents (image
+    suffixes only). Anything left out is said in ``notes``.
     """
-    from colorcli.data import find_images
+    from colorcli.data import find_images, is_image_name
 
     found: list[tuple[Path, Path]] = []
     refused: list[Job] = []
     for item in inputs:
         if item.is_dir():
-            images = _outside(find_images(item, recursive=recursive), _nested_output(item, exclude))
+            images = _outside(find_images(item, recursive=recursive), _nested_output(item, exclude), notes)
             if not images:
                 hint = "" if recursive else " (-r looks in subfolders)"
                 refused.append(Job(item, None, f"{item}: is a folder with no images{hint}"))
@@ -575,7 +603,12 @@ def expand_inputs(
                 if not item.is_absolute()
                 else sorted(Path(item.anchor).glob(str(item.relative_to(item.anchor))))
             )
-            matches = _outside([m for m in matches if m.is_file()], _nested_output(_glob_root(item), exclude))
+            files = [m for m in matches if m.is_file() and is_image_name(m)]
+            if notes is not None and len(files) < sum(m.is_file() for m in matches):
+                notes.append(f"{item}: left out {sum(m.is_file() for m in matches) - len(files)} non-image file(s)")
+            matches = _outside(files, _nested_output(_glob_root(item), exclude), notes)
+            if not matches and notes is not None:
+                notes.append(f"{item}: matches no images")
             found.extend((m, Path(m.stem)) for m in matches)
         else:
             found.append((item, Path(item.stem)))
@@ -590,7 +623,12 @@ def expand_inputs(
 
 
 def plan_jobs(
-    inputs: list[Path], output: Path, recursive: bool = False, fmt: str = "png", output_is_dir: bool = False
+    inputs: list[Path],
+    output: Path,
+    recursive: bool = False,
+    fmt: str = "png",
+    output_is_dir: bool = False,
+    notes: list[str] | None = None,
 ) -> list[Job]:
     """Where each input's result goes.
 
@@ -600,17 +638,19 @@ def plan_jobs(
     stem with `fmt`'s suffix; inputs whose names would collide (photo.jpg and
     photo.png) are told apart by their original suffix (photo_jpg.png,
     photo_png.png), so nothing is silently overwritten. Inputs refused up front
-    (an empty folder) come back as jobs with an ``error``.
+    (an empty folder) come back as jobs with an ``error``; inputs left out (earlier
+    results, non-images a glob matched) are said in ``notes``.
     """
     for item in inputs:
-        if item.is_dir() and output.exists() and output.resolve() == item.resolve():
+        searched = item if item.is_dir() else _glob_root(item) if _is_glob(item) else None
+        if searched is not None and output.exists() and output.resolve() == searched.resolve():
             raise UsageError(
-                f"{output}: is also an input folder, so a second run would colorize its results again; "
-                "choose another -o"
+                f"{output}: is also the folder the input {item} searches, so a second run would colorize "
+                "its results again; choose another -o"
             )
-    files, refused = expand_inputs(inputs, recursive, exclude=output)
+    files, refused = expand_inputs(inputs, recursive, exclude=output, notes=notes)
     if not files:
-        reasons = "; ".join(j.error for j in refused if j.error)
+        reasons = "; ".join([j.error for j in refused if j.error] + (notes or []))
         raise UsageError("no input images found" + (f" ({reasons})" if reasons else ""))
     named_files = not any(item.is_dir() or _is_glob(item) for item in inputs)
     if named_files and len(files) == 1 and not output.is_dir() and not output_is_dir:
@@ -774,6 +814,7 @@ def _colorize_group(model, pending, options: ColorizeOptions, finish, err_consol
                 job, "failed", load_s + share + time.perf_counter() - t1, f"{job.src}: cannot write {job.dst}: {reason}"
             )
             continue
-        if loaded.note and err_console is not None and not as_json:
-            err_console.print(f"note: {job.src}: {loaded.note}", highlight=False, markup=False)
-        finish(job, "ok", load_s + share + time.perf_counter() - t1, note=loaded.note)
+        note = "; ".join(n for n in (loaded.note, exif_note(loaded, job.dst)) if n) or None
+        if note and err_console is not None and not as_json:
+            err_console.print(f"note: {job.src}: {note}", highlight=False, markup=False)
+        finish(job, "ok", load_s + share + time.perf_counter() - t1, note=note)

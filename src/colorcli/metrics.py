@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import torch
 
+PSNR_CAP_DB = 100.0
+# Below this colorfulness an image counts as colourless: a share of its colour means nothing.
+COLOURLESS = 1e-3
+
+
+def psnr_of_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of mean squared errors on the 0..255 scale, capped at 100 dB (an exact copy)."""
+    mse = mse.double()
+    return torch.where(mse > 0, 10 * torch.log10(255.0**2 / mse.clamp(min=1e-300)), PSNR_CAP_DB).clamp(max=PSNR_CAP_DB)
+
 
 def psnr_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """PSNR in dB of each image; uint8 (B, 3, H, W) inputs -> (B,). Identical images give 100 dB."""
-    mse = (pred.float() - truth.float()).square().flatten(1).mean(1)  # (B,)
-    return torch.where(mse > 0, 10 * torch.log10(255.0**2 / mse.clamp(min=1e-12)), torch.full_like(mse, 100.0))
+    return psnr_of_mse(mse_per_image(pred, truth)).float()
+
+
+def colour_share(colourfulness: float, truth_colourfulness: float) -> float | None:
+    """Colorfulness as a share of the truth's; None when the truth has no colour to share."""
+    return colourfulness / truth_colourfulness if truth_colourfulness > COLOURLESS else None
 
 
 def mse_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

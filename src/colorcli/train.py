@@ -324,20 +324,54 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
     return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
 
 
+RELOCATABLE = ("dataset", "data_dir", "mirror")
+
+
+def _refuse_changed_settings(typed: dict[str, Any], saved: dict[str, Any], model: dict[str, Any], resume: Path) -> None:
+    """Refuse options given with --resume that differ from the run's own (they would be ignored)."""
+    changed = []
+    for name, value in typed.items():
+        if name in RELOCATABLE:
+            continue
+        if name == "out":
+            had: Any = resume.parent
+            same = Path(value).resolve() == resume.parent.resolve()
+        else:
+            had = saved.get(name, model.get(name))
+            same = value == had or (value is not None and had is not None and str(value) == str(had))
+        if not same:
+            changed.append(f"--{name.replace('_', '-')} {value} (the run has {had})")
+    if changed:
+        raise UsageError(
+            f"{'; '.join(changed)}: a resumed run keeps the settings it started with; "
+            f"start a new run from its weights with --init {resume} to change them"
+        )
+
+
 def train(
-    cfg: TrainConfig, model_cfg: ModelConfig, resume: Path | None = None, console=None, overwrite: bool = False
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    resume: Path | None = None,
+    console=None,
+    overwrite: bool = False,
+    typed: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train (or resume) a run and write its checkpoints. Raises Interrupted on SIGINT/SIGTERM.
 
     A run folder that already holds a run is refused unless ``overwrite``, so a
     forgotten ``--resume`` or a reused ``--out`` does not replace its checkpoints.
+    A resumed run keeps the settings it started with. ``typed`` holds the options
+    given on the command line (TrainConfig and ModelConfig names): where its data is
+    (``dataset``, ``data_dir``, ``mirror``) may change, for a moved folder; any other
+    that differs from the run's is refused rather than ignored. Its images must
+    still be the ones it started with, in number.
 
     Under torchrun (RANK and WORLD_SIZE set) every rank calls this; the process
     group is joined here and left on the way out.
     """
     d, device = init_distributed(cfg.device)
     try:
-        return _train(cfg, model_cfg, resume, console, d, device, overwrite)
+        return _train(cfg, model_cfg, resume, console, d, device, overwrite, typed or {})
     finally:
         if d.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -351,6 +385,7 @@ def _train(
     d: Dist,
     device: torch.device,
     overwrite: bool = False,
+    typed: dict[str, Any] | None = None,
 ) -> TrainResult:
     state: dict[str, Any] | None = None
     if resume is not None:
@@ -360,7 +395,10 @@ def _train(
         # The run goes on where its checkpoint lies, with the settings it started with.
         # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
         saved = {"skip_gray": False, **state["train_config"]}
-        cfg = replace(TrainConfig.from_dict(saved), device=cfg.device, threads=cfg.threads, out=str(resume.parent))
+        relocate = {k: v for k, v in (typed or {}).items() if k in RELOCATABLE}
+        _refuse_changed_settings(typed or {}, saved, state["model_config"], resume)
+        here = {"device": cfg.device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
+        cfg = replace(TrainConfig.from_dict(saved), **here)
         model_cfg = ModelConfig.from_dict(state["model_config"])
     init_state = None
     if state is None and cfg.init:
@@ -386,18 +424,26 @@ def _train(
     data = _load_once(cfg, d)
     if cfg.limit:
         data = data[: cfg.limit]
+    started_with = state.get("images") if state is not None else None
+    if started_with is not None and started_with != len(data):
+        raise UsageError(
+            f"{cfg.dataset}: {len(data)} images now, {started_with} when the run started, so its split would "
+            f"change; resume with the same images, or start a new run from its weights with --init {resume}"
+        )
+    n_images = len(data)
     train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
     dropped = 0
     if cfg.skip_gray:
         gray = grayscale_images(data[train_idx])
         train_idx, dropped = train_idx[~gray], int(gray.sum())
     if len(train_idx) < cfg.batch_size:
-        hint = (
-            f"; {dropped} black-and-white images were left out (--keep-gray keeps them)"
-            if dropped
-            else f"; lower --batch-size (now {cfg.batch_size})"
-        )
-        raise UsageError(f"only {len(train_idx)} training images{hint}")
+        hint = f"; lower --batch-size (now {cfg.batch_size})"
+        if dropped:
+            enough = len(train_idx) + dropped >= cfg.batch_size
+            hint = f"; {dropped} black-and-white images were left out (--keep-gray keeps them)" + (
+                "" if enough else hint
+            )
+        raise UsageError(f"only {len(train_idx)} training images for a batch of {cfg.batch_size}{hint}")
     if len(val_idx) < d.world:
         raise UsageError(f"only {len(val_idx)} validation images for {d.world} processes; raise --val-fraction")
     on_device = data.to(device)
@@ -467,6 +513,7 @@ def _train(
             "best_val": best,
             "history": history,
             "metrics": metrics or (history[-1] if history else {}),
+            "images": n_images,
         }
         if kind == "last":
             payload.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), rng=torch.get_rng_state())
