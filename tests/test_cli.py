@@ -353,3 +353,29 @@ def test_resume_refuses_changed_settings_and_changed_data_but_follows_a_moved_fo
 def test_too_few_training_images_points_to_the_batch_size(image_folder, tmp_path):
     r = invoke(*tiny_train_args(image_folder, tmp_path / "run"), "--batch-size", "64")
     assert r.exit_code == 2 and "lower --batch-size (now 64)" in r.output, r.output
+
+
+@pytest.mark.slow
+def test_sigterm_stops_colorize_like_ctrl_c_without_leftovers(tmp_path):
+    """A real process: colorcli must be killed mid-batch (about 3 s of work), so this takes a few seconds."""
+    import signal
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(60):
+        colour_image(900, 700, seed=i).save(src / f"{i}.png")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "colorcli", "colorize", str(src), "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 120
+    while not (out.exists() and any(out.glob("*.png"))):
+        assert proc.poll() is None and time.monotonic() < end, proc.communicate()[1][-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err and "Traceback" not in err
+    assert not list(out.glob(".*.tmp"))  # no half-written file left behind
+    for done in out.glob("*.png"):
+        assert Image.open(done).size == (900, 700)

@@ -59,6 +59,17 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
         raise typer.Exit(130) from None
 
 
+def _sigterm_interrupts() -> None:
+    """Let SIGTERM (a closed terminal, `kill`, a job scheduler) stop like Ctrl-C: the file being
+    written is finished or its temporary file removed, and the exit code is 130."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"colorcli {__version__}")
@@ -463,6 +474,7 @@ def colorize(
         from colorcli.errors import UsageError
         from colorcli.inference import ColorizeOptions, check_output_folders, plan_jobs, run_jobs
 
+        _sigterm_interrupts()
         if any(not item.strip() for item in inputs) or not output.strip():
             raise UsageError("an empty path was given (an unset variable?); name the files, folders or -o")
         as_dir = output.endswith(("/", os.sep))
