@@ -22,6 +22,7 @@ from colorcli.checkpoint import load_model, read_weights
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, load_dataset, split_indices
 from colorcli.evaluate import Scores, summarize
+from colorcli.metrics import share_or_nan
 
 
 def main() -> None:
@@ -67,7 +68,7 @@ def main() -> None:
         s = summarize(Scores.of(pred, rgb), gray_scores, truth_cf, bw)
         print(
             f"{t:5.2f} {c:5.2f} {sat:5.2f} {s['psnr']:7.3f} {s['psnr_gain_db']:+6.3f} "
-            f"{s['psnr_pooled']:7.3f} {s['ssim']:6.4f} {s['colorfulness_ratio']:8.3f}"
+            f"{s['psnr_pooled']:7.3f} {s['ssim']:6.4f} {share_or_nan(s['colorfulness_ratio']):8.3f}"
             f" | {'':17} {s.get('color_psnr_gain_db', float('nan')):+6.3f} "
             f"{s.get('color_colorfulness_ratio', float('nan')):8.3f}"
         )

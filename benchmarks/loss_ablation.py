@@ -19,6 +19,7 @@ from pathlib import Path
 from colorcli.checkpoint import load_model
 from colorcli.data import load_dataset, split_indices
 from colorcli.evaluate import evaluate_tensor
+from colorcli.metrics import share_or_nan
 from colorcli.model import ModelConfig
 from colorcli.train import TrainConfig, train
 
@@ -73,7 +74,7 @@ def main() -> None:
     for r in rows:
         print(
             f"{r['variant']:<22} {r['psnr']:7.2f} {r['psnr_gain_db']:+6.2f} {r['psnr_pooled']:7.2f} "
-            f"{r['ssim']:6.4f} {r['colorfulness_ratio']:6.2f} {r['minutes']:5.1f}"
+            f"{r['ssim']:6.4f} {share_or_nan(r['colorfulness_ratio']):6.2f} {r['minutes']:5.1f}"
         )
     print(
         f"{'gray copy':<22} {rows[0]['gray_psnr']:7.2f} {0:+6.2f} {rows[0]['gray_psnr_pooled']:7.2f} "

@@ -24,6 +24,7 @@ from colorcli.checkpoint import load_model
 from colorcli.data import find_images
 from colorcli.evaluate import evaluate_photos
 from colorcli.inference import ColorizeOptions, colorize_gray
+from colorcli.metrics import share_or_nan
 
 
 def main() -> None:
@@ -51,10 +52,14 @@ def main() -> None:
                 r = evaluate_photos(model, paths, opts, per_image=args.per_photo)
                 print(
                     f"{scale:6d} {sat:5.2f} {radius:6d} {r['psnr']:7.2f} {r['psnr_gain_db']:+6.2f} "
-                    f"{r['ssim']:6.4f} {r['colorfulness_ratio']:6.2f}"
+                    f"{r['ssim']:6.4f} {share_or_nan(r['colorfulness_ratio']):6.2f}"
                 )
                 for one in r.get("per_image", []):
-                    name, gain, colour = Path(one["file"]).name, one["psnr_gain_db"], one["colorfulness_ratio"]
+                    name, gain, colour = (
+                        Path(one["file"]).name,
+                        one["psnr_gain_db"],
+                        share_or_nan(one["colorfulness_ratio"]),
+                    )
                     print(f"{'':20}{name:<22} {gain:+6.2f} {colour:6.2f}")
     print(f"{'gray':>6} {'':5} {'':6} {r['gray_psnr']:7.2f} {0:+6.2f} {r['gray_ssim']:6.4f} {0:6.2f}")
 

@@ -40,6 +40,7 @@ from colorcli.data import (
 )
 from colorcli.evaluate import evaluate_photos, evaluate_tensor
 from colorcli.inference import ColorizeOptions
+from colorcli.metrics import share_or_nan
 from colorcli.model import Colorizer
 
 
@@ -117,13 +118,13 @@ def main() -> None:
             r = evaluate_tensor(model, val)
             label = "none" if zoom[0] == 0 else f"{zoom[0]:g}:{zoom[1]:g}"
             row = (
-                f"{vivid:6.3f} {label:>8} {r['psnr_gain_db']:+9.2f} {r['colorfulness_ratio']:6.2f} "
-                f"{r['color_psnr_gain_db']:+22.2f} {r['color_colorfulness_ratio']:6.2f}"
+                f"{vivid:6.3f} {label:>8} {r['psnr_gain_db']:+9.2f} {share_or_nan(r['colorfulness_ratio']):6.2f} "
+                f"{r['color_psnr_gain_db']:+22.2f} {share_or_nan(r['color_colorfulness_ratio']):6.2f}"
             )
             for _, paths in photo_sets:
                 for sat in saturations:
                     p = evaluate_photos(model, paths, ColorizeOptions(saturation=sat))
-                    row += f" {p['psnr_gain_db']:+24.2f} {p['colorfulness_ratio']:6.2f}"
+                    row += f" {p['psnr_gain_db']:+24.2f} {share_or_nan(p['colorfulness_ratio']):6.2f}"
             print(row + f" {minutes:7.1f}", flush=True)
 
 

@@ -335,7 +335,7 @@ def test_resume_refuses_changed_settings_and_changed_data_but_follows_a_moved_fo
     assert invoke(*args, "--threads", "1").exit_code == 0
     last = run / "last.pt"
     r = invoke("train", "--resume", last, "--epochs", "5")
-    assert r.exit_code == 2 and "--epochs 5 (the run has 1)" in r.output and "--init" in r.output
+    assert r.exit_code == 2 and "--epochs 5 (the run has --epochs 1)" in r.output and "best.pt" in r.output
     r = invoke(*args, "--resume", last)  # the same command again, plus --resume: fine (the run is finished)
     assert r.exit_code == 0 and "already finished" in r.output, r.output
     moved = tmp_path / "moved"
@@ -379,3 +379,40 @@ def test_sigterm_stops_colorize_like_ctrl_c_without_leftovers(tmp_path):
     assert not list(out.glob(".*.tmp"))  # no half-written file left behind
     for done in out.glob("*.png"):
         assert Image.open(done).size == (900, 700)
+
+
+def test_resume_of_a_checkpoint_from_before_a_setting_existed(image_folder, tmp_path):
+    from colorcli.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    args = tiny_train_args(image_folder, run)
+    assert invoke(*args, "--threads", "1").exit_code == 0
+    state = load_checkpoint(run / "last.pt")
+    for key in ("zoom", "zoom_min"):
+        del state["train_config"][key]
+    for key in ("norm", "vivid", "aux_logmse"):
+        del state["model_config"][key]
+    save_checkpoint(run / "last.pt", state)
+    r = invoke(*args, "--zoom", "0", "--norm", "batch", "--resume", run / "last.pt")
+    assert r.exit_code == 0 and "already finished" in r.output, r.output
+
+
+def test_a_checkpoint_with_a_setting_training_now_refuses_still_loads():
+    from colorcli.errors import UsageError
+    from colorcli.model import ModelConfig, build_model, check_trainable
+
+    old = ModelConfig(width=8, depth=2, head="regress", loss="mse", aux_logmse=1.0)
+    assert build_model(old) is not None  # colorize, eval and export still read it
+    with pytest.raises(UsageError, match="aux_logmse"):
+        check_trainable(old)
+
+
+def test_colorize_leaves_the_sigterm_handler_as_it_found_it(tmp_path, tiny_checkpoint):
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    colour_image(40, 40).save(tmp_path / "a.png")
+    assert (
+        invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "b.png", "--checkpoint", tiny_checkpoint).exit_code == 0
+    )
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -169,9 +169,10 @@ def test_cifar_downloads_from_a_mirror_once(cifar_server, tmp_path, monkeypatch)
     test = load_cifar("cifar10", tmp_path / "dl", train=False)
     assert train.shape == (20, 3, 32, 32) and test.shape == (4, 3, 32, 32)
     assert (tmp_path / "dl" / "cifar-10-python.tar.gz").exists()
-    # Second time: read from the cache even with the mirror gone.
-    monkeypatch.setenv("COLORCLI_CIFAR_MIRROR", "http://127.0.0.1:9")
-    assert torch.equal(load_dataset("cifar10", tmp_path / "dl", train=True), train)
+    # Second time: read from the cache even with the mirror gone, or a stale setting that is no address.
+    for stale in ("http://127.0.0.1:9", "/srv/old-mirror"):
+        monkeypatch.setenv("COLORCLI_CIFAR_MIRROR", stale)
+        assert torch.equal(load_dataset("cifar10", tmp_path / "dl", train=True), train)
 
 
 def test_no_network_names_the_alternatives(tmp_path):
@@ -237,3 +238,13 @@ def test_folders_find_every_photo_format_pillow_reads_and_nothing_else(tmp_path)
     for name in ("clip.mpg", "notes.txt", "._a.png", "scan.eps"):
         (tmp_path / name).write_bytes(b"not a photo")
     assert [p.name for p in find_images(tmp_path)] == ["a.png", "b.PGM", "c.tga", "d.jpe", "e.tif"]
+
+
+def test_a_moved_folder_keeps_its_cache(image_folder, tmp_path):
+    import shutil
+
+    cache = tmp_path / "c"
+    first = load_folder(image_folder, cache_dir=cache, show_progress=False)
+    moved = shutil.copytree(image_folder, tmp_path / "elsewhere")  # copy2 keeps sizes and times
+    assert torch.equal(load_folder(moved, cache_dir=cache, show_progress=False), first)
+    assert len(list((cache / "folders").glob("*.npy"))) == 1  # one cache, found again

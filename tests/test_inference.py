@@ -37,7 +37,7 @@ def mode_image(mode: str, w: int = 45, h: int = 37) -> Image.Image:
     rgb = colour_image(w, h, seed=1)
     if mode == "P-transparent":
         im = rgb.convert("P")
-        im.info["transparency"] = 0
+        im.info["transparency"] = im.getpixel((0, 0))  # a palette entry the image uses
         return im
     if mode == "I;16":
         arr = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257  # full 16-bit range
@@ -606,3 +606,26 @@ def test_exif_too_long_for_a_jpeg_is_left_out_with_a_note(tmp_path, tiny_model, 
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert record["status"] == "ok" and "EXIF left out" in record["note"]
     assert "exif" not in Image.open(dst).info
+
+
+def test_a_transparent_colour_no_pixel_has_gives_no_alpha(tmp_path, tiny_model):
+    src = tmp_path / "key.png"
+    Image.fromarray(np.full((30, 40), 120, np.uint8)).save(src, transparency=7)
+    dst = tmp_path / "out.png"
+    assert run_jobs(tiny_model, plan_jobs([src], dst), ColorizeOptions()).exit_code == 0
+    assert Image.open(dst).mode == "RGB"
+
+
+def test_globs_keep_images_without_an_image_suffix_and_allow_an_output_they_cannot_match(tmp_path):
+    src = tmp_path / "scans"
+    src.mkdir()
+    colour_image(40, 40).save(src / "scan001", format="PNG")  # no suffix at all
+    colour_image(40, 40).save(src / "a.jpg")
+    (src / "notes.txt").write_text("not a photo")
+    notes: list[str] = []
+    jobs = plan_jobs([src / "*"], tmp_path / "out", notes=notes)
+    assert sorted(j.src.name for j in jobs) == ["a.jpg", "scan001"] and "1 non-image" in notes[0]
+    # '*.jpg' cannot match the .png results written beside the inputs, so that is allowed ...
+    assert [j.dst.name for j in plan_jobs([src / "*.jpg"], src)] == ["a.png"]
+    with pytest.raises(UsageError, match="also the folder"):  # ... but not where a rerun would find them
+        plan_jobs([src / "*.jpg"], src, fmt="jpg")

@@ -6,9 +6,10 @@ Exit codes: 0 ok, 1 some inputs failed or an error, 2 usage, 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -59,15 +60,26 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
         raise typer.Exit(130) from None
 
 
-def _sigterm_interrupts() -> None:
-    """Let SIGTERM (a closed terminal, `kill`, a job scheduler) stop like Ctrl-C: the file being
-    written is finished or its temporary file removed, and the exit code is 130."""
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Let SIGTERM (a closed terminal, `kill`, a job scheduler) stop like Ctrl-C while inside:
+    the file being written is finished or its temporary file removed, and the exit code is 130.
+    Signal handlers belong to the main thread; elsewhere (colorcli run from a worker) nothing changes."""
     import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _version(value: bool) -> None:
@@ -474,7 +486,6 @@ def colorize(
         from colorcli.errors import UsageError
         from colorcli.inference import ColorizeOptions, check_output_folders, plan_jobs, run_jobs
 
-        _sigterm_interrupts()
         if any(not item.strip() for item in inputs) or not output.strip():
             raise UsageError("an empty path was given (an unset variable?); name the files, folders or -o")
         as_dir = output.endswith(("/", os.sep))
@@ -491,7 +502,8 @@ def colorize(
         given = {"scale": scale, "max_pixels": max_pixels}
         opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
         err = _stderr()
-        report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
+        with _sigterm_interrupts():
+            report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
         if len(jobs) == 1 and report.skipped and not json_out:
             err.print(f"skipped: {jobs[0].dst} exists (--overwrite replaces it)")
         if len(jobs) > 1 and not json_out:

@@ -72,6 +72,22 @@ def is_image_name(path: Path) -> bool:
     return path.suffix.lower() in image_suffixes() and not path.name.startswith("._")
 
 
+def looks_like_image(path: Path) -> bool:
+    """An image by its name, or else by its first bytes (Pillow identifies it): for files with
+    no suffix or an odd one (scan001, IMG_1.JPG_original) that a glob names on purpose."""
+    if is_image_name(path):
+        return True
+    if path.name.startswith("._"):
+        return False
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
 def find_images(root: Path, recursive: bool = True) -> list[Path]:
     """Image files under root (by suffix, any case), sorted for reproducibility."""
     pattern = "**/*" if recursive else "*"
@@ -89,11 +105,12 @@ def _decode_fit(path: Path, size: int) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def _folder_key(paths: list[Path], size: int) -> str:
+def _folder_key(root: Path, paths: list[Path], size: int) -> str:
+    """Cache key of a folder's images: their paths within it, sizes and times (not where it lies)."""
     h = hashlib.sha256(str(size).encode())
     for p in paths:
         st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
 
 
@@ -115,7 +132,7 @@ def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_
         raise DataError(f"{root}: no images found (no files with an image suffix Pillow reads)")
     cache = None
     if cache_dir is not None:
-        cache = Path(cache_dir) / "folders" / f"{_folder_key(paths, size)}.npy"
+        cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy"
         if cache.exists():
             return torch.from_numpy(np.load(cache)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
     arrays: list[np.ndarray] = []
@@ -161,8 +178,6 @@ def _cifar_class(name: str, mirror: str | None) -> type:
     mirror = mirror or os.environ.get(MIRROR_ENV)
     if not mirror:
         return base
-    if urllib.parse.urlparse(mirror).scheme not in ("http", "https"):
-        raise UsageError(f"mirror {mirror!r}: need an http:// or https:// address (--mirror or {MIRROR_ENV})")
     url = mirror.rstrip("/") + "/" + base.filename
     return type(base.__name__ + "Mirror", (base,), {"url": url})
 
@@ -173,7 +188,10 @@ def load_cifar(name: str, data_dir: Path, train: bool, mirror: str | None = None
     data_dir = Path(data_dir)
     try:
         ds = cls(root=str(data_dir), train=train, download=False)
-    except RuntimeError:
+    except RuntimeError:  # not there yet: download it (a stale mirror setting matters only now)
+        if urllib.parse.urlparse(cls.url).scheme not in ("http", "https"):
+            where = f"--mirror or {MIRROR_ENV}"
+            raise UsageError(f"mirror {cls.url!r}: need an http:// or https:// address ({where})") from None
         try:
             data_dir.mkdir(parents=True, exist_ok=True)
             ds = cls(root=str(data_dir), train=train, download=True)

@@ -11,6 +11,7 @@ the output's luminance is the input's.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import warnings
@@ -105,17 +106,33 @@ def _to_gray(im: Image.Image) -> Image.Image:
     return im.convert("RGB").convert("L")
 
 
-def _alpha(im: Image.Image) -> Image.Image | None:
+def _raw_mode(im: Image.Image) -> str | None:
+    """How the file stores its samples ("RGB", "RGB;16B", "L;4", ...), read before decoding."""
+    tiles = getattr(im, "tile", None) or []
+    args = getattr(tiles[0], "args", None) if tiles else None
+    return args if isinstance(args, str) else None
+
+
+def _alpha(im: Image.Image, raw_mode: str | None = None) -> Image.Image | None:
     """The image's transparency as an 8-bit mask, or None: alpha channels, and the single
-    transparent colour (PNG tRNS) of palette, gray and RGB images."""
+    transparent colour (PNG tRNS) of palette, gray and RGB images.
+
+    A gray or RGB key is honoured only where the samples are stored as 8-bit
+    (``raw_mode`` "L" or "RGB"): Pillow reduces 16-bit RGB and widens 1-4 bit gray
+    without converting the key, which would then mark the wrong pixels. 16-bit gray
+    ("I" modes) is compared at full depth. A key no pixel has gives no mask.
+    """
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         return im.getchannel("A")
-    if "transparency" in im.info and im.mode in ("P", "L", "RGB", "1"):
-        return im.convert("RGBA").getchannel("A")
-    if "transparency" in im.info and im.mode.startswith("I"):  # 16-bit gray: compare at full depth
-        key = im.info["transparency"]
-        return Image.fromarray(np.where(np.asarray(im) == key, 0, 255).astype(np.uint8), "L")
-    return None
+    if "transparency" not in im.info:
+        return None
+    if im.mode in ("P", "1") or (im.mode in ("L", "RGB") and raw_mode == im.mode):
+        mask = im.convert("RGBA").getchannel("A")
+    elif im.mode.startswith("I") and isinstance(im.info["transparency"], int):
+        mask = Image.fromarray(np.where(np.asarray(im) == im.info["transparency"], 0, 255).astype(np.uint8), "L")
+    else:
+        return None
+    return None if mask.getextrema() == (255, 255) else mask
 
 
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -143,12 +160,13 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
             try:
                 frames = getattr(im, "n_frames", 1)
                 im.seek(0)
+                raw_mode = _raw_mode(im)
                 im.load()
                 icc, exif = _rgb_profile(im.info.get("icc_profile")), None
                 im = ImageOps.exif_transpose(im)
                 if "exif" in im.info:
                     exif = im.info["exif"]
-                gray, alpha = _to_gray(im), _alpha(im)
+                gray, alpha = _to_gray(im), _alpha(im, raw_mode)
             except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
                 raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
     note = f"used the first of its {frames} frames" if frames > 1 else None
@@ -583,10 +601,10 @@ def expand_inputs(
     (the output folder) when it lies inside the folder searched, so a rerun does not
     colorize its own results. Files are taken as they are. A file named twice is
     colorized once. A folder without images is refused with a reason rather than
-    passed over in silence. Glob matches are filtered like folder contents (image
-    suffixes only). Anything left out is said in ``notes``.
+    passed over in silence. Glob matches are kept if they look like images (by
+    suffix, or by their first bytes). Anything left out is said in ``notes``.
     """
-    from colorcli.data import find_images, is_image_name
+    from colorcli.data import find_images, looks_like_image
 
     found: list[tuple[Path, Path]] = []
     refused: list[Job] = []
@@ -603,7 +621,7 @@ def expand_inputs(
                 if not item.is_absolute()
                 else sorted(Path(item.anchor).glob(str(item.relative_to(item.anchor))))
             )
-            files = [m for m in matches if m.is_file() and is_image_name(m)]
+            files = [m for m in matches if m.is_file() and looks_like_image(m)]
             if notes is not None and len(files) < sum(m.is_file() for m in matches):
                 notes.append(f"{item}: left out {sum(m.is_file() for m in matches) - len(files)} non-image file(s)")
             matches = _outside(files, _nested_output(_glob_root(item), exclude), notes)
@@ -641,9 +659,13 @@ def plan_jobs(
     (an empty folder) come back as jobs with an ``error``; inputs left out (earlier
     results, non-images a glob matched) are said in ``notes``.
     """
+    suffix = "." + fmt.lower().lstrip(".")
     for item in inputs:
         searched = item if item.is_dir() else _glob_root(item) if _is_glob(item) else None
-        if searched is not None and output.exists() and output.resolve() == searched.resolve():
+        if searched is None or not output.exists() or output.resolve() != searched.resolve():
+            continue
+        # A glob whose pattern cannot match the results ('*.jpg' writing .png) finds none of them again.
+        if item.is_dir() or fnmatch.fnmatch(f"x{suffix}", "*" + Path(item.name).suffix.lower()):
             raise UsageError(
                 f"{output}: is also the folder the input {item} searches, so a second run would colorize "
                 "its results again; choose another -o"
@@ -656,7 +678,6 @@ def plan_jobs(
     if named_files and len(files) == 1 and not output.is_dir() and not output_is_dir:
         output_format(output)
         return [Job(files[0][0], output)]
-    suffix = "." + fmt.lower().lstrip(".")
     if suffix not in OUTPUT_FORMATS:
         raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(_format_names())}")
     by_name: dict[Path, list[Path]] = {}

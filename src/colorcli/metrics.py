@@ -10,9 +10,9 @@ COLOURLESS = 1e-3
 
 
 def psnr_of_mse(mse: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of mean squared errors on the 0..255 scale, capped at 100 dB (an exact copy)."""
+    """PSNR in dB of mean squared errors on the 0..255 scale; an exact copy (MSE 0) scores 100 dB."""
     mse = mse.double()
-    return torch.where(mse > 0, 10 * torch.log10(255.0**2 / mse.clamp(min=1e-300)), PSNR_CAP_DB).clamp(max=PSNR_CAP_DB)
+    return torch.where(mse > 0, 10 * torch.log10(255.0**2 / mse.clamp(min=1e-300)), PSNR_CAP_DB)
 
 
 def psnr_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -23,6 +23,11 @@ def psnr_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
 def colour_share(colourfulness: float, truth_colourfulness: float) -> float | None:
     """Colorfulness as a share of the truth's; None when the truth has no colour to share."""
     return colourfulness / truth_colourfulness if truth_colourfulness > COLOURLESS else None
+
+
+def share_or_nan(share: float | None) -> float:
+    """A colour share for printing in columns: NaN where there is none."""
+    return float("nan") if share is None else share
 
 
 def mse_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:

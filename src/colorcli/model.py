@@ -358,9 +358,14 @@ def build_model(config: ModelConfig) -> Colorizer:
         raise UsageError(f"the {config.head} head trains with {choices}, not {config.loss!r}")
     if config.vivid and config.loss != "psnr":
         raise UsageError(f"vivid (the colour reward) needs loss psnr, not {config.loss!r}")
+    return factory(config)
+
+
+def check_trainable(config: ModelConfig) -> None:
+    """Refuse settings that training would silently ignore (checkpoints that hold them still load)."""
+    build_model(config)
     if config.aux_logmse and (config.arch == "seed" or config.head != "bins"):
         raise UsageError("aux_logmse weighs the bins head's posterior mean: it needs --head bins on the unet")
-    return factory(config)
 
 
 def rgb_prediction(model: Colorizer, y: torch.Tensor) -> torch.Tensor:

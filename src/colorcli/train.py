@@ -43,7 +43,7 @@ from colorcli.data import (
 )
 from colorcli.errors import CheckpointError, TrainingError, UsageError
 from colorcli.metrics import psnr_per_image
-from colorcli.model import Colorizer, ModelConfig, build_model, count_parameters
+from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
 
 SCHEDULES = ("onecycle", "plateau")
 EXIT_INTERRUPTED = 130
@@ -327,8 +327,21 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
 RELOCATABLE = ("dataset", "data_dir", "mirror")
 
 
+def _flag(name: str, value: Any) -> str:
+    """An option as it is typed: --epochs 30, --keep-gray, --compile."""
+    if name == "skip_gray":
+        return "--skip-gray" if value else "--keep-gray"
+    flag = "--" + name.replace("_", "-")
+    return flag if value is True else f"{flag} {value}"
+
+
 def _refuse_changed_settings(typed: dict[str, Any], saved: dict[str, Any], model: dict[str, Any], resume: Path) -> None:
-    """Refuse options given with --resume that differ from the run's own (they would be ignored)."""
+    """Refuse options given with --resume that differ from the run's own (they would be ignored).
+
+    The run's settings are read with their defaults filled in, as the run used them,
+    so checkpoints from before a setting existed compare as they trained.
+    """
+    run = {**ModelConfig.from_dict(model).to_dict(), **asdict(TrainConfig.from_dict(saved))}
     changed = []
     for name, value in typed.items():
         if name in RELOCATABLE:
@@ -337,14 +350,14 @@ def _refuse_changed_settings(typed: dict[str, Any], saved: dict[str, Any], model
             had: Any = resume.parent
             same = Path(value).resolve() == resume.parent.resolve()
         else:
-            had = saved.get(name, model.get(name))
+            had = run.get(name)
             same = value == had or (value is not None and had is not None and str(value) == str(had))
         if not same:
-            changed.append(f"--{name.replace('_', '-')} {value} (the run has {had})")
+            changed.append(f"{_flag(name, value)} (the run has {_flag(name, had)})")
     if changed:
         raise UsageError(
             f"{'; '.join(changed)}: a resumed run keeps the settings it started with; "
-            f"start a new run from its weights with --init {resume} to change them"
+            f"start a new run from its weights with --init {resume.parent / 'best.pt'} to change them"
         )
 
 
@@ -406,7 +419,8 @@ def _train(
         # the loss settings from model_cfg (fine_tune_config fills in the ones not given).
         init_cfg, init_state, _ = read_weights(_init_path(cfg.init))
         model_cfg = ModelConfig.from_dict({**init_cfg, **{k: getattr(model_cfg, k) for k in LOSS_SETTINGS}})
-    build_model(model_cfg)  # reject a bad architecture, head or loss before any data is loaded
+    # Reject a bad architecture, head or loss before any data is loaded.
+    (build_model if state is not None else check_trainable)(model_cfg)
     if cfg.schedule not in SCHEDULES:
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
     if not (0 <= cfg.zoom <= 1 and 0 < cfg.zoom_min <= 1):
