@@ -509,12 +509,8 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     params: dict[str, Any] = {}
     if loaded.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["icc_profile"] = loaded.icc_profile
-    if (
-        loaded.exif
-        and fmt in ("PNG", "JPEG", "WEBP", "TIFF")
-        and not (fmt == "JPEG" and len(loaded.exif) > JPEG_EXIF_MAX)
-    ):
-        params["exif"] = loaded.exif  # a JPEG holds at most 64 KB of it; longer EXIF is dropped (see exif_note)
+    if loaded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(loaded, fmt):
+        params["exif"] = loaded.exif  # longer EXIF than a JPEG holds is dropped (see exif_note)
     if fmt == "JPEG":
         params.update(quality=98, subsampling=0)  # at 95 the luma moves by about 1 level on average, at 98 by 0.1
     if fmt == "WEBP":
@@ -524,10 +520,14 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     atomic_write(path, lambda f: out.save(f, format=fmt, **params))
 
 
+def _exif_too_long(loaded: LoadedImage, fmt: str) -> bool:
+    """Whether the input's EXIF is more than one JPEG segment holds, for a JPEG output."""
+    return fmt == "JPEG" and loaded.exif is not None and len(loaded.exif) > JPEG_EXIF_MAX
+
+
 def exif_note(loaded: LoadedImage, path: Path) -> str | None:
     """Why the output at ``path`` lacks the input's EXIF, when a JPEG cannot hold it."""
-    fmt, _ = output_format(path)
-    if fmt == "JPEG" and loaded.exif and len(loaded.exif) > JPEG_EXIF_MAX:
+    if _exif_too_long(loaded, output_format(path)[0]):
         return f"EXIF left out: {len(loaded.exif)} bytes, more than a JPEG holds (64 KB)"
     return None
 
@@ -621,9 +621,10 @@ def expand_inputs(
                 if not item.is_absolute()
                 else sorted(Path(item.anchor).glob(str(item.relative_to(item.anchor))))
             )
-            files = [m for m in matches if m.is_file() and looks_like_image(m)]
-            if notes is not None and len(files) < sum(m.is_file() for m in matches):
-                notes.append(f"{item}: left out {sum(m.is_file() for m in matches) - len(files)} non-image file(s)")
+            regular = [m for m in matches if m.is_file()]
+            files = [m for m in regular if looks_like_image(m)]
+            if notes is not None and len(files) < len(regular):
+                notes.append(f"{item}: left out {len(regular) - len(files)} non-image file(s)")
             matches = _outside(files, _nested_output(_glob_root(item), exclude), notes)
             if not matches and notes is not None:
                 notes.append(f"{item}: matches no images")

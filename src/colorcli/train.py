@@ -442,7 +442,8 @@ def _train(
     if started_with is not None and started_with != len(data):
         raise UsageError(
             f"{cfg.dataset}: {len(data)} images now, {started_with} when the run started, so its split would "
-            f"change; resume with the same images, or start a new run from its weights with --init {resume}"
+            f"change; resume with the same images, or start a new run from its weights with --init "
+            f"{resume.parent / 'best.pt'}"
         )
     n_images = len(data)
     train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
