@@ -136,9 +136,29 @@ def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
     assert r.exit_code == 0 and Image.open(tmp_path / "c.png").size == Image.open(src).size
 
 
-def test_train_bad_dataset_is_a_one_line_error(tmp_path):
+def test_a_dataset_that_names_nothing_is_a_usage_error_with_a_hint(tmp_path):
     r = invoke("train", "--dataset", tmp_path / "missing", "--out", tmp_path / "r")
-    assert r.exit_code == 1 and "missing" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "missing: no such folder" in r.output and "Traceback" not in r.output
+    r = invoke("train", "--dataset", "cifar100x", "--out", tmp_path / "r")
+    assert r.exit_code == 2 and "did you mean cifar100?" in r.output, r.output
+    (tmp_path / "a.png").write_bytes(b"x")
+    r = invoke("eval", "--dataset", tmp_path / "a.png")
+    assert r.exit_code == 2 and "is a file" in r.output, r.output
+    r = invoke("eval", "--dataset", tmp_path / "missing", "--full-res")
+    assert r.exit_code == 2 and "not a folder" in r.output, r.output
+    (tmp_path / "empty").mkdir()
+    r = invoke("eval", "--dataset", tmp_path / "empty", "--full-res")
+    assert r.exit_code == 1 and "no images found" in r.output, r.output
+
+
+def test_a_run_that_fails_before_writing_leaves_no_empty_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = invoke("train", "--dataset", "missing", "--out", Path("runs") / "r1")
+    assert r.exit_code == 2
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "kept").mkdir()  # a folder that was there before stays
+    assert invoke("train", "--dataset", "missing", "--out", "kept").exit_code == 2
+    assert (tmp_path / "kept").is_dir()
 
 
 def test_eval_reports_colour_originals_apart_from_black_and_white_ones(tmp_path, tiny_checkpoint):
@@ -243,6 +263,9 @@ def test_eval_holdout_from_another_folder_says_which_dataset_to_pass(image_folde
     assert invoke("eval", "--holdout", "--checkpoint", ckpt, "--json").exit_code == 0
     r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", "elsewhere")
     assert r.exit_code == 2 and "elsewhere" in r.output and "--dataset" in r.output, r.output
+    colour_image(40, 40, seed=99).save(image_folder / "a" / "extra.png")  # another split now
+    r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", image_folder)
+    assert r.exit_code == 2 and "25 images, but the run split 24" in r.output, r.output
 
 
 def test_eval_per_image_scores_each_photo_and_needs_full_res(tmp_path, tiny_checkpoint):
@@ -342,7 +365,7 @@ def test_resume_refuses_changed_settings_and_changed_data_but_follows_a_moved_fo
     shutil.copytree(image_folder, moved)
     shutil.rmtree(image_folder)
     r = invoke("train", "--resume", last)
-    assert r.exit_code != 0 and "not a folder of images" in r.output
+    assert r.exit_code == 2 and "no such folder" in r.output, r.output
     r = invoke("train", "--resume", last, "--dataset", moved)
     assert r.exit_code == 0 and "already finished" in r.output, r.output
     colour_image(40, 40, seed=99).save(moved / "a" / "extra.png")

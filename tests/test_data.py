@@ -25,7 +25,7 @@ from colorcli.data import (
     make_pair,
     split_indices,
 )
-from colorcli.errors import DataError
+from colorcli.errors import DataError, UsageError
 
 
 def test_load_folder_fits_every_image_to_32(image_folder, tmp_path):
@@ -49,11 +49,22 @@ def test_empty_or_imageless_folder_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(DataError, match="no images found"):
         load_folder(tmp_path, show_progress=False)
-    with pytest.raises(DataError, match="not a folder"):
+    with pytest.raises(UsageError, match="no such folder"):
         load_folder(tmp_path / "missing", show_progress=False)
     (tmp_path / "bad.png").write_bytes(b"garbage")
     with pytest.raises(DataError, match="could be read"):
         load_folder(tmp_path, show_progress=False)
+
+
+def test_limit_decodes_only_the_first_files(image_folder, monkeypatch):
+    import colorcli.data as data_module
+
+    decoded = []
+    real = data_module._decode_fit
+    monkeypatch.setattr(data_module, "_decode_fit", lambda p, size: decoded.append(p) or real(p, size))
+    first5 = load_folder(image_folder, show_progress=False, limit=5)
+    assert len(first5) == 5 and len(decoded) == 5
+    assert torch.equal(first5, load_folder(image_folder, show_progress=False)[:5])
 
 
 def test_find_images_any_case_and_nested(tmp_path):

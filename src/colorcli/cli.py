@@ -335,15 +335,15 @@ def evaluate(
                 data = data[:limit]
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))
         elif full_res:
-            paths = find_images(Path(dataset))[:limit] if Path(dataset).is_dir() else []
+            if not Path(dataset).is_dir():
+                raise UsageError(f"{dataset}: not a folder; --full-res scores a folder of colour photos")
+            paths = find_images(Path(dataset))[:limit]
             if not paths:
-                raise ColorcliError(f"{dataset}: --full-res needs a folder of colour images")
+                raise ColorcliError(f"{dataset}: no images found (no files with an image suffix Pillow reads)")
             opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)
             result = evaluate_photos(model.cpu(), paths, opts, per_image=per_image)
         else:
-            data = load_dataset(dataset, data_dir, train=False, mirror=mirror)
-            if limit:
-                data = data[:limit]
+            data = load_dataset(dataset, data_dir, train=False, mirror=mirror, limit=limit)
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))
         if grid is not None and full_res:
             save_photo_grid(model.cpu(), paths, grid, opts)

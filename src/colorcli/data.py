@@ -6,6 +6,7 @@ per batch on the training device (``make_pair``), never per sample in Python.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import os
@@ -114,11 +115,28 @@ def _folder_key(root: Path, paths: list[Path], size: int) -> str:
     return h.hexdigest()[:20]
 
 
-def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_progress: bool = True) -> torch.Tensor:
+def _not_a_dataset(spec: str) -> UsageError:
+    """Why ``spec`` names no dataset: neither a CIFAR name nor a folder (with a near name, if any)."""
+    path = Path(spec)
+    if path.exists():
+        return UsageError(f"{spec}: is a file; --dataset takes a folder of images, cifar10 or cifar100")
+    near = difflib.get_close_matches(spec.lower(), CIFAR_NAMES, n=1)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    return UsageError(f"{spec}: no such folder, and not cifar10 or cifar100{hint}")
+
+
+def load_folder(
+    root: Path,
+    size: int = 32,
+    cache_dir: Path | None = None,
+    show_progress: bool = True,
+    limit: int | None = None,
+) -> torch.Tensor:
     """All images under root as a (N, 3, size, size) uint8 tensor, decoded once and cached.
 
     Unreadable images are skipped with a warning that counts them. The cache is
-    keyed by the files' paths, sizes and modification times.
+    keyed by the files' paths, sizes and modification times. ``limit`` keeps only the
+    first that many files (in sorted order), and only those are decoded.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -126,10 +144,11 @@ def load_folder(root: Path, size: int = 32, cache_dir: Path | None = None, show_
 
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: not a folder of images")
+        raise _not_a_dataset(str(root))
     paths = find_images(root)
     if not paths:
         raise DataError(f"{root}: no images found (no files with an image suffix Pillow reads)")
+    paths = paths[:limit] if limit else paths
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy"
@@ -204,12 +223,18 @@ def load_cifar(name: str, data_dir: Path, train: bool, mirror: str | None = None
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
 
 
-def load_dataset(spec: str, data_dir: Path | None, train: bool, mirror: str | None = None) -> torch.Tensor:
-    """cifar10, cifar100 (train or test split) or a folder of images, as (N, 3, 32, 32) uint8."""
+def load_dataset(
+    spec: str, data_dir: Path | None, train: bool, mirror: str | None = None, limit: int | None = None
+) -> torch.Tensor:
+    """cifar10, cifar100 (train or test split) or a folder of images, as (N, 3, 32, 32) uint8.
+
+    ``limit`` keeps the first that many images; a folder decodes only those.
+    """
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     if spec in CIFAR_NAMES:
-        return load_cifar(spec, data_dir, train, mirror)
-    return load_folder(Path(spec), cache_dir=data_dir)
+        data = load_cifar(spec, data_dir, train, mirror)
+        return data[:limit] if limit else data
+    return load_folder(Path(spec), cache_dir=data_dir, limit=limit)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

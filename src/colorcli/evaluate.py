@@ -118,7 +118,8 @@ def holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None)
     """The validation images a run held out, (N, 3, 32, 32) uint8, from its stored training config.
 
     dataset "cifar10" (eval's default) means the run's own dataset; any other names the
-    folder or CIFAR set to split, for a run whose folder has moved.
+    folder or CIFAR set to split, for a run whose folder has moved. A dataset with another
+    number of images than the run had is refused, since its split would differ.
     """
     from colorcli.checkpoint import read_weights
     from colorcli.data import CIFAR_NAMES, load_dataset, split_indices
@@ -133,9 +134,13 @@ def holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None)
             f"{source}: not a folder here; the model was trained on {tc['dataset']!r} (as named where training ran), "
             "so pass --dataset with that folder's path from here"
         )
-    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True)
-    if tc.get("limit"):
-        data = data[: tc["limit"]]
+    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True, limit=tc.get("limit"))
+    trained_on = extras.get("images")  # runs from before it was stored cannot be checked
+    if trained_on is not None and trained_on != len(data):
+        raise UsageError(
+            f"{source}: {len(data)} images, but the run split {trained_on}; its holdout cannot be re-created "
+            "from these (some would be images it trained on)"
+        )
     _, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
     return data[val_idx]
 

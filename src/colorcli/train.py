@@ -254,6 +254,25 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
     return None
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for f in (folder, *folder.parents):
+        if f.exists():
+            break
+        missing.append(f)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) while they are empty; stop at the first that is not."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            return
+
+
 def _any_rank(flag: bool, d: Dist, device: torch.device) -> bool:
     """True on every rank if it is True on any."""
     if d.world == 1:
@@ -273,7 +292,7 @@ def _load_once(cfg: TrainConfig, d: Dist) -> torch.Tensor:
     data_dir = Path(cfg.data_dir) if cfg.data_dir else None
     if d.world > 1 and not d.main:
         dist.barrier()
-    data = load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror)
+    data = load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror, limit=cfg.limit)
     if d.world > 1 and d.main:
         dist.barrier()
     return data
@@ -383,8 +402,13 @@ def train(
     group is joined here and left on the way out.
     """
     d, device = init_distributed(cfg.device)
+    new_folders = _missing_folders(Path(cfg.out).absolute()) if resume is None else []
     try:
         return _train(cfg, model_cfg, resume, console, d, device, overwrite, typed or {})
+    except BaseException:
+        if d.main:  # a run that failed before writing anything leaves no empty folders behind
+            _remove_empty(new_folders)
+        raise
     finally:
         if d.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
@@ -436,8 +460,6 @@ def _train(
         raise UsageError(problem or f"{out}: refused by the main process")
 
     data = _load_once(cfg, d)
-    if cfg.limit:
-        data = data[: cfg.limit]
     started_with = state.get("images") if state is not None else None
     if started_with is not None and started_with != len(data):
         raise UsageError(
