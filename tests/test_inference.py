@@ -629,3 +629,44 @@ def test_globs_keep_images_without_an_image_suffix_and_allow_an_output_they_cann
     assert [j.dst.name for j in plan_jobs([src / "*.jpg"], src)] == ["a.png"]
     with pytest.raises(UsageError, match="also the folder"):  # ... but not where a rerun would find them
         plan_jobs([src / "*.jpg"], src, fmt="jpg")
+
+
+def test_a_folder_with_glob_characters_in_its_name_is_taken_as_written(tmp_path):
+    src = tmp_path / "scans [1950]"
+    src.mkdir()
+    colour_image(40, 40).save(src / "a.jpg")
+    colour_image(40, 40).save(src / "b.png")
+    jobs = plan_jobs([src / "*.jpg"], tmp_path / "out")
+    assert [j.src.name for j in jobs] == ["a.jpg"]
+    assert [j.src.name for j in plan_jobs([src], tmp_path / "out2")] == ["a.jpg", "b.png"]
+    # the literal folder also counts for the output check: -o it with a matching glob is refused
+    with pytest.raises(UsageError, match="also the folder"):
+        plan_jobs([src / "*"], src)
+
+
+def test_a_new_output_named_like_an_image_is_refused_for_several_inputs(tmp_path):
+    for name in ("a", "b"):
+        colour_image(40, 40).save(tmp_path / f"{name}.jpg")
+    with pytest.raises(UsageError, match="names one image file, but 2 images"):
+        plan_jobs([tmp_path / "a.jpg", tmp_path / "b.jpg"], tmp_path / "all.png")
+    with pytest.raises(UsageError, match="a folder or glob"):
+        plan_jobs([tmp_path / "a.*"], tmp_path / "one.png")
+    jobs = plan_jobs([tmp_path / "a.jpg", tmp_path / "b.jpg"], tmp_path / "all.png", output_is_dir=True)
+    assert [j.dst for j in jobs] == [tmp_path / "all.png" / "a.png", tmp_path / "all.png" / "b.png"]
+    assert [j.dst for j in plan_jobs([tmp_path / "a.jpg"], tmp_path / "one.png")] == [tmp_path / "one.png"]
+
+
+def test_json_lines_come_in_input_order(tmp_path, tiny_model, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        colour_image(30 + i, 30).save(src / f"p{i}.png")
+    (src / "p2.png").write_bytes(b"broken")  # fails on loading, before p0 and p1 are colorized
+    out = tmp_path / "out"
+    out.mkdir()
+    colour_image(30, 30).save(out / "p3.png")  # skipped at once
+    jobs = plan_jobs([src], out)
+    run_jobs(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [Path(x["input"]).name for x in lines] == ["p0.png", "p1.png", "p2.png", "p3.png"]
+    assert [x["status"] for x in lines] == ["ok", "ok", "failed", "skipped"]

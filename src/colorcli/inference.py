@@ -11,11 +11,12 @@ the output's luminance is the input's.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -561,13 +562,27 @@ def _is_glob(item: Path) -> bool:
 
 
 def _glob_root(pattern: Path) -> Path:
-    """The folder a glob pattern searches below: its parts before the first wildcard."""
+    """The folder a glob pattern searches below: its longest leading part that is a folder
+    as written (so a folder named 'scans [1950]' is that folder, not a pattern), else its
+    parts before the first wildcard (a folder that does not exist matches nothing)."""
+    parts = pattern.parts
+    for n in range(len(parts) - 1, 0, -1):
+        head = Path(*parts[:n])
+        if head.is_dir():
+            return head
     fixed = []
-    for part in pattern.parts:
+    for part in parts:
         if _has_wildcard(part):
             break
         fixed.append(part)
     return Path(*fixed) if fixed else Path()
+
+
+def _glob(pattern: Path) -> list[Path]:
+    """The paths a glob pattern matches, sorted; its root folder is taken as written."""
+    root = _glob_root(pattern)
+    rest = Path(*pattern.parts[len(root.parts) :])
+    return sorted(root.glob(str(rest)))
 
 
 def _nested_output(root: Path, output: Path | None) -> Path | None:
@@ -616,12 +631,7 @@ def expand_inputs(
                 refused.append(Job(item, None, f"{item}: is a folder with no images{hint}"))
             found.extend((f, f.relative_to(item).with_suffix("")) for f in images)
         elif _is_glob(item):
-            matches = (
-                sorted(Path().glob(str(item)))
-                if not item.is_absolute()
-                else sorted(Path(item.anchor).glob(str(item.relative_to(item.anchor))))
-            )
-            regular = [m for m in matches if m.is_file()]
+            regular = [m for m in _glob(item) if m.is_file()]
             files = [m for m in regular if looks_like_image(m)]
             if notes is not None and len(files) < len(regular):
                 notes.append(f"{item}: left out {len(regular) - len(files)} non-image file(s)")
@@ -679,6 +689,12 @@ def plan_jobs(
     if named_files and len(files) == 1 and not output.is_dir() and not output_is_dir:
         output_format(output)
         return [Job(files[0][0], output)]
+    if not output_is_dir and not output.exists() and output.suffix.lower() in OUTPUT_FORMATS:
+        given = f"{len(files)} images" if len(files) > 1 else "a folder or glob"
+        raise UsageError(
+            f"{output}: names one image file, but {given} went in; -o takes a folder for several "
+            f"(write {output}/ if you want a folder of that name)"
+        )
     if suffix not in OUTPUT_FORMATS:
         raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(_format_names())}")
     by_name: dict[Path, list[Path]] = {}
@@ -767,7 +783,14 @@ def run_jobs(
         disable=as_json or err_console is None or len(jobs) < 2,
     )
 
+    # JSON lines come out in input order: a file finished early (skipped, failed to load)
+    # waits for the files before it, which finish with their group.
+    position = {id(job): n for n, job in enumerate(jobs)}
+    ready: dict[int, str] = {}
+    next_line = 0
+
     def finish(job: Job, status: str, seconds: float, error: str | None = None, note: str | None = None) -> None:
+        nonlocal next_line
         report.count(status)
         if error and err_console is not None:
             progress.console.print(f"error: {error}", style="red", highlight=False, soft_wrap=True, markup=False)
@@ -782,11 +805,14 @@ def run_jobs(
                 record["error"] = error
             if note:
                 record["note"] = note
-            print(json.dumps(record), flush=True)
+            ready[position[id(job)]] = json.dumps(record)
+            while next_line in ready:
+                print(ready.pop(next_line), flush=True)
+                next_line += 1
         done = report.done + report.skipped + report.failed
         progress.update(task, completed=done, ips=done / max(time.perf_counter() - t_start, 1e-9))
 
-    with progress:
+    with progress, _flush_on_exit(ready):
         task = progress.add_task("", total=len(jobs), ips=0.0)
         t_start = time.perf_counter()
         pending: list[tuple[Job, LoadedImage, float]] = []
@@ -811,6 +837,16 @@ def run_jobs(
                 _colorize_group(model, pending, options, finish, err_console, as_json)
                 pending, pixels = [], 0
     return report
+
+
+@contextlib.contextmanager
+def _flush_on_exit(ready: dict[int, str]) -> Iterator[None]:
+    """On the way out (an interrupt included) print the JSON lines still waiting, in order."""
+    try:
+        yield
+    finally:
+        for n in sorted(ready):
+            print(ready.pop(n), flush=True)
 
 
 def _colorize_group(model, pending, options: ColorizeOptions, finish, err_console, as_json: bool) -> None:
