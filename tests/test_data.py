@@ -259,3 +259,24 @@ def test_a_moved_folder_keeps_its_cache(image_folder, tmp_path):
     moved = shutil.copytree(image_folder, tmp_path / "elsewhere")  # copy2 keeps sizes and times
     assert torch.equal(load_folder(moved, cache_dir=cache, show_progress=False), first)
     assert len(list((cache / "folders").glob("*.npy"))) == 1  # one cache, found again
+
+
+def test_caches_unused_for_a_month_are_pruned_when_a_new_one_is_written(image_folder, tmp_path):
+    import os
+    import time
+
+    folders = tmp_path / "c" / "folders"
+    folders.mkdir(parents=True)
+    stale, recent = folders / "stale.npy", folders / "recent.npy"
+    for f in (stale, recent):
+        np.save(f, np.zeros((1, 2, 2, 3), np.uint8))
+    month_ago = time.time() - 31 * 86_400
+    os.utime(stale, (month_ago, month_ago))
+    load_folder(image_folder, cache_dir=tmp_path / "c", show_progress=False)
+    kept = sorted(p.name for p in folders.glob("*.npy"))
+    assert "stale.npy" not in kept and "recent.npy" in kept and len(kept) == 2
+    # reading a cache marks it used, so a folder trained on every few weeks keeps its cache
+    ours = next(p for p in folders.glob("*.npy") if p.name != "recent.npy")
+    os.utime(ours, (month_ago, month_ago))
+    load_folder(image_folder, cache_dir=tmp_path / "c", show_progress=False)
+    assert ours.stat().st_mtime > time.time() - 60

@@ -6,10 +6,12 @@ per batch on the training device (``make_pair``), never per sample in Python.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
 import os
+import time
 import urllib.error
 import urllib.parse
 from collections.abc import Iterator
@@ -153,6 +155,8 @@ def load_folder(
     if cache_dir is not None:
         cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy"
         if cache.exists():
+            with contextlib.suppress(OSError):  # marks it used, for pruning; a read-only cache still reads
+                os.utime(cache)
             return torch.from_numpy(np.load(cache)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
     arrays: list[np.ndarray] = []
     bad: list[Path] = []
@@ -175,12 +179,29 @@ def load_folder(
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(cache, lambda f: np.save(f, stack))
+            prune_folder_cache(cache.parent, keep=cache)
         except OSError as e:  # the cache only saves time: go on without it
             Console(stderr=True, highlight=False).print(
                 f"[yellow]warning:[/] cannot cache decoded images in {escape(str(cache.parent))} "
                 f"({escape(str(e.strerror or e))})"
             )
     return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+
+
+CACHE_DAYS = 30
+
+
+def prune_folder_cache(folder: Path, keep: Path, days: float = CACHE_DAYS) -> int:
+    """Delete decoded-folder caches unused for ``days`` (a changed folder leaves its old one
+    behind, keyed by contents that no longer exist); returns how many went."""
+    cutoff = time.time() - days * 86_400
+    gone = 0
+    for f in folder.glob("*.npy"):
+        with contextlib.suppress(OSError):  # another process may be using or removing it
+            if f != keep and f.stat().st_mtime < cutoff:
+                f.unlink()
+                gone += 1
+    return gone
 
 
 def some_names(paths: list[Path], shown: int = 3) -> str:
