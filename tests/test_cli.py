@@ -373,6 +373,23 @@ def test_resume_refuses_changed_settings_and_changed_data_but_follows_a_moved_fo
     assert r.exit_code == 2 and "25 images now, 24 when the run started" in r.output, r.output
 
 
+def test_sigterm_while_the_data_loads_stops_like_ctrl_c_and_leaves_no_folder(image_folder, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import colorcli.train as train_mod
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # as a job scheduler would, minutes into decoding
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(train_mod, "load_dataset", terminated)
+    r = invoke("train", "--dataset", image_folder, "--out", tmp_path / "runs" / "r")
+    assert r.exit_code == 130 and "interrupted" in r.output, r.output
+    assert not (tmp_path / "runs").exists()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def test_too_few_training_images_points_to_the_batch_size(image_folder, tmp_path):
     r = invoke(*tiny_train_args(image_folder, tmp_path / "run"), "--batch-size", "64")
     assert r.exit_code == 2 and "lower --batch-size (now 64)" in r.output, r.output

@@ -87,6 +87,22 @@ def test_interrupt_then_resume_matches_an_uninterrupted_run(image_folder, tmp_pa
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
 
 
+def test_a_stop_on_an_epochs_last_step_saves_that_epoch_whole(image_folder, tmp_path, monkeypatch):
+    train(config(image_folder, tmp_path / "full"), TINY)
+    monkeypatch.setattr(train_mod, "StopFlag", StopAfter(2))  # asked on step 2 of 2
+    with pytest.raises(Interrupted):
+        train(config(image_folder, tmp_path / "cut"), TINY)
+    state = load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert (state["epoch"], state["step"]) == (1, 0)  # validated and saved, not left with no steps to run
+    monkeypatch.undo()
+    train(config(image_folder, tmp_path / "ignored"), TINY, resume=tmp_path / "cut" / "last.pt")
+    text = (tmp_path / "cut" / "history.json").read_text()
+    assert "NaN" not in text
+    full = json.loads((tmp_path / "full" / "history.json").read_text())
+    resumed = json.loads(text)
+    assert [r["val_loss"] for r in resumed] == pytest.approx([r["val_loss"] for r in full], rel=1e-4)
+
+
 def test_resuming_a_finished_run_says_so(image_folder, tmp_path, capsys):
     from rich.console import Console
 

@@ -264,7 +264,8 @@ def train(
             zoom_min=zoom_min,
         )
         try:
-            run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite, typed=typed)
+            with _sigterm_interrupts():  # also while decoding or downloading, before training's own handler
+                run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite, typed=typed)
         except Interrupted as e:
             _stderr().print(f"colorcli: {e}")
             raise typer.Exit(e.exit_code) from None

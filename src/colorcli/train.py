@@ -309,10 +309,11 @@ def _progress(console):
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}  val {task.fields[val]}  {task.fields[ips]:.0f} img/s"),
+        TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[ips]:.0f} img/s"),
         TimeElapsedColumn(),
         console=console,
-        disable=console is None,
+        # Logs (not a terminal) get one line per epoch instead; a bar there is printed again at the end.
+        disable=console is None or not console.is_terminal,
     )
 
 
@@ -567,11 +568,11 @@ def _train(
                 f"epoch {epoch + 1}/{cfg.epochs}",
                 total=steps_per_epoch,
                 completed=step,
-                loss=float("nan"),
+                loss="-",
                 val="-",
                 ips=0.0,
             )
-            t0, seen, run_loss = time.perf_counter(), 0, math.nan
+            t0, seen, run_loss, stopping = time.perf_counter(), 0, math.nan, False
             net.train()
             flips = epoch_flips(len(train_data), cfg.seed, epoch)
             zooms = epoch_zooms(len(train_data), cfg.seed, epoch, cfg.zoom, cfg.zoom_min) if cfg.zoom > 0 else None
@@ -606,11 +607,13 @@ def _train(
                 step += 1
                 seen += rgb_u8.shape[0] * d.world
                 run_loss = loss.item() if math.isnan(run_loss) else 0.98 * run_loss + 0.02 * loss.item()
-                progress.update(task, advance=1, loss=run_loss, ips=seen / (time.perf_counter() - t0))
+                progress.update(task, advance=1, loss=f"{run_loss:.4f}", ips=seen / (time.perf_counter() - t0))
                 if flags[0].item():
-                    if d.main:
-                        save_checkpoint(out / "last.pt", checkpoint("last"))
-                    raise Interrupted(out / "last.pt")
+                    if step < steps_per_epoch:
+                        if d.main:
+                            save_checkpoint(out / "last.pt", checkpoint("last"))
+                        raise Interrupted(out / "last.pt")
+                    stopping = True  # on the epoch's last step: validate and save it whole, then stop
             train_seconds = time.perf_counter() - t0
             metrics = validate(net, val_data, max(local_batch, 256), d, autocast)
             if not math.isfinite(metrics["val_loss"]):
@@ -621,21 +624,23 @@ def _train(
             if cfg.schedule == "plateau":
                 sched.step(metrics["val_loss"])
             epoch, step = epoch + 1, 0
+            # A last.pt saved after an epoch's final step by an older colorcli resumes with no
+            # steps left in that epoch: no training loss or speed to report (null, not NaN, in JSON).
             row = {
                 "epoch": epoch,
-                "train_loss": run_loss,
+                "train_loss": run_loss if seen else None,
                 **metrics,
                 "lr": opt.param_groups[0]["lr"],
-                "images_per_s": seen / train_seconds,
+                "images_per_s": seen / train_seconds if seen else None,
                 "seconds": train_seconds,
             }
             history.append(row)
             progress.update(task, val=f"{metrics['val_loss']:.4f} ({metrics['val_psnr']:.2f} dB)")
             if console is not None and d.main and not console.is_terminal:  # logs get one line per epoch
+                loss_text, speed = (f"{run_loss:.4f}", f" {row['images_per_s']:.0f} img/s") if seen else ("-", "")
                 say(
-                    f"epoch {epoch}/{cfg.epochs}: loss {run_loss:.4f} val {metrics['val_loss']:.4f} "
-                    f"psnr {metrics['val_psnr']:.2f} dB (gray {metrics['val_gray_psnr']:.2f}) "
-                    f"{row['images_per_s']:.0f} img/s"
+                    f"epoch {epoch}/{cfg.epochs}: loss {loss_text} val {metrics['val_loss']:.4f} "
+                    f"psnr {metrics['val_psnr']:.2f} dB (gray {metrics['val_gray_psnr']:.2f}){speed}"
                 )
             if d.main:
                 improved = metrics["val_loss"] < best
@@ -644,7 +649,8 @@ def _train(
                     save_checkpoint(out / "best.pt", checkpoint("best", row))
                 save_checkpoint(out / "last.pt", checkpoint("last"))
                 _write_history(out, history)
-            if stop.requested and epoch < cfg.epochs:  # the signal came during validation or saving
+            # The signal came on the epoch's last step, or during validation or saving (any rank's counts).
+            if _any_rank(stopping or stop.requested, d, device) and epoch < cfg.epochs:
                 raise Interrupted(out / "last.pt")
     say(f"best validation loss {best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
     if d.world > 1:
