@@ -69,8 +69,8 @@ def main() -> None:
         print(
             f"{t:5.2f} {c:5.2f} {sat:5.2f} {s['psnr']:7.3f} {s['psnr_gain_db']:+6.3f} "
             f"{s['psnr_pooled']:7.3f} {s['ssim']:6.4f} {share_or_nan(s['colorfulness_ratio']):8.3f}"
-            f" | {'':17} {s.get('color_psnr_gain_db', float('nan')):+6.3f} "
-            f"{s.get('color_colorfulness_ratio', float('nan')):8.3f}"
+            f" | {'':17} {share_or_nan(s['color_psnr_gain_db']):+6.3f} "
+            f"{share_or_nan(s['color_colorfulness_ratio']):8.3f}"
         )
 
 

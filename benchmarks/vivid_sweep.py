@@ -119,7 +119,7 @@ def main() -> None:
             label = "none" if zoom[0] == 0 else f"{zoom[0]:g}:{zoom[1]:g}"
             row = (
                 f"{vivid:6.3f} {label:>8} {r['psnr_gain_db']:+9.2f} {share_or_nan(r['colorfulness_ratio']):6.2f} "
-                f"{r['color_psnr_gain_db']:+22.2f} {share_or_nan(r['color_colorfulness_ratio']):6.2f}"
+                f"{share_or_nan(r['color_psnr_gain_db']):+22.2f} {share_or_nan(r['color_colorfulness_ratio']):6.2f}"
             )
             for _, paths in photo_sets:
                 for sat in saturations:

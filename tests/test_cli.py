@@ -244,6 +244,11 @@ def test_eval_checks_the_grid_path_first_and_skips_unreadable_photos(tmp_path, t
         (photos / f"0{i}.jpg").write_text("not an image")
     r = invoke(*base, "--grid", tmp_path / "g2.png", "--json")
     assert r.exit_code == 0 and Image.open(tmp_path / "g2.png").height > 100, r.output
+    assert "(00.jpg: not a readable image" in r.output  # the first skipped file's reason
+    before = (tmp_path / "g2.png").read_bytes()
+    r = invoke(*base, "--grid", tmp_path / "g2.png")
+    assert r.exit_code == 2 and "--overwrite" in r.output and (tmp_path / "g2.png").read_bytes() == before
+    assert invoke(*base, "--grid", tmp_path / "g2.png", "--overwrite").exit_code == 0
 
 
 def test_train_on_black_and_white_images_only_points_to_keep_gray(tmp_path):
@@ -327,8 +332,51 @@ def test_eval_of_colourless_originals_says_n_a_and_caps_the_pooled_psnr(tmp_path
     assert r.exit_code == 0, r.output
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert scores["colorfulness_ratio"] is None and scores["gray_psnr_pooled"] == 100.0
+    assert scores["bw_originals"] == 4 and scores["color_psnr"] is None and scores["color_colorfulness_ratio"] is None
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder)
     assert r.exit_code == 0 and "colour n/a of the truth's" in r.stdout
+    assert "all 4 originals are black-and-white" in r.stdout
+
+
+def test_eval_reads_16_bit_gray_at_its_tonal_range_not_as_white(tmp_path, tiny_checkpoint):
+    folder = tmp_path / "g16"
+    folder.mkdir()
+    ramp = (np.arange(48 * 40, dtype=np.uint16).reshape(40, 48) * 20 + 1000).astype(np.uint16)
+    Image.fromarray(ramp).save(folder / "ramp.png")  # I;16, values 1000..39380
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder, "--full-res", "--json")
+    assert r.exit_code == 0, r.output
+    scores = json.loads(r.stdout.strip().splitlines()[-1])
+    # a gray truth read correctly: its gray copy is exact (100 dB), not a white sheet scored against itself
+    assert scores["gray_psnr"] == 100.0 and scores["bw_originals"] == 1
+    from colorcli.data import load_folder
+    from colorcli.evaluate import _read_photos
+
+    [(_, truth)] = list(_read_photos([folder / "ramp.png"], []))  # what eval scores against
+    assert np.asarray(truth).std() > 10 and np.asarray(truth).max() < 255
+    squares = load_folder(folder, show_progress=False)  # what training would learn from
+    assert 0 < squares.float().mean() < 200 and squares.float().std() > 10
+
+
+def test_eval_holdout_of_the_shipped_model_refuses_a_dataset_it_did_not_split(image_folder, tmp_path):
+    r = invoke("eval", "--holdout", "--dataset", image_folder)
+    assert r.exit_code == 2 and "24 images, but the run split 50000" in r.output, r.output
+    # export keeps the count, so exported runs are checked too
+    assert invoke(*tiny_train_args(image_folder, tmp_path / "run"), "--threads", "1").exit_code == 0
+    out = tmp_path / "m.safetensors"
+    assert invoke("export", tmp_path / "run" / "best.pt", "-o", out).exit_code == 0
+    colour_image(40, 40, seed=99).save(image_folder / "a" / "extra.png")
+    r = invoke("eval", "--holdout", "--checkpoint", out, "--dataset", image_folder)
+    assert r.exit_code == 2 and "25 images, but the run split 24" in r.output, r.output
+
+
+def test_eval_holdout_refuses_full_res_and_per_image_names_nested_files(tmp_path, tiny_checkpoint):
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--holdout", "--full-res", "--dataset", tmp_path)
+    assert r.exit_code == 2 and "--holdout" in r.output, r.output
+    for sub in ("a", "b"):
+        (tmp_path / "p" / sub).mkdir(parents=True)
+        colour_image(40, 40, seed=len(sub)).save(tmp_path / "p" / sub / "x.png")
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", tmp_path / "p", "--full-res", "--per-image")
+    assert r.exit_code == 0 and "a/x.png" in r.stdout and "b/x.png" in r.stdout, r.stdout
 
 
 def test_options_that_would_do_nothing_are_refused(image_folder, tmp_path, tiny_checkpoint):

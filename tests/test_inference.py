@@ -70,9 +70,9 @@ def test_every_mode_gives_full_size_colour_with_input_luma(tmp_path, tiny_model,
 def test_16bit_keeps_its_range():
     arr = (np.linspace(0, 65535, 64 * 16).reshape(16, 64)).astype(np.uint16)
     im = Image.fromarray(arr)
-    from colorcli.inference import _to_gray
+    from colorcli.inference import to_gray8
 
-    g = np.asarray(_to_gray(im))
+    g = np.asarray(to_gray8(im))
     assert g.min() == 0 and g.max() == 255
 
 

@@ -279,7 +279,11 @@ def evaluate(
         Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
     dataset: Annotated[
-        str, typer.Option(help="cifar10, cifar100 (their test splits) or a folder of colour images.")
+        str,
+        typer.Option(
+            help="cifar10, cifar100 (their test splits) or a folder of colour images. "
+            "With --holdout: the run's own dataset unless given."
+        ),
     ] = "cifar10",
     data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder (default: ~/.cache/colorcli).")] = None,
     mirror: Annotated[
@@ -305,6 +309,9 @@ def evaluate(
     per_image: Annotated[
         bool, typer.Option("--per-image", metavar="", help="With --full-res: also score each photo on its own.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", metavar="", help="Replace an existing --grid file.")
+    ] = False,
     device: Device = "auto",
     debug: Debug = False,
 ) -> None:
@@ -324,6 +331,10 @@ def evaluate(
 
         if grid is not None:
             check_output_file(grid, ".png")
+            if grid.exists() and not overwrite:
+                raise UsageError(f"{grid}: exists; --overwrite replaces it")
+        if holdout and full_res:
+            raise UsageError("--holdout scores the run's 32x32 validation split; --full-res scores a photo folder")
         if per_image and not full_res:
             raise UsageError("--per-image scores photos at their own size: add --full-res")
         if scale is not None and not full_res:
@@ -331,7 +342,7 @@ def evaluate(
         model = load_model(checkpoint).to(pick_device(device))
         data = None
         if holdout:
-            data = holdout_images(checkpoint, dataset, data_dir)
+            data = holdout_images(checkpoint, dataset, data_dir, mirror)
             if limit:
                 data = data[:limit]
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))
@@ -382,7 +393,9 @@ def _print_table(r: dict) -> None:
         f"colour {_share(r['colorfulness_ratio'])} of the truth's",
         soft_wrap=True,
     )
-    if r["bw_originals"] and "color_psnr" in r:
+    if r["bw_originals"] and r.get("color_psnr") is None:
+        console.print(f"all {r['bw_originals']} originals are black-and-white: there is no true colour to score")
+    elif r["bw_originals"]:
         console.print(
             f"colour originals only ({r['bw_originals']} black-and-white left out): "
             f"{r['color_psnr_gain_db']:+.2f} dB per image; colour {_share(r['color_colorfulness_ratio'])}",
@@ -392,9 +405,13 @@ def _print_table(r: dict) -> None:
         photos = Table(title="each photo")
         for col in ("file", "PSNR dB", "gray copy dB", "gain dB", "SSIM", "colour / truth"):
             photos.add_column(col, justify="left" if col == "file" else "right")
-        for p in r["per_image"]:
+        from colorcli.evaluate import photo_folder
+
+        files = [Path(p["file"]) for p in r["per_image"]]
+        folder = photo_folder(files)  # names within it tell a/x.jpg from b/x.jpg
+        for p, file in zip(r["per_image"], files, strict=True):
             photos.add_row(
-                Path(p["file"]).name,
+                file.absolute().relative_to(folder).as_posix(),
                 f"{p['psnr']:.2f}",
                 f"{p['gray_psnr']:.2f}",
                 f"{p['psnr_gain_db']:+.2f}",

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from colorcli.color import luma_u8
-from colorcli.errors import DataError, UsageError
+from colorcli.errors import ColorcliError, DataError, UsageError
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 MIRROR_ENV = "COLORCLI_CIFAR_MIRROR"
@@ -98,14 +98,26 @@ def find_images(root: Path, recursive: bool = True) -> list[Path]:
 
 
 def _decode_fit(path: Path, size: int) -> np.ndarray:
-    """Decode one image, apply EXIF orientation, resize and centre-crop to (size, size, 3) uint8."""
+    """Decode one image, apply EXIF orientation, resize and centre-crop to (size, size, 3) uint8.
+
+    Raises InputError naming the file and the reason (the same checks as colorize's)."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
-        im = ImageOps.exif_transpose(im).convert("RGB")
-        if im.size != (size, size):
-            im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
-        return np.asarray(im, dtype=np.uint8)
+    from colorcli.inference import load_rgb
+
+    im = load_rgb(path)
+    if im.size != (size, size):
+        im = ImageOps.fit(im, (size, size), Image.Resampling.BICUBIC)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def skipped_warning(bad: list[tuple[Path, str]], where: Path | str) -> str:
+    """One warning line for images left out as unreadable: how many, which, and the first's reason."""
+    reason = bad[0][1].removeprefix(f"{bad[0][0]}: ")
+    return (
+        f"skipped {len(bad)} unreadable image(s) in {where}: {some_names([p for p, _ in bad])} "
+        f"({bad[0][0].name}: {reason})"
+    )
 
 
 def _folder_key(root: Path, paths: list[Path], size: int) -> str:
@@ -159,19 +171,18 @@ def load_folder(
                 os.utime(cache)
             return torch.from_numpy(np.load(cache)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
     arrays: list[np.ndarray] = []
-    bad: list[Path] = []
+    bad: list[tuple[Path, str]] = []
     for p in track(paths, description=f"decoding {root.name}", disable=not show_progress, transient=True):
         try:
             arrays.append(_decode_fit(p, size))
-        except Exception:  # noqa: BLE001 - decoders raise many types on corrupt files; skip and count
-            bad.append(p)
+        except ColorcliError as e:
+            bad.append((p, str(e)))
     if bad:
-        Console(stderr=True, highlight=False).print(
-            f"[yellow]warning:[/] skipped {len(bad)} unreadable image(s) in {escape(str(root))}: "
-            + escape(some_names(bad))
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            "[yellow]warning:[/] " + escape(skipped_warning(bad, root))
         )
     if not arrays:
-        raise DataError(f"{root}: none of the {len(paths)} image files could be read")
+        raise DataError(f"{root}: none of the {len(paths)} image files could be read ({bad[0][1]})")
     stack = np.stack(arrays)  # (N, S, S, 3)
     if cache is not None:
         from colorcli.checkpoint import atomic_write

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
-from colorcli.data import grayscale_images, some_names
+from colorcli.data import grayscale_images, skipped_warning
 from colorcli.errors import ColorcliError, InputError, UsageError
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
@@ -72,16 +72,18 @@ def summarize(
         bw = torch.zeros_like(model_scores.psnr, dtype=torch.bool)
     out["bw_originals"] = int(bw.sum())
     keep = ~bw
-    if keep.any():
-        psnr, gray = model_scores.psnr[keep].double().mean().item(), gray_scores.psnr[keep].double().mean().item()
-        cf = model_scores.colorfulness[keep].double().mean().item()
-        truth_cf = truth_colorfulness[keep].double().mean().item()
-        out.update(
-            color_psnr=psnr,
-            color_gray_psnr=gray,
-            color_psnr_gain_db=psnr - gray,
-            color_colorfulness_ratio=colour_share(cf, truth_cf),
-        )
+    if not keep.any():  # nothing to score colour on: the keys stay, as null in JSON
+        out.update(color_psnr=None, color_gray_psnr=None, color_psnr_gain_db=None, color_colorfulness_ratio=None)
+        return out
+    psnr, gray = model_scores.psnr[keep].double().mean().item(), gray_scores.psnr[keep].double().mean().item()
+    cf = model_scores.colorfulness[keep].double().mean().item()
+    truth_cf = truth_colorfulness[keep].double().mean().item()
+    out.update(
+        color_psnr=psnr,
+        color_gray_psnr=gray,
+        color_psnr_gain_db=psnr - gray,
+        color_colorfulness_ratio=colour_share(cf, truth_cf),
+    )
     return out
 
 
@@ -99,22 +101,30 @@ def evaluate_tensor(model, data: torch.Tensor, batch_size: int = 500, progress=N
     return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), grayscale_images(data))
 
 
-def _read_photos(paths: list[Path], unreadable: list[Path]) -> Iterator[tuple[Path, Any]]:
-    """(path, display-oriented RGB PIL image) of each readable photo, one at a time; the others go to
-    ``unreadable``."""
-    from PIL import Image, ImageOps
+def _read_photos(paths: list[Path], unreadable: list[tuple[Path, str]]) -> Iterator[tuple[Path, Any]]:
+    """(path, display-oriented 8-bit RGB PIL image) of each readable photo, one at a time; the
+    others go to ``unreadable`` with the reason."""
+    from colorcli.inference import load_rgb
 
     for path in paths:
         try:
-            with Image.open(path) as im:
-                rgb = ImageOps.exif_transpose(im).convert("RGB")
-        except Exception:  # noqa: BLE001 - decoders raise many types; skip the file as training does
-            unreadable.append(path)
+            rgb = load_rgb(path)
+        except ColorcliError as e:  # skip the file as training does
+            unreadable.append((path, str(e)))
             continue
         yield path, rgb
 
 
-def holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None) -> torch.Tensor:
+def photo_folder(paths: list[Path]) -> Path:
+    """The folder the photos were found in (their common parent), for messages and tables."""
+    import os
+
+    return Path(os.path.commonpath([p.absolute().parent for p in paths])) if paths else Path()
+
+
+def holdout_images(
+    checkpoint: Path | None, dataset: str, data_dir: Path | None, mirror: str | None = None
+) -> torch.Tensor:
     """The validation images a run held out, (N, 3, 32, 32) uint8, from its stored training config.
 
     dataset "cifar10" (eval's default) means the run's own dataset; any other names the
@@ -134,7 +144,7 @@ def holdout_images(checkpoint: Path | None, dataset: str, data_dir: Path | None)
             f"{source}: not a folder here; the model was trained on {tc['dataset']!r} (as named where training ran), "
             "so pass --dataset with that folder's path from here"
         )
-    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True, limit=tc.get("limit"))
+    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True, mirror=mirror, limit=tc.get("limit"))
     trained_on = extras.get("images")  # runs from before it was stored cannot be checked
     if trained_on is not None and trained_on != len(data):
         raise UsageError(
@@ -156,7 +166,7 @@ def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) 
     from colorcli.inference import colorize_gray
 
     mine, gray, truth_cf, bw, read = [], [], [], [], []
-    unreadable: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
     for path, rgb_im in _read_photos(paths, unreadable):
         read.append(path)
         truth = torch.from_numpy(np.asarray(rgb_im).copy()).permute(2, 0, 1)[None]  # (1, 3, H, W)
@@ -170,11 +180,12 @@ def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) 
         from rich.console import Console
         from rich.markup import escape
 
-        Console(stderr=True, highlight=False).print(
-            f"[yellow]warning:[/] skipped {len(unreadable)} unreadable image(s): {escape(some_names(unreadable))}"
+        where = photo_folder(paths)
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            "[yellow]warning:[/] " + escape(skipped_warning(unreadable, where))
         )
     if not mine:
-        raise InputError(f"none of the {len(paths)} images could be read")
+        raise InputError(f"{photo_folder(paths)}: none of the {len(paths)} images could be read ({unreadable[0][1]})")
     result = summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))
     if per_image:
         result["per_image"] = [

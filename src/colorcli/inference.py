@@ -92,9 +92,12 @@ class LoadedImage:
     note: str | None = None
 
 
-def _to_gray(im: Image.Image) -> Image.Image:
+HIGH_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_gray8(im: Image.Image) -> Image.Image:
     """8-bit Rec. 601 luma of any Pillow mode; 16-bit and float images keep their tonal range."""
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if im.mode in HIGH_BIT_GRAY:
         a = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
         if im.mode == "F" and a.max(initial=0) <= 1.0:
@@ -105,6 +108,12 @@ def _to_gray(im: Image.Image) -> Image.Image:
     if im.mode in ("1", "LA", "La"):
         return im.convert("L")
     return im.convert("RGB").convert("L")
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """8-bit RGB of any Pillow mode. Pillow's own convert("RGB") clips 16-bit and float gray to
+    white; those are scaled down to 8 bits first, as colorize reads them."""
+    return to_gray8(im).convert("RGB") if im.mode in HIGH_BIT_GRAY else im.convert("RGB")
 
 
 def _raw_mode(im: Image.Image) -> str | None:
@@ -136,28 +145,48 @@ def _alpha(im: Image.Image, raw_mode: str | None = None) -> Image.Image | None:
     return None if mask.getextrema() == (255, 255) else mask
 
 
+def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+    """Image.open, with every way it fails as an InputError naming the file and the reason,
+    and images over ``max_pixels`` refused before any pixel is decoded."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image")
+    try:
+        im = _open_unlimited(path)  # the pixel limit is checked below, against max_pixels
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except Exception as e:  # noqa: BLE001 - any failure to identify the file is a bad input
+        raise InputError(f"{path}: not a readable image ({first_line(e)})") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise InputError(
+            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
+            "(a decompression bomb?); raise it with --max-pixels if you trust the file"
+        )
+    return im
+
+
+def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Any image Pillow reads as display-oriented 8-bit RGB (a colour original to learn from or
+    score against); failures are InputErrors naming the file and the reason."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
+        with _open_checked(path, max_pixels) as im:
+            try:
+                return to_rgb8(ImageOps.exif_transpose(im))
+            except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
+                raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
+
+
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Open any image Pillow reads as display-oriented 8-bit luma (+ alpha, ICC profile, EXIF)."""
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not an image")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
-        try:
-            im = _open_unlimited(path)  # the pixel limit is checked below, against max_pixels
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file") from None
-        except PermissionError:
-            raise InputError(f"{path}: permission denied") from None
-        except Exception as e:  # noqa: BLE001 - any failure to identify the file is a bad input
-            raise InputError(f"{path}: not a readable image ({first_line(e)})") from None
-        with im:
-            w, h = im.size
-            if w * h > max_pixels:
-                raise InputError(
-                    f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
-                    "(a decompression bomb?); raise it with --max-pixels if you trust the file"
-                )
+        with _open_checked(path, max_pixels) as im:
             try:
                 frames = getattr(im, "n_frames", 1)
                 im.seek(0)
@@ -167,7 +196,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
                 im = ImageOps.exif_transpose(im)
                 if "exif" in im.info:
                     exif = im.info["exif"]
-                gray, alpha = _to_gray(im), _alpha(im, raw_mode)
+                gray, alpha = to_gray8(im), _alpha(im, raw_mode)
             except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
                 raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
     note = f"used the first of its {frames} frames" if frames > 1 else None

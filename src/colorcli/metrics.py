@@ -26,7 +26,7 @@ def colour_share(colourfulness: float, truth_colourfulness: float) -> float | No
 
 
 def share_or_nan(share: float | None) -> float:
-    """A colour share for printing in columns: NaN where there is none."""
+    """A colour share (or any figure that may be missing) for printing in columns: NaN where there is none."""
     return float("nan") if share is None else share
 
 
