@@ -413,7 +413,7 @@ def test_resume_refuses_changed_settings_and_changed_data_but_follows_a_moved_fo
     shutil.copytree(image_folder, moved)
     shutil.rmtree(image_folder)
     r = invoke("train", "--resume", last)
-    assert r.exit_code == 2 and "no such folder" in r.output, r.output
+    assert r.exit_code == 2 and "if it moved, resume with --dataset NEWPATH" in r.output, r.output
     r = invoke("train", "--resume", last, "--dataset", moved)
     assert r.exit_code == 0 and "already finished" in r.output, r.output
     colour_image(40, 40, seed=99).save(moved / "a" / "extra.png")
@@ -441,6 +441,18 @@ def test_sigterm_while_the_data_loads_stops_like_ctrl_c_and_leaves_no_folder(ima
 def test_too_few_training_images_points_to_the_batch_size(image_folder, tmp_path):
     r = invoke(*tiny_train_args(image_folder, tmp_path / "run"), "--batch-size", "64")
     assert r.exit_code == 2 and "lower --batch-size (now 64)" in r.output, r.output
+
+
+def test_a_small_folder_trains_with_the_largest_batch_that_fits_when_none_is_given(image_folder, tmp_path):
+    args = [a for a in tiny_train_args(image_folder, tmp_path / "run") if a not in ("--batch-size", "8")]
+    r = invoke(*args, "--threads", "1")
+    assert r.exit_code == 0 and "using batches of 16" in r.output, r.output  # 21 training images
+    from colorcli.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["train_config"]["batch_size"] == 16 and state["step"] == 0 and state["epoch"] == 1
+    r = invoke(*args, "--resume", tmp_path / "run" / "last.pt")  # resumes with the batch it used
+    assert r.exit_code == 0 and "already finished" in r.output, r.output
 
 
 @pytest.mark.slow
@@ -504,3 +516,29 @@ def test_colorize_leaves_the_sigterm_handler_as_it_found_it(tmp_path, tiny_check
         invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "b.png", "--checkpoint", tiny_checkpoint).exit_code == 0
     )
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_resume_and_checkpoint_slips_get_usage_errors_that_say_what_to_do(image_folder, tmp_path):
+    run = tmp_path / "my run"
+    assert invoke(*tiny_train_args(image_folder, run), "--threads", "1").exit_code == 0
+    r = invoke("train", "--resume", run / "best.pt")
+    assert r.exit_code == 2 and "no training state" in r.output and f"'{run / 'last.pt'}'" in r.output, r.output
+    out = tmp_path / "m.safetensors"
+    assert invoke("export", run / "best.pt", "-o", out).exit_code == 0
+    r = invoke("train", "--resume", out)
+    assert r.exit_code == 2 and "exported model" in r.output and "--init" in r.output, r.output
+    r = invoke("train", "--resume", run / "last.pt", "--init", run / "best.pt")
+    assert r.exit_code == 2 and "give one" in r.output, r.output
+    r = invoke("eval", "--checkpoint", run)
+    assert r.exit_code == 2 and f"is a folder; did you mean {run / 'best.pt'}?" in r.output, r.output
+    r = invoke(*tiny_train_args(image_folder, run))
+    assert r.exit_code == 2 and f"--resume '{run / 'last.pt'}'" in r.output, r.output  # pastable with a space
+    (tmp_path / "afile").write_text("x")
+    r = invoke(*tiny_train_args(image_folder, tmp_path / "afile"))
+    assert r.exit_code == 2 and "is a file" in r.output, r.output
+    r = invoke("train", "--dataset", tmp_path / "afile", "--out", tmp_path / "r2")
+    assert r.exit_code == 2 and "is a file" in r.output, r.output
+    (tmp_path / "one").mkdir()
+    colour_image(40, 40).save(tmp_path / "one" / "a.png")
+    r = invoke("train", "--dataset", tmp_path / "one", "--out", tmp_path / "r3")
+    assert r.exit_code == 2 and "one: 1 image; training needs at least 2" in r.output, r.output

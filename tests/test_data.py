@@ -62,9 +62,16 @@ def test_limit_decodes_only_the_first_files(image_folder, monkeypatch):
     decoded = []
     real = data_module._decode_fit
     monkeypatch.setattr(data_module, "_decode_fit", lambda p, size: decoded.append(p) or real(p, size))
-    first5 = load_folder(image_folder, show_progress=False, limit=5)
-    assert len(first5) == 5 and len(decoded) == 5
-    assert torch.equal(first5, load_folder(image_folder, show_progress=False)[:5])
+    (image_folder / "a" / "0broken.png").write_bytes(b"not a png")  # sorts first: skipped, not counted
+    cache = image_folder.parent / "cache"
+    first5 = load_folder(image_folder, cache_dir=cache, show_progress=False, limit=5)
+    assert len(first5) == 5 and len(decoded) == 6
+    assert not (cache / "folders").exists()  # a quick trial leaves no copy behind
+    whole = load_folder(image_folder, cache_dir=cache, show_progress=False)
+    assert torch.equal(first5, whole[:5])
+    decoded.clear()
+    assert torch.equal(load_folder(image_folder, cache_dir=cache, show_progress=False, limit=5), first5)
+    assert decoded == []  # from the whole folder's cache
 
 
 def test_find_images_any_case_and_nested(tmp_path):

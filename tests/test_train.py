@@ -291,3 +291,10 @@ def test_zoomed_training_runs_and_is_stored_for_resume(image_folder, tmp_path):
     train(config(image_folder, tmp_path / "z", epochs=1, zoom=0.5, zoom_min=0.6), TINY)
     state = torch.load(tmp_path / "z" / "last.pt", weights_only=True)
     assert (state["train_config"]["zoom"], state["train_config"]["zoom_min"]) == (0.5, 0.6)
+
+
+def test_fitting_batch_is_the_largest_power_of_two_each_process_can_share():
+    from colorcli.train import _fitting_batch
+
+    assert [_fitting_batch(n, 1) for n in (0, 1, 2, 3, 21, 64, 127)] == [None, None, 2, 2, 16, 64, 64]
+    assert _fitting_batch(21, 4) == 16 and _fitting_batch(3, 4) is None and _fitting_batch(40, 3) is None

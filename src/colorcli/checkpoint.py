@@ -73,13 +73,22 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(Path(path), lambda f: torch.save({"format": FORMAT, "version": FORMAT_VERSION, **payload}, f))
 
 
+def _not_a_file(path: Path) -> NoSuchCheckpoint:
+    """Why a checkpoint path names no file: missing, or a run folder (pointing at its best.pt)."""
+    if path.is_dir():
+        inside = next((path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), None)
+        hint = f"; did you mean {inside}?" if inside else "; name the checkpoint file"
+        return NoSuchCheckpoint(f"{path}: is a folder{hint}")
+    return NoSuchCheckpoint(f"{path}: no such checkpoint file")
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a ``.pt`` checkpoint without executing anything it contains."""
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise NoSuchCheckpoint(f"{path}: no such checkpoint file")
+        raise _not_a_file(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
@@ -147,10 +156,7 @@ def export_safetensors(model, path: Path, info: dict[str, Any] | None = None) ->
     path = Path(path)
     if path.suffix != ".safetensors":
         raise UsageError(f"{path}: an exported model is a .safetensors file (colorcli reads the format by suffix)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{path.parent}: cannot create the folder ({e.strerror or e})") from None
+    ensure_folder(path.parent, "the output folder")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "model_config": json.dumps(model.config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (info or {}).items()})
@@ -191,7 +197,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
-        raise NoSuchCheckpoint(f"{path}: no such model file")
+        raise _not_a_file(path)
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}

@@ -133,10 +133,10 @@ def train(
     ] = 0.1,
     limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N images (quick trials).")] = None,
     width: Annotated[
-        int | None, typer.Option(min=4, help="Channels of the first level (doubles per level) [default: 32].")
+        int | None, typer.Option(min=4, help="Channels of the first level (doubles per level).", show_default="32")
     ] = None,
     head: Annotated[
-        str | None, typer.Option(help="unet output: bins (classify chrominance) or regress [default: bins].")
+        str | None, typer.Option(help="unet output: bins (classify chrominance) or regress.", show_default="bins")
     ] = None,
     loss: Annotated[
         str | None,
@@ -154,7 +154,7 @@ def train(
         ),
     ] = None,
     norm: Annotated[
-        str | None, typer.Option(help="unet normalisation: batch or group (batch-independent) [default: batch].")
+        str | None, typer.Option(help="unet normalisation: batch or group (batch-independent).", show_default="batch")
     ] = None,
     aux_logmse: Annotated[
         float | None,
@@ -220,8 +220,6 @@ def train(
         if "dataset" in typed:
             typed["dataset"] = data_spec
 
-        if resume is not None and os.environ.get("RANK", "0") == "0":  # once, not per torchrun process
-            _stderr().print(f"resuming {resume} with the settings its run started with")
         if init:
             shape = {"arch": arch, "width": width, "head": head, "norm": norm}
             model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse, **shape)
@@ -229,7 +227,7 @@ def train(
             unet_only = {"--width": width, "--head": head, "--norm": norm, "--aux-logmse": aux_logmse}
             if any(v is not None for v in unet_only.values()):
                 flags = ", ".join(k for k, v in unet_only.items() if v is not None)
-                raise UsageError(f"{flags}: shape the unet; the seed design is fixed (as in the notebooks)")
+                raise UsageError(f"{flags}: only shape the unet; the seed design is fixed (as in the notebooks)")
             given = {"loss": loss} if loss else {}
             model_cfg = ModelConfig(arch="seed", **{**SEED_DEFAULTS, **given}, vivid=vivid or 0.0)
         else:
@@ -423,7 +421,9 @@ def _print_table(r: dict) -> None:
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="Training checkpoint (.pt) to export.", show_default=False)],
+    checkpoint: Annotated[
+        Path, typer.Argument(help="Checkpoint (.pt, or a .safetensors model) to export.", show_default=False)
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="The .safetensors file to write.", show_default=False)],
     temperature: Annotated[
         float | None, typer.Option(min=0.01, max=1.0, help="Annealed-mean temperature of the bins head (1 = mean).")

@@ -149,8 +149,10 @@ def load_folder(
     """All images under root as a (N, 3, size, size) uint8 tensor, decoded once and cached.
 
     Unreadable images are skipped with a warning that counts them. The cache is
-    keyed by the files' paths, sizes and modification times. ``limit`` keeps only the
-    first that many files (in sorted order), and only those are decoded.
+    keyed by the files' paths, sizes and modification times. ``limit`` keeps the first
+    that many readable images (in sorted order): from the whole folder's cache if there
+    is one, else decoding only as far as needed, and caching nothing (quick trials
+    should not leave a copy per limit behind).
     """
     from rich.console import Console
     from rich.markup import escape
@@ -162,17 +164,20 @@ def load_folder(
     paths = find_images(root)
     if not paths:
         raise DataError(f"{root}: no images found (no files with an image suffix Pillow reads)")
-    paths = paths[:limit] if limit else paths
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy"
         if cache.exists():
             with contextlib.suppress(OSError):  # marks it used, for pruning; a read-only cache still reads
                 os.utime(cache)
-            return torch.from_numpy(np.load(cache)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+            return torch.from_numpy(np.load(cache)[:limit]).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+    if limit:
+        cache = None
     arrays: list[np.ndarray] = []
     bad: list[tuple[Path, str]] = []
     for p in track(paths, description=f"decoding {root.name}", disable=not show_progress, transient=True):
+        if limit and len(arrays) == limit:
+            break
         try:
             arrays.append(_decode_fit(p, size))
         except ColorcliError as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import signal
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -30,6 +31,7 @@ from colorcli.checkpoint import (
 )
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.data import (
+    CIFAR_NAMES,
     epoch_flips,
     epoch_order,
     epoch_zooms,
@@ -41,7 +43,7 @@ from colorcli.data import (
     split_indices,
     zoom_in,
 )
-from colorcli.errors import CheckpointError, TrainingError, UsageError
+from colorcli.errors import TrainingError, UsageError
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
 
@@ -170,7 +172,9 @@ class Interrupted(Exception):
     exit_code = EXIT_INTERRUPTED
 
     def __init__(self, resume_path: Path) -> None:
-        super().__init__(f"interrupted; saved {resume_path}. Resume with: colorcli train --resume {resume_path}")
+        super().__init__(
+            f"interrupted; saved {resume_path}. Resume with: colorcli train --resume {shlex.quote(str(resume_path))}"
+        )
         self.resume_path = resume_path
 
 
@@ -238,13 +242,15 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
     A fresh run into a folder that holds another run's checkpoints is refused unless
     ``overwrite``: they may be hours of training.
     """
+    if out.exists() and not out.is_dir():
+        return f"{out}: is a file; --out names the run's folder"
     try:
         taken = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
     except OSError as e:
         return f"{out}: cannot look into the run folder ({e.strerror or e})"
     if fresh and taken and not overwrite:
         return (
-            f"{out}: already holds a run ({', '.join(taken)}); continue it with --resume {out / 'last.pt'}, "
+            f"{out}: already holds a run ({', '.join(taken)}); continue it with --resume {_quoted(out / 'last.pt')}, "
             "choose another --out, or pass --overwrite to replace it"
         )
     try:
@@ -252,6 +258,15 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
     except UsageError as e:
         return str(e)
     return None
+
+
+def _fitting_batch(images: int, world: int) -> int | None:
+    """The largest power-of-two batch (a multiple of ``world``, at least 2 per step) that
+    ``images`` training images fill at least once; None if none does."""
+    batch = 1 << max(images, 1).bit_length() - 1  # the largest power of two <= images
+    while batch >= max(2, world) and batch % world:
+        batch //= 2
+    return batch if batch >= max(2, world) and batch % world == 0 else None
 
 
 def _missing_folders(folder: Path) -> list[Path]:
@@ -347,12 +362,19 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
 RELOCATABLE = ("dataset", "data_dir", "mirror")
 
 
+def _quoted(path: Path) -> str:
+    """A path as it can be pasted into a shell command."""
+    return shlex.quote(str(path))
+
+
 def _flag(name: str, value: Any) -> str:
     """An option as it is typed: --epochs 30, --keep-gray, --compile."""
     if name == "skip_gray":
         return "--skip-gray" if value else "--keep-gray"
     flag = "--" + name.replace("_", "-")
-    return flag if value is True else f"{flag} {value}"
+    if value is None or value is False:
+        return f"no {flag}"
+    return flag if value is True else f"{flag} {shlex.quote(str(value))}"
 
 
 def _refuse_changed_settings(typed: dict[str, Any], saved: dict[str, Any], model: dict[str, Any], resume: Path) -> None:
@@ -362,6 +384,8 @@ def _refuse_changed_settings(typed: dict[str, Any], saved: dict[str, Any], model
     so checkpoints from before a setting existed compare as they trained.
     """
     run = {**ModelConfig.from_dict(model).to_dict(), **asdict(TrainConfig.from_dict(saved))}
+    if "init" in typed and typed["init"] != run.get("init"):
+        raise UsageError("--init starts a new run from a model's weights and --resume continues a run; give one")
     changed = []
     for name, value in typed.items():
         if name in RELOCATABLE:
@@ -377,7 +401,7 @@ def _refuse_changed_settings(typed: dict[str, Any], saved: dict[str, Any], model
     if changed:
         raise UsageError(
             f"{'; '.join(changed)}: a resumed run keeps the settings it started with; "
-            f"start a new run from its weights with --init {resume.parent / 'best.pt'} to change them"
+            f"start a new run from its weights with --init {_quoted(resume.parent / 'best.pt')} to change them"
         )
 
 
@@ -427,9 +451,16 @@ def _train(
 ) -> TrainResult:
     state: dict[str, Any] | None = None
     if resume is not None:
+        if resume.suffix == ".safetensors":
+            raise UsageError(
+                f"{resume}: an exported model holds weights only, nothing to resume; fine-tune it with --init"
+            )
         state = load_checkpoint(resume)
         if "optimizer" not in state:
-            raise CheckpointError(f"{resume}: has no training state to resume from (use the run's last.pt)")
+            raise UsageError(
+                f"{resume}: has no training state to resume from; resume from the run's "
+                f"{_quoted(resume.parent / 'last.pt')}, or fine-tune this one with --init"
+            )
         # The run goes on where its checkpoint lies, with the settings it started with.
         # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
         saved = {"skip_gray": False, **state["train_config"]}
@@ -438,6 +469,13 @@ def _train(
         here = {"device": cfg.device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
         cfg = replace(TrainConfig.from_dict(saved), **here)
         model_cfg = ModelConfig.from_dict(state["model_config"])
+        moved = cfg.dataset not in CIFAR_NAMES and not Path(cfg.dataset).is_dir() and "dataset" not in relocate
+        if moved:
+            raise UsageError(
+                f"{cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
+            )
+        if console is not None and d.main:
+            console.print(f"resuming {resume} with the settings its run started with", markup=False)
     init_state = None
     if state is None and cfg.init:
         # Architecture, weights, decoding and chrominance prior come from the starting model,
@@ -454,7 +492,6 @@ def _train(
     threads = set_cpu_threads(cfg.threads, d) if device.type == "cpu" else None
     if cfg.batch_size % d.world:
         raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
-    local_batch = cfg.batch_size // d.world
     out = Path(cfg.out)
     problem = _run_folder_problem(out, fresh=state is None, overwrite=overwrite) if d.main else None
     if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
@@ -469,11 +506,23 @@ def _train(
             f"{resume.parent / 'best.pt'}"
         )
     n_images = len(data)
+    if n_images < 2:
+        raise UsageError(f"{cfg.dataset}: {n_images} image; training needs at least 2 (one is held out to validate)")
     train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
     dropped = 0
     if cfg.skip_gray:
         gray = grayscale_images(data[train_idx])
         train_idx, dropped = train_idx[~gray], int(gray.sum())
+    if len(train_idx) < cfg.batch_size and state is None and "batch_size" not in (typed or {}):
+        # The default batch fits CIFAR; a small folder of one's own photos gets the largest that fits.
+        fitted = _fitting_batch(len(train_idx), d.world)
+        if fitted:
+            say(
+                f"note: {len(train_idx)} training images, fewer than a batch of {cfg.batch_size}: "
+                f"using batches of {fitted} (--batch-size sets it)"
+            )
+            cfg = replace(cfg, batch_size=fitted)
+    local_batch = cfg.batch_size // d.world
     if len(train_idx) < cfg.batch_size:
         hint = f"; lower --batch-size (now {cfg.batch_size})"
         if dropped:
@@ -538,7 +587,7 @@ def _train(
         + (f" with {threads} CPU threads" if threads else "")
         + (f", {d.world} processes" if d.world > 1 else "")
         + f"; {len(train_idx)} training / {len(val_idx)} validation images"
-        + (f" ({dropped} black-and-white training images left out)" if dropped else "")
+        + (f" ({dropped} black-and-white training image{'s' * (dropped > 1)} left out)" if dropped else "")
     )
 
     def checkpoint(kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
