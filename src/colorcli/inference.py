@@ -145,9 +145,10 @@ def _alpha(im: Image.Image, raw_mode: str | None = None) -> Image.Image | None:
     return None if mask.getextrema() == (255, 255) else mask
 
 
-def _open_checked(path: Path, max_pixels: int) -> Image.Image:
+def _open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Image:
     """Image.open, with every way it fails as an InputError naming the file and the reason,
-    and images over ``max_pixels`` refused before any pixel is decoded."""
+    and images over ``max_pixels`` refused before any pixel is decoded (``limit_hint`` says
+    how to raise the limit, where the command has a way)."""
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not an image")
     try:
@@ -162,8 +163,8 @@ def _open_checked(path: Path, max_pixels: int) -> Image.Image:
     if w * h > max_pixels:
         im.close()
         raise InputError(
-            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} "
-            "(a decompression bomb?); raise it with --max-pixels if you trust the file"
+            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} (a decompression bomb?)"
+            + limit_hint
         )
     return im
 
@@ -186,7 +187,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
-        with _open_checked(path, max_pixels) as im:
+        with _open_checked(path, max_pixels, "; raise it with --max-pixels if you trust the file") as im:
             try:
                 frames = getattr(im, "n_frames", 1)
                 im.seek(0)
