@@ -21,8 +21,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from colorcli.checkpoint import load_model
-from colorcli.data import find_images
 from colorcli.evaluate import evaluate_photos
+from colorcli.images import find_images
 from colorcli.inference import ColorizeOptions, colorize_gray
 from colorcli.metrics import share_or_nan
 

@@ -29,7 +29,6 @@ import torch
 
 from colorcli.checkpoint import load_model, read_weights
 from colorcli.data import (
-    find_images,
     flip_where,
     grayscale_images,
     load_dataset,
@@ -39,6 +38,7 @@ from colorcli.data import (
     zoom_in,
 )
 from colorcli.evaluate import evaluate_photos, evaluate_tensor
+from colorcli.images import find_images
 from colorcli.inference import ColorizeOptions
 from colorcli.metrics import share_or_nan
 from colorcli.model import Colorizer

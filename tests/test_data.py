@@ -15,7 +15,6 @@ from PIL import Image
 from colorcli.data import (
     epoch_flips,
     epoch_order,
-    find_images,
     flip_where,
     grayscale_images,
     iter_batches,
@@ -72,13 +71,6 @@ def test_limit_decodes_only_the_first_files(image_folder, monkeypatch):
     decoded.clear()
     assert torch.equal(load_folder(image_folder, cache_dir=cache, show_progress=False, limit=5), first5)
     assert decoded == []  # from the whole folder's cache
-
-
-def test_find_images_any_case_and_nested(tmp_path):
-    (tmp_path / "x" / "y").mkdir(parents=True)
-    Image.new("RGB", (4, 4)).save(tmp_path / "x" / "y" / "A B.JPG")
-    (tmp_path / "dir.png").mkdir()
-    assert [p.name for p in find_images(tmp_path)] == ["A B.JPG"]
 
 
 def test_rank_shards_are_disjoint_and_equal():
@@ -244,18 +236,6 @@ def test_a_mirror_that_is_not_an_http_address_is_a_usage_error(tmp_path, mirror)
 
     with pytest.raises(UsageError, match="http:// or https://"):
         load_cifar("cifar10", tmp_path / "dl", train=True, mirror=mirror)
-
-
-def test_folders_find_every_photo_format_pillow_reads_and_nothing_else(tmp_path):
-    from colorcli.data import find_images
-    from helpers import colour_image
-
-    img = colour_image(32, 32)
-    for name in ("a.png", "b.PGM", "c.tga", "d.jpe", "e.tif"):
-        (img.convert("L") if name.lower().endswith(".pgm") else img).save(tmp_path / name)
-    for name in ("clip.mpg", "notes.txt", "._a.png", "scan.eps"):
-        (tmp_path / name).write_bytes(b"not a photo")
-    assert [p.name for p in find_images(tmp_path)] == ["a.png", "b.PGM", "c.tga", "d.jpe", "e.tif"]
 
 
 def test_a_moved_folder_keeps_its_cache(image_folder, tmp_path):

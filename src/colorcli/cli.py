@@ -321,9 +321,10 @@ def evaluate(
         import torch
 
         from colorcli.checkpoint import load_model
-        from colorcli.data import find_images, load_dataset
+        from colorcli.data import load_dataset
         from colorcli.errors import UsageError
         from colorcli.evaluate import evaluate_photos, evaluate_tensor, holdout_images, save_grid, save_photo_grid
+        from colorcli.images import find_images
         from colorcli.inference import ColorizeOptions, check_output_file
         from colorcli.train import pick_device
 

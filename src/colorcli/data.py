@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import functools
 import hashlib
 import os
 import time
@@ -22,6 +21,7 @@ import torch
 
 from colorcli.color import luma_u8
 from colorcli.errors import ColorcliError, DataError, UsageError
+from colorcli.images import find_images, load_rgb
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 MIRROR_ENV = "COLORCLI_CIFAR_MIRROR"
@@ -35,75 +35,11 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "colorcli"
 
 
-# Still-image formats a photo may come in. Pillow registers more suffixes (video, scientific
-# and vector formats it can only identify or needs other programs for); folders skip those.
-PHOTO_FORMATS = frozenset(
-    {
-        "BMP",
-        "DIB",
-        "GIF",
-        "JPEG",
-        "JPEG2000",
-        "PNG",
-        "PPM",
-        "TIFF",
-        "WEBP",
-        "TGA",
-        "PSD",
-        "PCX",
-        "SGI",
-        "ICO",
-        "AVIF",
-        "QOI",
-    }
-)
-
-
-@functools.cache
-def image_suffixes() -> frozenset[str]:
-    """File suffixes (lower case, with the dot) of the photo formats this Pillow can read."""
-    from PIL import Image
-
-    Image.init()
-    return frozenset(
-        ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS and fmt in Image.OPEN
-    )
-
-
-def is_image_name(path: Path) -> bool:
-    """Whether a file's name says it is an image Pillow reads (macOS "._" metadata twins are not)."""
-    return path.suffix.lower() in image_suffixes() and not path.name.startswith("._")
-
-
-def looks_like_image(path: Path) -> bool:
-    """An image by its name, or else by its first bytes (Pillow identifies it): for files with
-    no suffix or an odd one (scan001, IMG_1.JPG_original) that a glob names on purpose."""
-    if is_image_name(path):
-        return True
-    if path.name.startswith("._"):
-        return False
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path):
-            return True
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
-
-
-def find_images(root: Path, recursive: bool = True) -> list[Path]:
-    """Image files under root (by suffix, any case), sorted for reproducibility."""
-    pattern = "**/*" if recursive else "*"
-    return sorted(p for p in root.glob(pattern) if is_image_name(p) and p.is_file())
-
-
 def _decode_fit(path: Path, size: int) -> np.ndarray:
     """Decode one image, apply EXIF orientation, resize and centre-crop to (size, size, 3) uint8.
 
     Raises InputError naming the file and the reason (the same checks as colorize's)."""
     from PIL import Image, ImageOps
-
-    from colorcli.inference import load_rgb
 
     im = load_rgb(path)
     if im.size != (size, size):

@@ -12,6 +12,7 @@ import torch
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, skipped_warning
 from colorcli.errors import ColorcliError, InputError, UsageError
+from colorcli.images import load_rgb
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
 
@@ -104,8 +105,6 @@ def evaluate_tensor(model, data: torch.Tensor, batch_size: int = 500, progress=N
 def _read_photos(paths: list[Path], unreadable: list[tuple[Path, str]]) -> Iterator[tuple[Path, Any]]:
     """(path, display-oriented 8-bit RGB PIL image) of each readable photo, one at a time; the
     others go to ``unreadable`` with the reason."""
-    from colorcli.inference import load_rgb
-
     for path in paths:
         try:
             rgb = load_rgb(path)

@@ -25,13 +25,13 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from colorcli.errors import ColorcliError, InputError, UsageError, first_line
+from colorcli.images import DEFAULT_MAX_PIXELS, find_images, looks_like_image, open_checked, to_gray8
 
 if TYPE_CHECKING:
     import torch
 
 TILE = 32
 DEFAULT_SCALE = 96
-DEFAULT_MAX_PIXELS = 200_000_000
 JPEG_EXIF_MAX = 65533  # bytes of EXIF one JPEG APP1 segment holds
 # Full-resolution colour is composed in bands of at most this many pixels and rows.
 BAND_PIXELS = 1 << 20
@@ -92,30 +92,6 @@ class LoadedImage:
     note: str | None = None
 
 
-HIGH_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-
-
-def to_gray8(im: Image.Image) -> Image.Image:
-    """8-bit Rec. 601 luma of any Pillow mode; 16-bit and float images keep their tonal range."""
-    if im.mode in HIGH_BIT_GRAY:
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
-        if im.mode == "F" and a.max(initial=0) <= 1.0:
-            top = 1.0
-        return Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
-    if im.mode == "L":
-        return im
-    if im.mode in ("1", "LA", "La"):
-        return im.convert("L")
-    return im.convert("RGB").convert("L")
-
-
-def to_rgb8(im: Image.Image) -> Image.Image:
-    """8-bit RGB of any Pillow mode. Pillow's own convert("RGB") clips 16-bit and float gray to
-    white; those are scaled down to 8 bits first, as colorize reads them."""
-    return to_gray8(im).convert("RGB") if im.mode in HIGH_BIT_GRAY else im.convert("RGB")
-
-
 def _raw_mode(im: Image.Image) -> str | None:
     """How the file stores its samples ("RGB", "RGB;16B", "L;4", ...), read before decoding."""
     tiles = getattr(im, "tile", None) or []
@@ -145,49 +121,12 @@ def _alpha(im: Image.Image, raw_mode: str | None = None) -> Image.Image | None:
     return None if mask.getextrema() == (255, 255) else mask
 
 
-def _open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Image:
-    """Image.open, with every way it fails as an InputError naming the file and the reason,
-    and images over ``max_pixels`` refused before any pixel is decoded (``limit_hint`` says
-    how to raise the limit, where the command has a way)."""
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory, not an image")
-    try:
-        im = _open_unlimited(path)  # the pixel limit is checked below, against max_pixels
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-    except Exception as e:  # noqa: BLE001 - any failure to identify the file is a bad input
-        raise InputError(f"{path}: not a readable image ({first_line(e)})") from None
-    w, h = im.size
-    if w * h > max_pixels:
-        im.close()
-        raise InputError(
-            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} (a decompression bomb?)"
-            + limit_hint
-        )
-    return im
-
-
-def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Any image Pillow reads as display-oriented 8-bit RGB (a colour original to learn from or
-    score against); failures are InputErrors naming the file and the reason."""
-    path = Path(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
-        with _open_checked(path, max_pixels) as im:
-            try:
-                return to_rgb8(ImageOps.exif_transpose(im))
-            except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
-                raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
-
-
 def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Open any image Pillow reads as display-oriented 8-bit luma (+ alpha, ICC profile, EXIF)."""
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
-        with _open_checked(path, max_pixels, "; raise it with --max-pixels if you trust the file") as im:
+        with open_checked(path, max_pixels, "; raise it with --max-pixels if you trust the file") as im:
             try:
                 frames = getattr(im, "n_frames", 1)
                 im.seek(0)
@@ -202,16 +141,6 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
                 raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
     note = f"used the first of its {frames} frames" if frames > 1 else None
     return LoadedImage(gray=gray, alpha=alpha, icc_profile=icc, exif=exif, note=note)
-
-
-def _open_unlimited(path: Path) -> Image.Image:
-    """Image.open without Pillow's own decompression-bomb limit, which --max-pixels replaces."""
-    old = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        return Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
 
 
 def _rgb_profile(icc: bytes | None) -> bytes | None:
@@ -649,8 +578,6 @@ def expand_inputs(
     passed over in silence. Glob matches are kept if they look like images (by
     suffix, or by their first bytes). Anything left out is said in ``notes``.
     """
-    from colorcli.data import find_images, looks_like_image
-
     found: list[tuple[Path, Path]] = []
     refused: list[Job] = []
     for item in inputs:

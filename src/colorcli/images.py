@@ -1,0 +1,148 @@
+"""Image files: which files are photos, and reading any of them as 8-bit gray or RGB.
+
+Shared by training and eval (colour originals, ``load_rgb``) and colorize (gray input
+with alpha and metadata, ``inference.load_image``), so all read a file the same way and
+fail on it with the same one-line reasons.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from colorcli.errors import InputError, first_line
+
+# Still-image formats a photo may come in. Pillow registers more suffixes (video, scientific
+# and vector formats it can only identify or needs other programs for); folders skip those.
+PHOTO_FORMATS = frozenset(
+    {
+        "BMP",
+        "DIB",
+        "GIF",
+        "JPEG",
+        "JPEG2000",
+        "PNG",
+        "PPM",
+        "TIFF",
+        "WEBP",
+        "TGA",
+        "PSD",
+        "PCX",
+        "SGI",
+        "ICO",
+        "AVIF",
+        "QOI",
+    }
+)
+
+
+@functools.cache
+def image_suffixes() -> frozenset[str]:
+    """File suffixes (lower case, with the dot) of the photo formats this Pillow can read."""
+    Image.init()
+    return frozenset(
+        ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS and fmt in Image.OPEN
+    )
+
+
+def is_image_name(path: Path) -> bool:
+    """Whether a file's name says it is an image Pillow reads (macOS "._" metadata twins are not)."""
+    return path.suffix.lower() in image_suffixes() and not path.name.startswith("._")
+
+
+def looks_like_image(path: Path) -> bool:
+    """An image by its name, or else by its first bytes (Pillow identifies it): for files with
+    no suffix or an odd one (scan001, IMG_1.JPG_original) that a glob names on purpose."""
+    if is_image_name(path):
+        return True
+    if path.name.startswith("._"):
+        return False
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
+
+
+def find_images(root: Path, recursive: bool = True) -> list[Path]:
+    """Image files under root (by suffix, any case), sorted for reproducibility."""
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in root.glob(pattern) if is_image_name(p) and p.is_file())
+
+
+DEFAULT_MAX_PIXELS = 200_000_000
+
+
+HIGH_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_gray8(im: Image.Image) -> Image.Image:
+    """8-bit Rec. 601 luma of any Pillow mode; 16-bit and float images keep their tonal range."""
+    if im.mode in HIGH_BIT_GRAY:
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+        if im.mode == "F" and a.max(initial=0) <= 1.0:
+            top = 1.0
+        return Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    if im.mode == "L":
+        return im
+    if im.mode in ("1", "LA", "La"):
+        return im.convert("L")
+    return im.convert("RGB").convert("L")
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """8-bit RGB of any Pillow mode. Pillow's own convert("RGB") clips 16-bit and float gray to
+    white; those are scaled down to 8 bits first, as colorize reads them."""
+    return to_gray8(im).convert("RGB") if im.mode in HIGH_BIT_GRAY else im.convert("RGB")
+
+
+def _open_unlimited(path: Path) -> Image.Image:
+    """Image.open without Pillow's own decompression-bomb limit, which --max-pixels replaces."""
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Image:
+    """Image.open, with every way it fails as an InputError naming the file and the reason,
+    and images over ``max_pixels`` refused before any pixel is decoded (``limit_hint`` says
+    how to raise the limit, where the command has a way)."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not an image")
+    try:
+        im = _open_unlimited(path)  # the pixel limit is checked below, against max_pixels
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except Exception as e:  # noqa: BLE001 - any failure to identify the file is a bad input
+        raise InputError(f"{path}: not a readable image ({first_line(e)})") from None
+    w, h = im.size
+    if w * h > max_pixels:
+        im.close()
+        raise InputError(
+            f"{path}: {w}x{h} is {w * h:,} pixels, over the limit of {max_pixels:,} (a decompression bomb?)"
+            + limit_hint
+        )
+    return im
+
+
+def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Any image Pillow reads as display-oriented 8-bit RGB (a colour original to learn from or
+    score against); failures are InputErrors naming the file and the reason."""
+    path = Path(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
+        with open_checked(path, max_pixels) as im:
+            try:
+                return to_rgb8(ImageOps.exif_transpose(im))
+            except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
+                raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None

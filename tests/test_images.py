@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from colorcli.errors import InputError
+from colorcli.images import find_images, load_rgb, looks_like_image, to_gray8
+from helpers import colour_image
+
+
+def test_find_images_any_case_and_nested(tmp_path):
+    (tmp_path / "x" / "y").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(tmp_path / "x" / "y" / "A B.JPG")
+    (tmp_path / "dir.png").mkdir()
+    assert [p.name for p in find_images(tmp_path)] == ["A B.JPG"]
+
+
+def test_folders_find_every_photo_format_pillow_reads_and_nothing_else(tmp_path):
+    img = colour_image(32, 32)
+    for name in ("a.png", "b.PGM", "c.tga", "d.jpe", "e.tif"):
+        (img.convert("L") if name.lower().endswith(".pgm") else img).save(tmp_path / name)
+    for name in ("clip.mpg", "notes.txt", "._a.png", "scan.eps"):
+        (tmp_path / name).write_bytes(b"not a photo")
+    assert [p.name for p in find_images(tmp_path)] == ["a.png", "b.PGM", "c.tga", "d.jpe", "e.tif"]
+
+
+def test_16bit_keeps_its_range():
+    arr = (np.linspace(0, 65535, 64 * 16).reshape(16, 64)).astype(np.uint16)
+    im = Image.fromarray(arr)
+    g = np.asarray(to_gray8(im))
+    assert g.min() == 0 and g.max() == 255
+
+
+def test_load_rgb_reads_every_mode_as_8_bit_rgb_and_names_bad_files(tmp_path):
+    ramp = (np.arange(40 * 30, dtype=np.uint16).reshape(30, 40) * 50).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    colour_image(40, 30).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    colour_image(40, 30).convert("P").save(tmp_path / "p.png")
+    for name in ("g16.png", "cmyk.jpg", "p.png"):
+        im = load_rgb(tmp_path / name)
+        assert im.mode == "RGB" and im.size == (40, 30) and 10 < np.asarray(im).std(), name
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(InputError, match="bad.png: not a readable image"):
+        load_rgb(tmp_path / "bad.png")
+    with pytest.raises(InputError, match=r"over the limit of 100 \(a decompression bomb\?\)$"):
+        load_rgb(tmp_path / "p.png", max_pixels=100)  # training and eval have no --max-pixels to suggest
+
+
+def test_a_file_without_a_suffix_is_an_image_by_its_first_bytes(tmp_path):
+    colour_image(8, 8).save(tmp_path / "scan001", format="PNG")
+    (tmp_path / "notes").write_text("hello")
+    assert looks_like_image(tmp_path / "scan001") and not looks_like_image(tmp_path / "notes")
