@@ -418,7 +418,7 @@ def test_resume_refuses_changed_settings_and_changed_data_but_follows_a_moved_fo
     assert r.exit_code == 0 and "already finished" in r.output, r.output
     colour_image(40, 40, seed=99).save(moved / "a" / "extra.png")
     r = invoke("train", "--resume", last, "--dataset", moved)
-    assert r.exit_code == 2 and "25 images now, 24 when the run started" in r.output, r.output
+    assert r.exit_code == 2 and "25 images, but the run split 24, so its split would change" in r.output, r.output
 
 
 def test_sigterm_while_the_data_loads_stops_like_ctrl_c_and_leaves_no_folder(image_folder, tmp_path, monkeypatch):
@@ -542,3 +542,14 @@ def test_resume_and_checkpoint_slips_get_usage_errors_that_say_what_to_do(image_
     colour_image(40, 40).save(tmp_path / "one" / "a.png")
     r = invoke("train", "--dataset", tmp_path / "one", "--out", tmp_path / "r3")
     assert r.exit_code == 2 and "one: 1 image; training needs at least 2" in r.output, r.output
+
+
+def test_a_limited_run_notices_files_swapped_in_before_its_limit(image_folder, tmp_path):
+    run = tmp_path / "run"
+    assert invoke(*tiny_train_args(image_folder, run), "--limit", "20", "--threads", "1").exit_code == 0
+    assert invoke("eval", "--holdout", "--checkpoint", run / "best.pt", "--json").exit_code == 0
+    colour_image(40, 40, seed=99).save(image_folder / "a" / "aaa.png")  # sorts first: 20 images still
+    r = invoke("eval", "--holdout", "--checkpoint", run / "best.pt")
+    assert r.exit_code == 2 and "added, removed or renamed" in r.output, r.output
+    r = invoke(*tiny_train_args(image_folder, run), "--limit", "20", "--resume", run / "last.pt")
+    assert r.exit_code == 2 and "added, removed or renamed" in r.output, r.output

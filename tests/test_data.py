@@ -267,3 +267,35 @@ def test_caches_unused_for_a_month_are_pruned_when_a_new_one_is_written(image_fo
     os.utime(ours, (month_ago, month_ago))
     load_folder(image_folder, cache_dir=tmp_path / "c", show_progress=False)
     assert ours.stat().st_mtime > time.time() - 60
+
+
+def test_a_cache_from_an_older_decoder_is_not_read_back(image_folder, tmp_path, monkeypatch):
+    import colorcli.data as data_module
+
+    monkeypatch.setattr(data_module, "DECODE_VERSION", 1)
+    load_folder(image_folder, cache_dir=tmp_path / "c", show_progress=False)
+    [old] = (tmp_path / "c" / "folders").glob("*.npy")
+    np.save(old, np.zeros_like(np.load(old)))  # stands for what the old decoder made
+    monkeypatch.setattr(data_module, "DECODE_VERSION", 2)
+    assert load_folder(image_folder, cache_dir=tmp_path / "c", show_progress=False).float().mean() > 0
+
+
+def test_a_cache_pruned_under_a_reader_is_decoded_again(tmp_path):
+    from colorcli.data import _read_cache
+
+    assert _read_cache(tmp_path / "gone.npy", None) is None
+    (tmp_path / "torn.npy").write_bytes(b"\x93NUMPY")  # cut short
+    assert _read_cache(tmp_path / "torn.npy", 3) is None
+
+
+def test_files_digest_follows_the_files_not_where_the_folder_lies(image_folder, tmp_path):
+    import shutil
+
+    from colorcli.data import files_digest
+
+    assert files_digest("cifar10") is None
+    before = files_digest(str(image_folder))
+    moved = shutil.move(image_folder, tmp_path / "moved")
+    assert files_digest(str(moved)) == before
+    (Path(moved) / "a" / "img1.png").rename(Path(moved) / "a" / "img1b.png")
+    assert files_digest(str(moved)) != before

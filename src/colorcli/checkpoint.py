@@ -192,7 +192,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     path = Path(path) if path is not None else default_model_path()
     if path.suffix != ".safetensors":
         ckpt = load_checkpoint(path)
-        extras = {k: ckpt[k] for k in ("train_config", "images", "metrics", "history") if k in ckpt}
+        extras = {k: ckpt[k] for k in ("train_config", "images", "files_digest", "metrics", "history") if k in ckpt}
         return ckpt["model_config"], ckpt["model"], extras
     from safetensors import SafetensorError, safe_open
 

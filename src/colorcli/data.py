@@ -56,13 +56,46 @@ def skipped_warning(bad: list[tuple[Path, str]], where: Path | str) -> str:
     )
 
 
+# Bumped whenever decoding changes what a cached folder holds (2: 16-bit and float gray
+# scaled to 8 bits instead of clipped to white), so older caches are not read back.
+DECODE_VERSION = 2
+
+
 def _folder_key(root: Path, paths: list[Path], size: int) -> str:
-    """Cache key of a folder's images: their paths within it, sizes and times (not where it lies)."""
-    h = hashlib.sha256(str(size).encode())
+    """Cache key of a folder's images: their paths within it, sizes and times (not where it
+    lies), the square size and the decoder's version."""
+    h = hashlib.sha256(f"{size}\0v{DECODE_VERSION}".encode())
     for p in paths:
         st = p.stat()
         h.update(f"{p.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:20]
+
+
+def files_digest(spec: str) -> str | None:
+    """A digest of the image files' paths within a folder dataset (None for CIFAR).
+
+    Stored with a run, it tells whether files were added, removed or renamed since the
+    run split the folder (which would move images between its training and validation
+    sides), wherever the folder now lies and however its files decode.
+    """
+    if spec in CIFAR_NAMES:
+        return None
+    root = Path(spec)
+    h = hashlib.sha256()
+    for p in find_images(root):
+        h.update(p.relative_to(root).as_posix().encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def changed_images(count: int, digest: str | None, run: dict) -> str | None:
+    """Why a dataset is not the one a run split, or None: its number of images or its file
+    names differ. ``run`` holds the checkpoint's "images" and "files_digest" (runs from
+    before either was stored are not checked on it)."""
+    if run.get("images") is not None and run["images"] != count:
+        return f"{count} images, but the run split {run['images']}"
+    if run.get("files_digest") and digest and run["files_digest"] != digest:
+        return "image files were added, removed or renamed since the run split it"
+    return None
 
 
 def _not_a_dataset(spec: str) -> UsageError:
@@ -90,25 +123,42 @@ def load_folder(
     is one, else decoding only as far as needed, and caching nothing (quick trials
     should not leave a copy per limit behind).
     """
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import track
-
     root = Path(root)
     if not root.is_dir():
         raise _not_a_dataset(str(root))
     paths = find_images(root)
     if not paths:
         raise DataError(f"{root}: no images found (no files with an image suffix Pillow reads)")
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy"
-        if cache.exists():
-            with contextlib.suppress(OSError):  # marks it used, for pruning; a read-only cache still reads
-                os.utime(cache)
-            return torch.from_numpy(np.load(cache)[:limit]).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
-    if limit:
-        cache = None
+    cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy" if cache_dir is not None else None
+    cached = _read_cache(cache, limit) if cache is not None else None
+    if cached is not None:
+        return torch.from_numpy(cached).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+    stack = _decode_first(root, paths, size, limit, show_progress)  # (N, S, S, 3)
+    if cache is not None and not limit:
+        _write_cache(cache, stack)
+    return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+
+
+def _read_cache(cache: Path, limit: int | None) -> np.ndarray | None:
+    """The first ``limit`` (or all) images of a folder's cache, (N, S, S, 3) uint8; None if it
+    is not there (or was pruned by another process a moment ago)."""
+    try:
+        stack = np.load(cache, mmap_mode="r")  # reads only the rows kept
+        images = np.array(stack[:limit])
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(OSError):  # marks it used, for pruning; a read-only cache still reads
+        os.utime(cache)
+    return images
+
+
+def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, show_progress: bool) -> np.ndarray:
+    """Decode the files in order until ``limit`` (or all) are read: (N, size, size, 3) uint8.
+    Unreadable ones are skipped with one warning line; none readable is a DataError."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import track
+
     arrays: list[np.ndarray] = []
     bad: list[tuple[Path, str]] = []
     for p in track(paths, description=f"decoding {root.name}", disable=not show_progress, transient=True):
@@ -124,20 +174,26 @@ def load_folder(
         )
     if not arrays:
         raise DataError(f"{root}: none of the {len(paths)} image files could be read ({bad[0][1]})")
-    stack = np.stack(arrays)  # (N, S, S, 3)
-    if cache is not None:
-        from colorcli.checkpoint import atomic_write
+    return np.stack(arrays)  # (N, S, S, 3)
 
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(cache, lambda f: np.save(f, stack))
-            prune_folder_cache(cache.parent, keep=cache)
-        except OSError as e:  # the cache only saves time: go on without it
-            Console(stderr=True, highlight=False).print(
-                f"[yellow]warning:[/] cannot cache decoded images in {escape(str(cache.parent))} "
-                f"({escape(str(e.strerror or e))})"
-            )
-    return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
+
+def _write_cache(cache: Path, stack: np.ndarray) -> None:
+    """Save a folder's decoded images and prune stale caches; a cache that cannot be written
+    only costs time, so that is a warning."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    from colorcli.checkpoint import atomic_write
+
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache, lambda f: np.save(f, stack))
+        prune_folder_cache(cache.parent, keep=cache)
+    except OSError as e:
+        Console(stderr=True, highlight=False).print(
+            f"[yellow]warning:[/] cannot cache decoded images in {escape(str(cache.parent))} "
+            f"({escape(str(e.strerror or e))})"
+        )
 
 
 CACHE_DAYS = 30

@@ -131,7 +131,7 @@ def holdout_images(
     number of images than the run had is refused, since its split would differ.
     """
     from colorcli.checkpoint import read_weights
-    from colorcli.data import CIFAR_NAMES, load_dataset, split_indices
+    from colorcli.data import CIFAR_NAMES, changed_images, files_digest, load_dataset, split_indices
 
     _, _, extras = read_weights(checkpoint)
     tc = extras.get("train_config")
@@ -144,11 +144,10 @@ def holdout_images(
             "so pass --dataset with that folder's path from here"
         )
     data = load_dataset(source, data_dir or tc.get("data_dir"), train=True, mirror=mirror, limit=tc.get("limit"))
-    trained_on = extras.get("images")  # runs from before it was stored cannot be checked
-    if trained_on is not None and trained_on != len(data):
+    changed = changed_images(len(data), files_digest(source), extras)
+    if changed:
         raise UsageError(
-            f"{source}: {len(data)} images, but the run split {trained_on}; its holdout cannot be re-created "
-            "from these (some would be images it trained on)"
+            f"{source}: {changed}; its holdout cannot be re-created from these (some would be images it trained on)"
         )
     _, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
     return data[val_idx]

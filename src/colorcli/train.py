@@ -32,9 +32,11 @@ from colorcli.checkpoint import (
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.data import (
     CIFAR_NAMES,
+    changed_images,
     epoch_flips,
     epoch_order,
     epoch_zooms,
+    files_digest,
     flip_where,
     grayscale_images,
     iter_batches,
@@ -498,12 +500,12 @@ def _train(
         raise UsageError(problem or f"{out}: refused by the main process")
 
     data = _load_once(cfg, d)
-    started_with = state.get("images") if state is not None else None
-    if started_with is not None and started_with != len(data):
+    digest = files_digest(cfg.dataset)
+    changed = changed_images(len(data), digest, state) if state is not None else None
+    if changed:
         raise UsageError(
-            f"{cfg.dataset}: {len(data)} images now, {started_with} when the run started, so its split would "
-            f"change; resume with the same images, or start a new run from its weights with --init "
-            f"{resume.parent / 'best.pt'}"
+            f"{cfg.dataset}: {changed}, so its split would change; resume with the same images, or start "
+            f"a new run from its weights with --init {_quoted(resume.parent / 'best.pt')}"
         )
     n_images = len(data)
     if n_images < 2:
@@ -601,6 +603,7 @@ def _train(
             "history": history,
             "metrics": metrics or (history[-1] if history else {}),
             "images": n_images,
+            "files_digest": digest,
         }
         if kind == "last":
             payload.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), rng=torch.get_rng_state())
