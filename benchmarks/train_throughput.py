@@ -94,7 +94,7 @@ def main() -> None:
         )
         train(cfg, config)
         history = json.loads((Path(tmp) / "history.json").read_text())
-    real = max(h["images_per_s"] for h in history)
+    real = max(h["images_per_s"] or 0.0 for h in history)  # null for an epoch resumed with no steps left
     floor = bare_step_rate(config, data, args.batch_size, steps=max(10, args.images // args.batch_size // 2))
     usual = usual_way_rate(config, args.folder, args.images, args.batch_size, args.workers)
     print(f"default model {config.arch} width {config.width}, batch {args.batch_size}, {threads} CPU threads")

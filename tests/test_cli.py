@@ -268,6 +268,9 @@ def test_eval_holdout_from_another_folder_says_which_dataset_to_pass(image_folde
     assert invoke("eval", "--holdout", "--checkpoint", ckpt, "--json").exit_code == 0
     r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", "elsewhere")
     assert r.exit_code == 2 and "elsewhere" in r.output and "--dataset" in r.output, r.output
+    nowhere = ("--data-dir", tmp_path / "none", "--mirror", "http://127.0.0.1:9")  # never the network
+    r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", "cifar10", *nowhere)
+    assert r.exit_code == 1 and "cannot download cifar10 from http://127.0.0.1:9" in r.output, r.output
     colour_image(40, 40, seed=99).save(image_folder / "a" / "extra.png")  # another split now
     r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", image_folder)
     assert r.exit_code == 2 and "25 images, but the run split 24" in r.output, r.output

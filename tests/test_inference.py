@@ -642,6 +642,9 @@ def test_a_new_output_named_like_an_image_is_refused_for_several_inputs(tmp_path
         plan_jobs([tmp_path / "a.jpg", tmp_path / "b.jpg"], tmp_path / "all.png")
     with pytest.raises(UsageError, match="a folder or glob"):
         plan_jobs([tmp_path / "a.*"], tmp_path / "one.png")
+    colour_image(8, 8).save(tmp_path / "old.png")  # an existing file, too
+    with pytest.raises(UsageError, match="names one image file"):
+        plan_jobs([tmp_path / "a.jpg", tmp_path / "b.jpg"], tmp_path / "old.png")
     jobs = plan_jobs([tmp_path / "a.jpg", tmp_path / "b.jpg"], tmp_path / "all.png", output_is_dir=True)
     assert [j.dst for j in jobs] == [tmp_path / "all.png" / "a.png", tmp_path / "all.png" / "b.png"]
     assert [j.dst for j in plan_jobs([tmp_path / "a.jpg"], tmp_path / "one.png")] == [tmp_path / "one.png"]
@@ -661,3 +664,16 @@ def test_json_lines_come_in_input_order(tmp_path, tiny_model, capsys):
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [Path(x["input"]).name for x in lines] == ["p0.png", "p1.png", "p2.png", "p3.png"]
     assert [x["status"] for x in lines] == ["ok", "ok", "failed", "skipped"]
+
+
+def test_jobs_keep_the_order_inputs_were_given_in_even_refused_and_renamed_ones(tmp_path):
+    for sub in ("a", "b", "empty"):
+        (tmp_path / sub).mkdir()
+    colour_image(30, 30).save(tmp_path / "a" / "photo.png")
+    colour_image(30, 30).save(tmp_path / "b" / "photo.jpg")
+    colour_image(30, 30).save(tmp_path / "b.png")
+    inputs = [tmp_path / "a" / "photo.png", tmp_path / "empty", tmp_path / "b.png", tmp_path / "b" / "photo.jpg"]
+    jobs = plan_jobs(inputs, tmp_path / "out")
+    assert [j.src for j in jobs] == inputs
+    assert jobs[1].error and "no images" in jobs[1].error
+    assert [j.dst.name for j in jobs if j.dst] == ["photo_png.png", "b.png", "photo_jpg.png"]

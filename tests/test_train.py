@@ -297,4 +297,5 @@ def test_fitting_batch_is_the_largest_power_of_two_each_process_can_share():
     from colorcli.train import _fitting_batch
 
     assert [_fitting_batch(n, 1) for n in (0, 1, 2, 3, 21, 64, 127)] == [None, None, 2, 2, 16, 64, 64]
-    assert _fitting_batch(21, 4) == 16 and _fitting_batch(3, 4) is None and _fitting_batch(40, 3) is None
+    assert _fitting_batch(21, 4) == 16 and _fitting_batch(3, 4) is None
+    assert _fitting_batch(40, 3) == 24 and _fitting_batch(100, 6) == 96 and _fitting_batch(1, 2) is None

@@ -273,6 +273,7 @@ def train(
 
 @app.command("eval")
 def evaluate(
+    ctx: typer.Context,
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
@@ -341,7 +342,8 @@ def evaluate(
         model = load_model(checkpoint).to(pick_device(device))
         data = None
         if holdout:
-            data = holdout_images(checkpoint, dataset, data_dir, mirror)
+            given = dataset if _from_command_line(ctx, "dataset") else None  # else the run's own
+            data = holdout_images(checkpoint, given, data_dir, mirror)
             if limit:
                 data = data[:limit]
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))

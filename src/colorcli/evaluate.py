@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,19 +117,17 @@ def _read_photos(paths: list[Path], unreadable: list[tuple[Path, str]]) -> Itera
 
 def photo_folder(paths: list[Path]) -> Path:
     """The folder the photos were found in (their common parent), for messages and tables."""
-    import os
-
     return Path(os.path.commonpath([p.absolute().parent for p in paths])) if paths else Path()
 
 
 def holdout_images(
-    checkpoint: Path | None, dataset: str, data_dir: Path | None, mirror: str | None = None
+    checkpoint: Path | None, dataset: str | None, data_dir: Path | None, mirror: str | None = None
 ) -> torch.Tensor:
     """The validation images a run held out, (N, 3, 32, 32) uint8, from its stored training config.
 
-    dataset "cifar10" (eval's default) means the run's own dataset; any other names the
-    folder or CIFAR set to split, for a run whose folder has moved. A dataset with another
-    number of images than the run had is refused, since its split would differ.
+    dataset None means the run's own dataset; a name is the folder or CIFAR set to split,
+    for a run whose folder has moved. A dataset with another number of images, or other
+    file names, than the run had is refused, since its split would differ.
     """
     from colorcli.checkpoint import read_weights
     from colorcli.data import CIFAR_NAMES, changed_images, files_digest, load_dataset, split_indices
@@ -137,7 +136,7 @@ def holdout_images(
     tc = extras.get("train_config")
     if not tc:
         raise ColorcliError(f"{checkpoint or 'the default model'}: has no training config, so no known holdout split")
-    source = tc["dataset"] if dataset == "cifar10" and tc["dataset"] != "cifar10" else dataset
+    source = tc["dataset"] if dataset is None else dataset
     if source not in CIFAR_NAMES and not Path(source).is_dir():
         raise UsageError(
             f"{source}: not a folder here; the model was trained on {tc['dataset']!r} (as named where training ran), "

@@ -522,8 +522,8 @@ def _is_glob(item: Path) -> bool:
 
 def _glob_root(pattern: Path) -> Path:
     """The folder a glob pattern searches below: its longest leading part that is a folder
-    as written (so a folder named 'scans [1950]' is that folder, not a pattern), else its
-    parts before the first wildcard (a folder that does not exist matches nothing)."""
+    as written (so a folder named 'scans [1950]' is that folder, not a pattern); if no
+    leading part is one, its parts before the first wildcard (which then match nothing)."""
     parts = pattern.parts
     for n in range(len(parts) - 1, 0, -1):
         head = Path(*parts[:n])
@@ -567,8 +567,9 @@ def _outside(files: list[Path], nested: Path | None, notes: list[str] | None = N
 
 def expand_inputs(
     inputs: list[Path], recursive: bool, exclude: Path | None = None, notes: list[str] | None = None
-) -> tuple[list[tuple[Path, Path]], list[Job]]:
-    """(file, path relative to the output folder without suffix) for every input file, and refused inputs.
+) -> list[tuple[Path, Path] | Job]:
+    """(file, path relative to the output folder without suffix) for every input file, and a
+    Job with an ``error`` for each refused input, in the order the inputs were given.
 
     Folders contribute their images (recursively with `recursive`, keeping
     subfolders) and glob patterns their matches, except files inside ``exclude``
@@ -578,14 +579,13 @@ def expand_inputs(
     passed over in silence. Glob matches are kept if they look like images (by
     suffix, or by their first bytes). Anything left out is said in ``notes``.
     """
-    found: list[tuple[Path, Path]] = []
-    refused: list[Job] = []
+    found: list[tuple[Path, Path] | Job] = []
     for item in inputs:
         if item.is_dir():
             images = _outside(find_images(item, recursive=recursive), _nested_output(item, exclude), notes)
             if not images:
                 hint = "" if recursive else " (-r looks in subfolders)"
-                refused.append(Job(item, None, f"{item}: is a folder with no images{hint}"))
+                found.append(Job(item, None, f"{item}: is a folder with no images{hint}"))
             found.extend((f, f.relative_to(item).with_suffix("")) for f in images)
         elif _is_glob(item):
             regular = [m for m in _glob(item) if m.is_file()]
@@ -599,13 +599,14 @@ def expand_inputs(
         else:
             found.append((item, Path(item.stem)))
     seen: set[Path] = set()
-    unique = []
-    for src, rel in found:
-        key = src.resolve()
+    unique: list[tuple[Path, Path] | Job] = []
+    for entry in found:
+        key = None if isinstance(entry, Job) else entry[0].resolve()
         if key not in seen:
-            seen.add(key)
-            unique.append((src, rel))
-    return unique, refused
+            if key is not None:
+                seen.add(key)
+            unique.append(entry)
+    return unique
 
 
 def plan_jobs(
@@ -638,7 +639,9 @@ def plan_jobs(
                 f"{output}: is also the folder the input {item} searches, so a second run would colorize "
                 "its results again; choose another -o"
             )
-    files, refused = expand_inputs(inputs, recursive, exclude=output, notes=notes)
+    entries = expand_inputs(inputs, recursive, exclude=output, notes=notes)
+    files = [e for e in entries if not isinstance(e, Job)]
+    refused = [e for e in entries if isinstance(e, Job)]
     if not files:
         reasons = "; ".join([j.error for j in refused if j.error] + (notes or []))
         raise UsageError("no input images found" + (f" ({reasons})" if reasons else ""))
@@ -646,7 +649,7 @@ def plan_jobs(
     if named_files and len(files) == 1 and not output.is_dir() and not output_is_dir:
         output_format(output)
         return [Job(files[0][0], output)]
-    if not output_is_dir and not output.exists() and output.suffix.lower() in OUTPUT_FORMATS:
+    if not output_is_dir and not output.is_dir() and output.suffix.lower() in OUTPUT_FORMATS:
         given = f"{len(files)} images" if len(files) > 1 else "a folder or glob"
         raise UsageError(
             f"{output}: names one image file, but {given} went in; -o takes a folder for several "
@@ -654,19 +657,27 @@ def plan_jobs(
         )
     if suffix not in OUTPUT_FORMATS:
         raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(_format_names())}")
+    dst = _output_names(files, output, suffix)
+    return [entry if isinstance(entry, Job) else Job(entry[0], dst[entry[0]]) for entry in entries]
+
+
+def _output_names(files: list[tuple[Path, Path]], output: Path, suffix: str) -> dict[Path, Path]:
+    """Each file's result path in the output folder: its relative name with ``suffix``, told
+    apart from files of the same name by their original suffix, then by a count."""
     by_name: dict[Path, list[Path]] = {}
     for src, rel in files:
         by_name.setdefault(rel, []).append(src)
-    jobs, taken = list(refused), set()
+    dst: dict[Path, Path] = {}
+    taken: set[str] = set()
     for rel, sources in by_name.items():
         for src in sources:
             name = rel if len(sources) == 1 else rel.with_name(f"{rel.name}_{src.suffix.lstrip('.').lower()}")
-            dst, n = output / f"{name}{suffix}", 1
-            while str(dst).lower() in taken:  # still taken (case-insensitive file systems too): count up
-                dst, n = output / f"{name}-{n}{suffix}", n + 1
-            taken.add(str(dst).lower())
-            jobs.append(Job(src, dst))
-    return jobs
+            path, n = output / f"{name}{suffix}", 1
+            while str(path).lower() in taken:  # still taken (case-insensitive file systems too): count up
+                path, n = output / f"{name}-{n}{suffix}", n + 1
+            taken.add(str(path).lower())
+            dst[src] = path
+    return dst
 
 
 def _format_names() -> list[str]:

@@ -263,12 +263,14 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
 
 
 def _fitting_batch(images: int, world: int) -> int | None:
-    """The largest power-of-two batch (a multiple of ``world``, at least 2 per step) that
-    ``images`` training images fill at least once; None if none does."""
-    batch = 1 << max(images, 1).bit_length() - 1  # the largest power of two <= images
-    while batch >= max(2, world) and batch % world:
-        batch //= 2
-    return batch if batch >= max(2, world) and batch % world == 0 else None
+    """The largest batch of ``world`` times a power of two (so every process takes the same
+    share, at least 2 images a step in all) that ``images`` training images fill at least
+    once; None if none does."""
+    per_process = images // world
+    if per_process < 1 or world * per_process < 2:
+        return None
+    batch = world * (1 << (per_process.bit_length() - 1))  # world x the largest power of two <= per_process
+    return batch if batch >= 2 else None
 
 
 def _missing_folders(folder: Path) -> list[Path]:
@@ -490,7 +492,11 @@ def _train(
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
     if not (0 <= cfg.zoom <= 1 and 0 < cfg.zoom_min <= 1):
         raise UsageError(f"zoom {cfg.zoom} and zoom_min {cfg.zoom_min}: need 0 <= zoom <= 1 and 0 < zoom_min <= 1")
-    say = console.print if (console is not None and d.main) else (lambda *a, **k: None)
+
+    def say(text: str, **style: Any) -> None:  # paths may hold [brackets]: never read as markup
+        if console is not None and d.main:
+            console.print(text, markup=False, highlight=False, **style)
+
     threads = set_cpu_threads(cfg.threads, d) if device.type == "cpu" else None
     if cfg.batch_size % d.world:
         raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
@@ -566,8 +572,9 @@ def _train(
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         if epoch >= cfg.epochs:
             say(
-                f"[green]{resume}: this run already finished all {cfg.epochs} epochs; nothing to do "
-                f"(to train it further, start a new run with --init {out / 'best.pt'}).[/]"
+                f"{resume}: this run already finished all {cfg.epochs} epochs; nothing to do "
+                f"(to train it further, start a new run with --init {_quoted(out / 'best.pt')}).",
+                style="green",
             )
             return TrainResult(out / "best.pt", model)
 
