@@ -48,6 +48,7 @@ def test_two_ranks_agree_and_match_one_process(image_folder, tmp_path):
         val_fraction=0.15,
         threads=1,
         device="cpu",
+        limit=22,  # decoded by rank 0 alone (a limited run caches nothing) and sent to rank 1
     )
     mp.spawn(worker, args=(2, free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)

@@ -306,14 +306,26 @@ def _last_good(out: Path) -> str:
     return f"The last good checkpoint is {last}" if last.exists() else "No checkpoint was written yet"
 
 
-def _load_once(cfg: TrainConfig, d: Dist) -> torch.Tensor:
-    """The training images; under torchrun rank 0 downloads or caches first, the others then read."""
+def _load_once(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
+    """The training images, (N, 3, 32, 32) uint8.
+
+    Under torchrun rank 0 loads them (downloading or decoding once) and sends them to the
+    other ranks, so every rank trains on the very same images: decoding twice could
+    differ if the folder changed in between, and ranks that split different data run
+    different numbers of steps and hang.
+    """
     data_dir = Path(cfg.data_dir) if cfg.data_dir else None
-    if d.world > 1 and not d.main:
-        dist.barrier()
-    data = load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror, limit=cfg.limit)
-    if d.world > 1 and d.main:
-        dist.barrier()
+    if d.world == 1:
+        return load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror, limit=cfg.limit)
+    on = device if dist.get_backend() == "nccl" else torch.device("cpu")  # where the backend sends from
+    shape = torch.zeros(4, dtype=torch.long, device=on)
+    if d.main:
+        data = load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror, limit=cfg.limit).to(on)
+        shape.copy_(torch.tensor(data.shape))
+    dist.broadcast(shape, src=0)
+    if not d.main:
+        data = torch.empty(tuple(shape.tolist()), dtype=torch.uint8, device=on)
+    dist.broadcast(data, src=0)
     return data
 
 
@@ -505,7 +517,7 @@ def _train(
     if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
         raise UsageError(problem or f"{out}: refused by the main process")
 
-    data = _load_once(cfg, d)
+    data = _load_once(cfg, d, device)
     digest = files_digest(cfg.dataset)
     changed = changed_images(len(data), digest, state) if state is not None else None
     if changed:
