@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -455,6 +456,74 @@ def train(
             dist.destroy_process_group()
 
 
+def _resumed_run(
+    resume: Path, cfg: TrainConfig, typed: dict[str, Any]
+) -> tuple[dict[str, Any], TrainConfig, ModelConfig]:
+    """(checkpoint, training and model config) of the run ``resume`` continues: its own
+    settings, in its own folder, with where its data lies (``RELOCATABLE``) as typed and
+    this machine's device and threads. Anything else typed that differs is refused."""
+    if resume.suffix == ".safetensors":
+        raise UsageError(f"{resume}: an exported model holds weights only, nothing to resume; fine-tune it with --init")
+    state = load_checkpoint(resume)
+    if "optimizer" not in state:
+        raise UsageError(
+            f"{resume}: has no training state to resume from; resume from the run's "
+            f"{_quoted(resume.parent / 'last.pt')}, or fine-tune this one with --init"
+        )
+    # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
+    saved = {"skip_gray": False, **state["train_config"]}
+    relocate = {k: v for k, v in typed.items() if k in RELOCATABLE}
+    _refuse_changed_settings(typed, saved, state["model_config"], resume)
+    here = {"device": cfg.device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
+    cfg = replace(TrainConfig.from_dict(saved), **here)
+    if cfg.dataset not in CIFAR_NAMES and not Path(cfg.dataset).is_dir() and "dataset" not in relocate:
+        raise UsageError(
+            f"{cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
+        )
+    return state, cfg, ModelConfig.from_dict(state["model_config"])
+
+
+def _split_for_training(
+    n_images: int,
+    data: torch.Tensor,
+    cfg: TrainConfig,
+    d: Dist,
+    state: dict[str, Any] | None,
+    typed: dict[str, Any],
+    say: Callable[..., None],
+) -> tuple[torch.Tensor, torch.Tensor, int, TrainConfig]:
+    """(training indices, validation indices, black-and-white images left out, config): the
+    run's fixed split, with the batch fitted to a small folder when none was typed, or a
+    usage error saying why these images cannot train at this batch size."""
+    if n_images < 2:
+        raise UsageError(f"{cfg.dataset}: {n_images} image; training needs at least 2 (one is held out to validate)")
+    train_idx, val_idx = split_indices(n_images, cfg.val_fraction, cfg.seed)
+    dropped = 0
+    if cfg.skip_gray:
+        gray = grayscale_images(data[train_idx])
+        train_idx, dropped = train_idx[~gray], int(gray.sum())
+    if len(train_idx) < cfg.batch_size and state is None and "batch_size" not in typed:
+        # The default batch fits CIFAR; a small folder of one's own photos gets the largest that fits.
+        fitted = _fitting_batch(len(train_idx), d.world)
+        if fitted:
+            say(
+                f"note: {len(train_idx)} training images, fewer than a batch of {cfg.batch_size}: "
+                f"using batches of {fitted} (--batch-size sets it)"
+            )
+            cfg = replace(cfg, batch_size=fitted)
+    if len(train_idx) < cfg.batch_size:
+        hint = f"; lower --batch-size (now {cfg.batch_size})"
+        if dropped:
+            enough = len(train_idx) + dropped >= cfg.batch_size
+            hint = f"; {dropped} black-and-white images were left out (--keep-gray keeps them)" + (
+                "" if enough else hint
+            )
+        raise UsageError(f"only {len(train_idx)} training images for a batch of {cfg.batch_size}{hint}")
+    if len(val_idx) < d.world:
+        raise UsageError(f"only {len(val_idx)} validation images for {d.world} processes; raise --val-fraction")
+    return train_idx, val_idx, dropped, cfg
+
+
 def _train(
     cfg: TrainConfig,
     model_cfg: ModelConfig,
@@ -467,29 +536,7 @@ def _train(
 ) -> TrainResult:
     state: dict[str, Any] | None = None
     if resume is not None:
-        if resume.suffix == ".safetensors":
-            raise UsageError(
-                f"{resume}: an exported model holds weights only, nothing to resume; fine-tune it with --init"
-            )
-        state = load_checkpoint(resume)
-        if "optimizer" not in state:
-            raise UsageError(
-                f"{resume}: has no training state to resume from; resume from the run's "
-                f"{_quoted(resume.parent / 'last.pt')}, or fine-tune this one with --init"
-            )
-        # The run goes on where its checkpoint lies, with the settings it started with.
-        # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
-        saved = {"skip_gray": False, **state["train_config"]}
-        relocate = {k: v for k, v in (typed or {}).items() if k in RELOCATABLE}
-        _refuse_changed_settings(typed or {}, saved, state["model_config"], resume)
-        here = {"device": cfg.device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
-        cfg = replace(TrainConfig.from_dict(saved), **here)
-        model_cfg = ModelConfig.from_dict(state["model_config"])
-        moved = cfg.dataset not in CIFAR_NAMES and not Path(cfg.dataset).is_dir() and "dataset" not in relocate
-        if moved:
-            raise UsageError(
-                f"{cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
-            )
+        state, cfg, model_cfg = _resumed_run(resume, cfg, typed or {})
         if console is not None and d.main:
             console.print(f"resuming {resume} with the settings its run started with", markup=False)
     init_state = None
@@ -526,33 +573,8 @@ def _train(
             f"a new run from its weights with --init {_quoted(resume.parent / 'best.pt')}"
         )
     n_images = len(data)
-    if n_images < 2:
-        raise UsageError(f"{cfg.dataset}: {n_images} image; training needs at least 2 (one is held out to validate)")
-    train_idx, val_idx = split_indices(len(data), cfg.val_fraction, cfg.seed)
-    dropped = 0
-    if cfg.skip_gray:
-        gray = grayscale_images(data[train_idx])
-        train_idx, dropped = train_idx[~gray], int(gray.sum())
-    if len(train_idx) < cfg.batch_size and state is None and "batch_size" not in (typed or {}):
-        # The default batch fits CIFAR; a small folder of one's own photos gets the largest that fits.
-        fitted = _fitting_batch(len(train_idx), d.world)
-        if fitted:
-            say(
-                f"note: {len(train_idx)} training images, fewer than a batch of {cfg.batch_size}: "
-                f"using batches of {fitted} (--batch-size sets it)"
-            )
-            cfg = replace(cfg, batch_size=fitted)
+    train_idx, val_idx, dropped, cfg = _split_for_training(n_images, data, cfg, d, state, typed or {}, say)
     local_batch = cfg.batch_size // d.world
-    if len(train_idx) < cfg.batch_size:
-        hint = f"; lower --batch-size (now {cfg.batch_size})"
-        if dropped:
-            enough = len(train_idx) + dropped >= cfg.batch_size
-            hint = f"; {dropped} black-and-white images were left out (--keep-gray keeps them)" + (
-                "" if enough else hint
-            )
-        raise UsageError(f"only {len(train_idx)} training images for a batch of {cfg.batch_size}{hint}")
-    if len(val_idx) < d.world:
-        raise UsageError(f"only {len(val_idx)} validation images for {d.world} processes; raise --val-fraction")
     on_device = data.to(device)
     train_data, val_data = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
     del on_device
