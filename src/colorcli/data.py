@@ -161,7 +161,9 @@ def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, s
 
     arrays: list[np.ndarray] = []
     bad: list[tuple[Path, str]] = []
-    for p in track(paths, description=f"decoding {root.name}", disable=not show_progress, transient=True):
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    bar = {"disable": not (show_progress and err.is_terminal), "transient": True, "console": err}  # none in logs
+    for p in track(paths, description=f"decoding {root.name}", **bar):
         if limit and len(arrays) == limit:
             break
         try:
@@ -169,9 +171,7 @@ def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, s
         except ColorcliError as e:
             bad.append((p, str(e)))
     if bad:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            "[yellow]warning:[/] " + escape(skipped_warning(bad, root))
-        )
+        err.print("[yellow]warning:[/] " + escape(skipped_warning(bad, root)))
     if not arrays:
         raise DataError(f"{root}: none of the {len(paths)} image files could be read ({bad[0][1]})")
     return np.stack(arrays)  # (N, S, S, 3)

@@ -748,7 +748,8 @@ def run_jobs(
         TextColumn("{task.fields[ips]:.1f} img/s"),
         TimeElapsedColumn(),
         console=err_console,
-        disable=as_json or err_console is None or len(jobs) < 2,
+        # Logs (not a terminal) get the summary line only; a bar there would be printed once, at the end.
+        disable=as_json or err_console is None or len(jobs) < 2 or not err_console.is_terminal,
     )
 
     # JSON lines come out in input order: a file finished early (skipped, failed to load)
