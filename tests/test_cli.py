@@ -271,7 +271,9 @@ def test_eval_holdout_from_another_folder_says_which_dataset_to_pass(image_folde
     nowhere = ("--data-dir", tmp_path / "none", "--mirror", "http://127.0.0.1:9")  # never the network
     r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", "cifar10", *nowhere)
     assert r.exit_code == 1 and "cannot download cifar10 from http://127.0.0.1:9" in r.output, r.output
-    colour_image(40, 40, seed=99).save(image_folder / "a" / "extra.png")  # another split now
+    colour_image(40, 40, seed=99).save(
+        image_folder / "b" / "zzz.png"
+    )  # sorts last: names before it the same, count not
     r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", image_folder)
     assert r.exit_code == 2 and "25 images, but the run split 24" in r.output, r.output
 
@@ -362,12 +364,12 @@ def test_eval_reads_16_bit_gray_at_its_tonal_range_not_as_white(tmp_path, tiny_c
 
 def test_eval_holdout_of_the_shipped_model_refuses_a_dataset_it_did_not_split(image_folder, tmp_path):
     r = invoke("eval", "--holdout", "--dataset", image_folder)
-    assert r.exit_code == 2 and "24 images, but the run split 50000" in r.output, r.output
+    assert r.exit_code == 2 and "24 image files, but the run split 50000 images" in r.output, r.output
     # export keeps the count, so exported runs are checked too
     assert invoke(*tiny_train_args(image_folder, tmp_path / "run"), "--threads", "1").exit_code == 0
     out = tmp_path / "m.safetensors"
     assert invoke("export", tmp_path / "run" / "best.pt", "-o", out).exit_code == 0
-    colour_image(40, 40, seed=99).save(image_folder / "a" / "extra.png")
+    colour_image(40, 40, seed=99).save(image_folder / "b" / "zzz.png")  # sorts last
     r = invoke("eval", "--holdout", "--checkpoint", out, "--dataset", image_folder)
     assert r.exit_code == 2 and "25 images, but the run split 24" in r.output, r.output
 
@@ -419,7 +421,7 @@ def test_resume_refuses_changed_settings_and_changed_data_but_follows_a_moved_fo
     assert r.exit_code == 2 and "if it moved, resume with --dataset NEWPATH" in r.output, r.output
     r = invoke("train", "--resume", last, "--dataset", moved)
     assert r.exit_code == 0 and "already finished" in r.output, r.output
-    colour_image(40, 40, seed=99).save(moved / "a" / "extra.png")
+    colour_image(40, 40, seed=99).save(moved / "b" / "zzz.png")  # sorts last
     r = invoke("train", "--resume", last, "--dataset", moved)
     assert r.exit_code == 2 and "25 images, but the run split 24, so its split would change" in r.output, r.output
 

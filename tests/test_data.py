@@ -25,6 +25,7 @@ from colorcli.data import (
     split_indices,
 )
 from colorcli.errors import DataError, UsageError
+from helpers import colour_image
 
 
 def test_load_folder_fits_every_image_to_32(image_folder, tmp_path):
@@ -288,14 +289,22 @@ def test_a_cache_pruned_under_a_reader_is_decoded_again(tmp_path):
     assert _read_cache(tmp_path / "torn.npy", 3) is None
 
 
-def test_files_digest_follows_the_files_not_where_the_folder_lies(image_folder, tmp_path):
+def test_files_digest_follows_the_names_the_run_read_not_where_the_folder_lies(image_folder, tmp_path):
     import shutil
 
-    from colorcli.data import files_digest
+    from colorcli.data import changed_files, files_digest
 
-    assert files_digest("cifar10") is None
-    before = files_digest(str(image_folder))
-    moved = shutil.move(image_folder, tmp_path / "moved")
-    assert files_digest(str(moved)) == before
-    (Path(moved) / "a" / "img1.png").rename(Path(moved) / "a" / "img1b.png")
-    assert files_digest(str(moved)) != before
+    assert files_digest("cifar10", 10) is None
+    before = files_digest(str(image_folder), 20)
+    run = {"images": 20, "files_digest": before}
+    moved = Path(shutil.move(image_folder, tmp_path / "moved"))
+    assert files_digest(str(moved), 20) == before and changed_files(str(moved), run) is None
+    colour_image(40, 40).save(moved / "b" / "zzz.png")  # sorts after the first 20: not theirs
+    assert changed_files(str(moved), run) is None
+    (moved / "a" / "img1.png").rename(moved / "a" / "img1b.png")
+    assert "added, removed or renamed" in changed_files(str(moved), run)
+    few = tmp_path / "few"
+    few.mkdir()
+    for i in range(3):
+        colour_image(40, 40, seed=i).save(few / f"{i}.png")
+    assert changed_files(str(few), run) == "3 image files, but the run split 20 images"

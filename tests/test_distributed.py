@@ -5,11 +5,13 @@ import socket
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
+from colorcli.errors import ColorcliError
 from colorcli.model import ModelConfig
 from colorcli.train import TrainConfig, train
 from helpers import tiny_train_args
@@ -34,7 +36,18 @@ def worker(rank: int, world: int, port: int, cfg: TrainConfig, out_dir: str) -> 
         LOCAL_RANK=str(rank),
         LOCAL_WORLD_SIZE=str(world),
     )
-    result = train(cfg, GROUP)
+    if rank > 0:  # as on a second machine without the data: rank 0 must send it
+        import colorcli.train as train_mod
+
+        def no_data_here(*args, **kwargs):
+            raise AssertionError("only rank 0 loads the images")
+
+        train_mod.load_dataset = no_data_here
+    try:
+        result = train(cfg, GROUP)
+    except ColorcliError as e:  # each rank's own one-line error, for the test to read
+        Path(f"{out_dir}/rank{rank}.err").write_text(str(e))
+        return
     torch.save(result.model.state_dict(), f"{out_dir}/rank{rank}.pt")
 
 
@@ -59,6 +72,15 @@ def test_two_ranks_agree_and_match_one_process(image_folder, tmp_path):
     for k in r0:
         assert torch.allclose(r0[k].float(), single[k].float(), atol=2e-4, rtol=1e-3), k
     assert (tmp_path / "ddp" / "best.pt").exists()
+
+
+def test_a_load_failure_on_rank_0_reaches_every_rank(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg = TrainConfig(dataset=str(empty), out=str(tmp_path / "ddp"), epochs=1, batch_size=8, threads=1, device="cpu")
+    mp.spawn(worker, args=(2, free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    assert "no images found" in (tmp_path / "rank0.err").read_text()
+    assert "rank 0" in (tmp_path / "rank1.err").read_text()
 
 
 def test_torchrun_command_from_the_readme(image_folder, tmp_path):

@@ -49,3 +49,17 @@ def test_a_file_without_a_suffix_is_an_image_by_its_first_bytes(tmp_path):
     colour_image(8, 8).save(tmp_path / "scan001", format="PNG")
     (tmp_path / "notes").write_text("hello")
     assert looks_like_image(tmp_path / "scan001") and not looks_like_image(tmp_path / "notes")
+
+
+def test_load_rgb_turns_photos_upright_by_their_exif_orientation(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view"
+    colour_image(60, 20).save(tmp_path / "sideways.jpg", exif=exif)
+    assert load_rgb(tmp_path / "sideways.jpg").size == (20, 60)
+
+
+def test_a_huge_scan_without_a_suffix_is_still_an_image_to_a_glob(tmp_path):
+    Image.new("L", (14_000, 14_000)).save(tmp_path / "bomb_scan", format="PNG")  # over Pillow's own limit
+    assert looks_like_image(tmp_path / "bomb_scan")
+    with pytest.raises(InputError, match="over the limit"):
+        load_rgb(tmp_path / "bomb_scan")

@@ -675,5 +675,6 @@ def test_jobs_keep_the_order_inputs_were_given_in_even_refused_and_renamed_ones(
     inputs = [tmp_path / "a" / "photo.png", tmp_path / "empty", tmp_path / "b.png", tmp_path / "b" / "photo.jpg"]
     jobs = plan_jobs(inputs, tmp_path / "out")
     assert [j.src for j in jobs] == inputs
+    assert len(plan_jobs([*inputs, tmp_path / "empty"], tmp_path / "out")) == 4  # named twice: refused once
     assert jobs[1].error and "no images" in jobs[1].error
     assert [j.dst.name for j in jobs if j.dst] == ["photo_png.png", "b.png", "photo_jpg.png"]

@@ -71,30 +71,47 @@ def _folder_key(root: Path, paths: list[Path], size: int) -> str:
     return h.hexdigest()[:20]
 
 
-def files_digest(spec: str) -> str | None:
-    """A digest of the image files' paths within a folder dataset (None for CIFAR).
+def files_digest(spec: str, first: int) -> str | None:
+    """A digest of the names (within the folder) of a folder dataset's first ``first`` image
+    files, in the sorted order they are read in; None for CIFAR.
 
-    Stored with a run, it tells whether files were added, removed or renamed since the
-    run split the folder (which would move images between its training and validation
-    sides), wherever the folder now lies and however its files decode.
+    Stored with a run (``first`` = its number of images), it tells whether files were
+    added, removed or renamed among those the run split, which would move images between
+    its training and validation sides; files sorting after them do not count. It holds
+    wherever the folder now lies and however its files decode.
     """
     if spec in CIFAR_NAMES:
         return None
-    root = Path(spec)
+    return _names_digest(Path(spec), find_images(Path(spec))[:first])
+
+
+def _names_digest(root: Path, paths: list[Path]) -> str:
     h = hashlib.sha256()
-    for p in find_images(root):
+    for p in paths:
         h.update(p.relative_to(root).as_posix().encode() + b"\n")
     return h.hexdigest()[:16]
 
 
-def changed_images(count: int, digest: str | None, run: dict) -> str | None:
-    """Why a dataset is not the one a run split, or None: its number of images or its file
-    names differ. ``run`` holds the checkpoint's "images" and "files_digest" (runs from
-    before either was stored are not checked on it)."""
+def changed_files(spec: str, run: dict) -> str | None:
+    """Why a folder's files are not those a run split, by name (checked before decoding), or
+    None. ``run`` holds the checkpoint's "images" and "files_digest"; runs from before they
+    were stored are not checked."""
+    if not run.get("files_digest") or run.get("images") is None or spec in CIFAR_NAMES:
+        return None  # CIFAR is not a folder of files; a folder run's count tells it apart
+    root, first = Path(spec), run["images"]
+    paths = find_images(root)
+    if len(paths) < first:
+        return f"{len(paths)} image files, but the run split {first} images"
+    if _names_digest(root, paths[:first]) != run["files_digest"]:
+        return "image files were added, removed or renamed among those the run split"
+    return None
+
+
+def changed_count(count: int, run: dict) -> str | None:
+    """Why a dataset is not the one a run split by its number of images, or None (runs from
+    before the count was stored are not checked)."""
     if run.get("images") is not None and run["images"] != count:
         return f"{count} images, but the run split {run['images']}"
-    if run.get("files_digest") and digest and run["files_digest"] != digest:
-        return "image files were added, removed or renamed since the run split it"
     return None
 
 

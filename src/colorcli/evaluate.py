@@ -130,7 +130,7 @@ def holdout_images(
     file names, than the run had is refused, since its split would differ.
     """
     from colorcli.checkpoint import read_weights
-    from colorcli.data import CIFAR_NAMES, changed_images, files_digest, load_dataset, split_indices
+    from colorcli.data import CIFAR_NAMES, changed_count, changed_files, load_dataset, split_indices
 
     _, _, extras = read_weights(checkpoint)
     tc = extras.get("train_config")
@@ -142,12 +142,14 @@ def holdout_images(
             f"{source}: not a folder here; the model was trained on {tc['dataset']!r} (as named where training ran), "
             "so pass --dataset with that folder's path from here"
         )
-    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True, mirror=mirror, limit=tc.get("limit"))
-    changed = changed_images(len(data), files_digest(source), extras)
+    refuse = "; its holdout cannot be re-created from these (some would be images it trained on)"
+    changed = changed_files(source, extras)  # by name, before decoding anything
     if changed:
-        raise UsageError(
-            f"{source}: {changed}; its holdout cannot be re-created from these (some would be images it trained on)"
-        )
+        raise UsageError(f"{source}: {changed}{refuse}")
+    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True, mirror=mirror, limit=tc.get("limit"))
+    changed = changed_count(len(data), extras)
+    if changed:
+        raise UsageError(f"{source}: {changed}{refuse}")
     _, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
     return data[val_idx]
 

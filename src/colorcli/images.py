@@ -62,7 +62,7 @@ def looks_like_image(path: Path) -> bool:
     if path.name.startswith("._"):
         return False
     try:
-        with Image.open(path):
+        with _open_unlimited(path):  # a huge scan is still an image; the pixel limit is checked on loading
             return True
     except (UnidentifiedImageError, OSError, ValueError):
         return False

@@ -601,10 +601,9 @@ def expand_inputs(
     seen: set[Path] = set()
     unique: list[tuple[Path, Path] | Job] = []
     for entry in found:
-        key = None if isinstance(entry, Job) else entry[0].resolve()
+        key = (entry.src if isinstance(entry, Job) else entry[0]).resolve()  # a refused folder named twice too
         if key not in seen:
-            if key is not None:
-                seen.add(key)
+            seen.add(key)
             unique.append(entry)
     return unique
 

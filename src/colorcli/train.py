@@ -33,7 +33,8 @@ from colorcli.checkpoint import (
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.data import (
     CIFAR_NAMES,
-    changed_images,
+    changed_count,
+    changed_files,
     epoch_flips,
     epoch_order,
     epoch_zooms,
@@ -46,7 +47,7 @@ from colorcli.data import (
     split_indices,
     zoom_in,
 )
-from colorcli.errors import TrainingError, UsageError
+from colorcli.errors import DataError, TrainingError, UsageError
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
 
@@ -321,9 +322,16 @@ def _load_once(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
     on = device if dist.get_backend() == "nccl" else torch.device("cpu")  # where the backend sends from
     shape = torch.zeros(4, dtype=torch.long, device=on)
     if d.main:
-        data = load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror, limit=cfg.limit).to(on)
+        try:
+            data = load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror, limit=cfg.limit).to(on)
+        except BaseException:
+            shape.fill_(-1)  # tell the others, who wait for the images, that none are coming
+            dist.broadcast(shape, src=0)
+            raise
         shape.copy_(torch.tensor(data.shape))
     dist.broadcast(shape, src=0)
+    if shape[0].item() < 0:
+        raise DataError("the main process (rank 0) could not load the images; its message says why")
     if not d.main:
         data = torch.empty(tuple(shape.tolist()), dtype=torch.uint8, device=on)
     dist.broadcast(data, src=0)
@@ -476,11 +484,21 @@ def _resumed_run(
     _refuse_changed_settings(typed, saved, state["model_config"], resume)
     here = {"device": cfg.device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
     cfg = replace(TrainConfig.from_dict(saved), **here)
-    if cfg.dataset not in CIFAR_NAMES and not Path(cfg.dataset).is_dir() and "dataset" not in relocate:
-        raise UsageError(
-            f"{cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
-        )
     return state, cfg, ModelConfig.from_dict(state["model_config"])
+
+
+def _resumed_data_problem(cfg: TrainConfig, state: dict[str, Any], resume: Path) -> str | None:
+    """Why a resumed run's images are not the ones it split, judged by their names before any
+    decoding (the main process's view: only its machine needs the data), or None."""
+    if cfg.dataset not in CIFAR_NAMES and not Path(cfg.dataset).is_dir():
+        return f"{cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
+    changed = changed_files(cfg.dataset, state)
+    if changed:
+        return (
+            f"{cfg.dataset}: {changed}, so its split would change; resume with the same images, or start "
+            f"a new run from its weights with --init {_quoted(resume.parent / 'best.pt')}"
+        )
+    return None
 
 
 def _split_for_training(
@@ -560,24 +578,28 @@ def _train(
     if cfg.batch_size % d.world:
         raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
     out = Path(cfg.out)
-    problem = _run_folder_problem(out, fresh=state is None, overwrite=overwrite) if d.main else None
+    problem = None
+    if d.main:
+        problem = _run_folder_problem(out, fresh=state is None, overwrite=overwrite)
+        if problem is None and state is not None:
+            problem = _resumed_data_problem(cfg, state, resume)
     if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
-        raise UsageError(problem or f"{out}: refused by the main process")
+        raise UsageError(problem or "refused by the main process (see its message)")
 
     data = _load_once(cfg, d, device)
-    digest = files_digest(cfg.dataset)
-    changed = changed_images(len(data), digest, state) if state is not None else None
+    n_images = len(data)  # the same on every rank: rank 0 sent the images
+    changed = changed_count(n_images, state) if state is not None else None
     if changed:
         raise UsageError(
             f"{cfg.dataset}: {changed}, so its split would change; resume with the same images, or start "
             f"a new run from its weights with --init {_quoted(resume.parent / 'best.pt')}"
         )
-    n_images = len(data)
+    digest = files_digest(cfg.dataset, n_images) if d.main else None  # stored by rank 0 alone
     train_idx, val_idx, dropped, cfg = _split_for_training(n_images, data, cfg, d, state, typed or {}, say)
     local_batch = cfg.batch_size // d.world
     on_device = data.to(device)
     train_data, val_data = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
-    del on_device
+    del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
 
     torch.manual_seed(cfg.seed)
     if state is not None:
