@@ -558,3 +558,13 @@ def test_a_limited_run_notices_files_swapped_in_before_its_limit(image_folder, t
     assert r.exit_code == 2 and "added, removed or renamed" in r.output, r.output
     r = invoke(*tiny_train_args(image_folder, run), "--limit", "20", "--resume", run / "last.pt")
     assert r.exit_code == 2 and "added, removed or renamed" in r.output, r.output
+
+
+def test_file_names_with_control_characters_stay_on_one_line(tmp_path, tiny_checkpoint):
+    bad = tmp_path / "bad\nname\x1b[2J.jpg"
+    bad.write_bytes(b"not a jpeg")
+    colour_image(30, 30).save(tmp_path / "ok.png")
+    r = invoke("colorize", tmp_path / "ok.png", bad, "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 1, r.output
+    [line] = [x for x in r.output.splitlines() if x.startswith("error:")]
+    assert "bad\\nname\\x1b[2J.jpg" in line and "\x1b" not in r.output

@@ -678,3 +678,39 @@ def test_jobs_keep_the_order_inputs_were_given_in_even_refused_and_renamed_ones(
     assert len(plan_jobs([*inputs, tmp_path / "empty"], tmp_path / "out")) == 4  # named twice: refused once
     assert jobs[1].error and "no images" in jobs[1].error
     assert [j.dst.name for j in jobs if j.dst] == ["photo_png.png", "b.png", "photo_jpg.png"]
+
+
+def test_a_result_is_never_named_like_a_folder_of_results(tmp_path):
+    src = tmp_path / "col"
+    (src / "photo.png").mkdir(parents=True)  # a subfolder named like photo.jpg's result
+    colour_image(30, 30).save(src / "photo.jpg")
+    colour_image(30, 30).save(src / "photo.png" / "inner.jpg")
+    jobs = plan_jobs([src], tmp_path / "out", recursive=True)
+    assert sorted(j.dst.relative_to(tmp_path / "out").as_posix() for j in jobs) == [
+        "photo-1.png",
+        "photo.png/inner.png",
+    ]
+    (tmp_path / "out2" / "a.png").mkdir(parents=True)  # a folder already in the output
+    colour_image(30, 30).save(tmp_path / "a.jpg")
+    colour_image(30, 30).save(tmp_path / "b.jpg")
+    jobs = plan_jobs([tmp_path / "a.jpg", tmp_path / "b.jpg"], tmp_path / "out2")
+    assert [j.dst.name for j in jobs] == ["a-1.png", "b.png"]
+
+
+def test_long_names_that_fit_are_written(tmp_path, tiny_model):
+    from colorcli.checkpoint import atomic_write
+
+    name = "a" * 251 + ".png"  # 255 bytes: the longest a name can be
+    atomic_write(tmp_path / name, lambda f: f.write(b"x"))
+    assert (tmp_path / name).read_bytes() == b"x" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_transparency_a_format_cannot_hold_is_left_out_with_a_note(tmp_path, tiny_model, capsys):
+    src = tmp_path / "logo.png"
+    colour_image(40, 40).convert("RGBA").save(src)
+    jobs = plan_jobs([src], tmp_path / "out", fmt="jpg", output_is_dir=True)
+    run_jobs(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["status"] == "ok" and "transparency left out: JPEG has none" in record["note"]
+    run_jobs(tiny_model, plan_jobs([src], tmp_path / "out2.png"), ColorizeOptions(), as_json=True)
+    assert "note" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # PNG keeps it

@@ -31,7 +31,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     A crash at any moment leaves either the old file or the complete new one.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temporary name adds about 14 bytes; a short prefix keeps it within the file system's
+    # 255-byte limit for any name that fits itself.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -16,7 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from colorcli import __version__
-from colorcli.errors import ColorcliError
+from colorcli.errors import ColorcliError, printable
 
 app = typer.Typer(
     help="Colorize grayscale photos with a small PyTorch model.",
@@ -53,7 +53,7 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
     except ColorcliError as e:
         if debug:
             raise
-        _stderr().print(f"colorcli: error: {e}", style="red", markup=False)
+        _stderr().print(f"colorcli: error: {printable(str(e))}", style="red", markup=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         _stderr().print("colorcli: interrupted")
@@ -514,7 +514,7 @@ def colorize(
         paths = [Path(item) for item in inputs]
         jobs = plan_jobs(paths, Path(output), recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
         for note in notes:
-            _stderr().print(f"note: {note}", markup=False)
+            _stderr().print(f"note: {printable(note)}", markup=False)
         check_output_folders(jobs)
         from colorcli.checkpoint import load_model
         from colorcli.train import pick_device
@@ -526,7 +526,7 @@ def colorize(
         with _sigterm_interrupts():
             report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
         if len(jobs) == 1 and report.skipped and not json_out:
-            err.print(f"skipped: {jobs[0].dst} exists (--overwrite replaces it)")
+            err.print(f"skipped: {printable(str(jobs[0].dst))} exists (--overwrite replaces it)", markup=False)
         if len(jobs) > 1 and not json_out:
             err.print(
                 f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from colorcli.color import luma_u8
-from colorcli.errors import ColorcliError, DataError, UsageError
+from colorcli.errors import ColorcliError, DataError, UsageError, printable
 from colorcli.images import find_images, load_rgb
 
 CIFAR_NAMES = ("cifar10", "cifar100")
@@ -188,7 +188,7 @@ def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, s
         except ColorcliError as e:
             bad.append((p, str(e)))
     if bad:
-        err.print("[yellow]warning:[/] " + escape(skipped_warning(bad, root)))
+        err.print("[yellow]warning:[/] " + escape(printable(skipped_warning(bad, root))))
     if not arrays:
         raise DataError(f"{root}: none of the {len(paths)} image files could be read ({bad[0][1]})")
     return np.stack(arrays)  # (N, S, S, 3)

@@ -41,3 +41,10 @@ def first_line(e: BaseException, limit: int = 160) -> str:
     """The first line of an exception's message (or its type), for one-line reports."""
     text = str(e).strip().splitlines()
     return text[0][:limit] if text else type(e).__name__
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped as Python writes them (``\\n``, ``\\x1b``), so a
+    file name holding a newline or a terminal escape stays on its one line and changes nothing
+    on the screen. Other characters, accented letters and CJK included, stay as they are."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -12,7 +12,7 @@ import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, skipped_warning
-from colorcli.errors import ColorcliError, InputError, UsageError
+from colorcli.errors import ColorcliError, InputError, UsageError, printable
 from colorcli.images import load_rgb
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
@@ -181,7 +181,7 @@ def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) 
 
         where = photo_folder(paths)
         Console(stderr=True, highlight=False, soft_wrap=True).print(
-            "[yellow]warning:[/] " + escape(skipped_warning(unreadable, where))
+            "[yellow]warning:[/] " + escape(printable(skipped_warning(unreadable, where)))
         )
     if not mine:
         raise InputError(f"{photo_folder(paths)}: none of the {len(paths)} images could be read ({unreadable[0][1]})")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from colorcli.errors import ColorcliError, InputError, UsageError, first_line
+from colorcli.errors import ColorcliError, InputError, UsageError, first_line, printable
 from colorcli.images import DEFAULT_MAX_PIXELS, find_images, looks_like_image, open_checked, to_gray8
 
 if TYPE_CHECKING:
@@ -470,7 +470,7 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     if loaded.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["icc_profile"] = loaded.icc_profile
     if loaded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(loaded, fmt):
-        params["exif"] = loaded.exif  # longer EXIF than a JPEG holds is dropped (see exif_note)
+        params["exif"] = loaded.exif  # longer EXIF than a JPEG holds is dropped (see format_note)
     if fmt == "JPEG":
         params.update(quality=98, subsampling=0)  # at 95 the luma moves by about 1 level on average, at 98 by 0.1
     if fmt == "WEBP":
@@ -485,11 +485,16 @@ def _exif_too_long(loaded: LoadedImage, fmt: str) -> bool:
     return fmt == "JPEG" and loaded.exif is not None and len(loaded.exif) > JPEG_EXIF_MAX
 
 
-def exif_note(loaded: LoadedImage, path: Path) -> str | None:
-    """Why the output at ``path`` lacks the input's EXIF, when a JPEG cannot hold it."""
-    if _exif_too_long(loaded, output_format(path)[0]):
-        return f"EXIF left out: {len(loaded.exif)} bytes, more than a JPEG holds (64 KB)"
-    return None
+def format_note(loaded: LoadedImage, path: Path) -> str | None:
+    """What of the input the output at ``path`` cannot hold in its format, or None: the
+    transparency (JPEG, BMP) or EXIF longer than one JPEG segment."""
+    fmt, keeps_alpha = output_format(path)
+    left_out = []
+    if loaded.alpha is not None and not keeps_alpha:
+        left_out.append(f"transparency left out: {fmt} has none (PNG, WebP and TIFF keep it)")
+    if _exif_too_long(loaded, fmt):
+        left_out.append(f"EXIF left out: {len(loaded.exif)} bytes, more than a JPEG holds (64 KB)")
+    return "; ".join(left_out) or None
 
 
 def colorize_file(model, src: Path, dst: Path, options: ColorizeOptions) -> LoadedImage:
@@ -662,17 +667,19 @@ def plan_jobs(
 
 def _output_names(files: list[tuple[Path, Path]], output: Path, suffix: str) -> dict[Path, Path]:
     """Each file's result path in the output folder: its relative name with ``suffix``, told
-    apart from files of the same name by their original suffix, then by a count."""
+    apart from files of the same name by their original suffix, then by a count. Names of
+    folders (existing ones, and those the results of subfolders go into) are taken too."""
     by_name: dict[Path, list[Path]] = {}
     for src, rel in files:
         by_name.setdefault(rel, []).append(src)
     dst: dict[Path, Path] = {}
-    taken: set[str] = set()
+    taken = {str(output / folder).lower() for _, rel in files for folder in rel.parents if folder != Path(".")}
     for rel, sources in by_name.items():
         for src in sources:
             name = rel if len(sources) == 1 else rel.with_name(f"{rel.name}_{src.suffix.lstrip('.').lower()}")
             path, n = output / f"{name}{suffix}", 1
-            while str(path).lower() in taken:  # still taken (case-insensitive file systems too): count up
+            # still taken (case-insensitive file systems too), or a folder already there: count up
+            while str(path).lower() in taken or path.is_dir():
                 path, n = output / f"{name}-{n}{suffix}", n + 1
             taken.add(str(path).lower())
             dst[src] = path
@@ -761,7 +768,9 @@ def run_jobs(
         nonlocal next_line
         report.count(status)
         if error and err_console is not None:
-            progress.console.print(f"error: {error}", style="red", highlight=False, soft_wrap=True, markup=False)
+            progress.console.print(
+                f"error: {printable(error)}", style="red", highlight=False, soft_wrap=True, markup=False
+            )
         if as_json:
             record = {
                 "input": str(job.src),
@@ -840,7 +849,7 @@ def _colorize_group(model, pending, options: ColorizeOptions, finish, err_consol
                 job, "failed", load_s + share + time.perf_counter() - t1, f"{job.src}: cannot write {job.dst}: {reason}"
             )
             continue
-        note = "; ".join(n for n in (loaded.note, exif_note(loaded, job.dst)) if n) or None
+        note = "; ".join(n for n in (loaded.note, format_note(loaded, job.dst)) if n) or None
         if note and err_console is not None and not as_json:
-            err_console.print(f"note: {job.src}: {note}", highlight=False, markup=False)
+            err_console.print(f"note: {printable(f'{job.src}: {note}')}", highlight=False, markup=False)
         finish(job, "ok", load_s + share + time.perf_counter() - t1, note=note)

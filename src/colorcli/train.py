@@ -47,7 +47,7 @@ from colorcli.data import (
     split_indices,
     zoom_in,
 )
-from colorcli.errors import DataError, TrainingError, UsageError
+from colorcli.errors import DataError, TrainingError, UsageError, printable
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
 
@@ -556,7 +556,7 @@ def _train(
     if resume is not None:
         state, cfg, model_cfg = _resumed_run(resume, cfg, typed or {})
         if console is not None and d.main:
-            console.print(f"resuming {resume} with the settings its run started with", markup=False)
+            console.print(f"resuming {printable(str(resume))} with the settings its run started with", markup=False)
     init_state = None
     if state is None and cfg.init:
         # Architecture, weights, decoding and chrominance prior come from the starting model,
@@ -572,7 +572,7 @@ def _train(
 
     def say(text: str, **style: Any) -> None:  # paths may hold [brackets]: never read as markup
         if console is not None and d.main:
-            console.print(text, markup=False, highlight=False, **style)
+            console.print(printable(text), markup=False, highlight=False, **style)
 
     threads = set_cpu_threads(cfg.threads, d) if device.type == "cpu" else None
     if cfg.batch_size % d.world:
