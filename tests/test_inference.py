@@ -13,6 +13,7 @@ from colorcli.errors import InputError, UsageError
 from colorcli.inference import (
     ColorizeOptions,
     _window,
+    check_output_folders,
     colorize_file,
     colorize_gray,
     compose_chroma,
@@ -714,3 +715,49 @@ def test_transparency_a_format_cannot_hold_is_left_out_with_a_note(tmp_path, tin
     assert record["status"] == "ok" and "transparency left out: JPEG has none" in record["note"]
     run_jobs(tiny_model, plan_jobs([src], tmp_path / "out2.png"), ColorizeOptions(), as_json=True)
     assert "note" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # PNG keeps it
+
+
+def test_an_image_too_wide_for_its_format_fails_before_colorizing(tmp_path, tiny_model, monkeypatch):
+    import colorcli.inference as inference_module
+
+    Image.new("L", (17_000, 2), 128).save(tmp_path / "strip.png")
+    colour_image(30, 30).save(tmp_path / "ok.png")
+    seen = []
+    real = inference_module.colorize_grays
+    monkeypatch.setattr(inference_module, "colorize_grays", lambda m, g, o: seen.extend(g) or real(m, g, o))
+    jobs = plan_jobs([tmp_path / "strip.png", tmp_path / "ok.png"], tmp_path / "out", fmt="webp")
+    report = run_jobs(tiny_model, jobs, ColorizeOptions())
+    assert (report.done, report.failed) == (1, 1) and [g.size for g in seen] == [(30, 30)]
+
+
+def test_a_full_disk_stops_the_batch_at_the_first_file(tmp_path, tiny_model, monkeypatch):
+    import errno
+
+    import colorcli.inference as inference_module
+    from colorcli.errors import ColorcliError
+
+    for i in range(3):
+        colour_image(30, 30).save(tmp_path / f"{i}.png")
+    tries = []
+
+    def full(rgb, loaded, path):
+        tries.append(path)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(inference_module, "save_result", full)
+    jobs = plan_jobs([tmp_path / f"{i}.png" for i in range(3)], tmp_path / "out")
+    with pytest.raises(ColorcliError, match="No space left on device; stopped"):
+        run_jobs(tiny_model, jobs, ColorizeOptions(), batch_files=1)
+    assert len(tries) == 1
+
+
+def test_output_subfolders_are_made_only_for_results(tmp_path, tiny_model):
+    (tmp_path / "in" / "good").mkdir(parents=True)
+    (tmp_path / "in" / "bad").mkdir()
+    colour_image(30, 30).save(tmp_path / "in" / "good" / "a.png")
+    (tmp_path / "in" / "bad" / "b.png").write_bytes(b"broken")
+    jobs = plan_jobs([tmp_path / "in"], tmp_path / "out", recursive=True)
+    check_output_folders(jobs)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+    run_jobs(tiny_model, jobs, ColorizeOptions())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good"]

@@ -12,6 +12,7 @@ the output's luminance is the input's.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import json
 import math
@@ -686,16 +687,38 @@ def _output_names(files: list[tuple[Path, Path]], output: Path, suffix: str) -> 
     return dst
 
 
+# Write errors no later file escapes (disk or quota full, read-only file system): stop there.
+STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+# The largest width or height each output format can store (JPEG: libjpeg's limit).
+FORMAT_MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383}
+
+
+def _check_fits_format(job: Job, loaded: LoadedImage) -> None:
+    """Refuse, before any colorizing, an image too large for its output's format."""
+    fmt = output_format(job.dst)[0]
+    w, h = loaded.gray.size
+    side = FORMAT_MAX_SIDE.get(fmt)
+    if side is not None and max(w, h) > side:
+        raise InputError(f"{job.src}: {w}x{h} is more than {fmt} holds ({side:,} pixels a side); write PNG or TIFF")
+
+
 def _format_names() -> list[str]:
     return [suffix.lstrip(".") for suffix in OUTPUT_FORMATS]
 
 
 def check_output_folders(jobs: list[Job]) -> None:
-    """Fail before any work when an output folder of the jobs cannot be created or written."""
+    """Fail before any work when the output folder of the jobs cannot be created or written.
+
+    Only the folder all results go into is made here; its subfolders are made as their
+    first result is written, so inputs that vanish or fail leave no empty ones behind.
+    """
+    import os
+
     from colorcli.checkpoint import ensure_folder
 
-    for folder in sorted({j.dst.parent for j in jobs if j.dst is not None}):
-        ensure_folder(folder)
+    folders = {j.dst.parent for j in jobs if j.dst is not None}
+    if folders:
+        ensure_folder(Path(os.path.commonpath(sorted(folders))))
 
 
 def check_output_file(path: Path, suffix: str) -> None:
@@ -805,6 +828,7 @@ def run_jobs(
             else:
                 try:
                     loaded = load_image(job.src, options.max_pixels)
+                    _check_fits_format(job, loaded)
                 except ColorcliError as e:
                     finish(job, "failed", time.perf_counter() - t0, str(e))
                 else:
@@ -848,6 +872,11 @@ def _colorize_group(model, pending, options: ColorizeOptions, finish, err_consol
             finish(
                 job, "failed", load_s + share + time.perf_counter() - t1, f"{job.src}: cannot write {job.dst}: {reason}"
             )
+            if getattr(e, "errno", None) in STOP_ERRNOS:  # every later file would fail the same way
+                raise ColorcliError(
+                    f"{job.dst.parent}: {reason}; stopped (files not yet colorized are left; the same "
+                    "command again goes on from there)"
+                ) from None
             continue
         note = "; ".join(n for n in (loaded.note, format_note(loaded, job.dst)) if n) or None
         if note and err_console is not None and not as_json:
