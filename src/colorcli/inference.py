@@ -475,7 +475,9 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     if fmt == "JPEG":
         params.update(quality=98, subsampling=0)  # at 95 the luma moves by about 1 level on average, at 98 by 0.1
     if fmt == "WEBP":
-        params["lossless"] = True  # lossy WebP moves the luma by several levels
+        # Lossy WebP moves the luma by several levels. Lossless at the least effort (quality 0)
+        # encodes about 3 times as fast as Pillow's default (80) for a file about 10% larger.
+        params.update(lossless=True, quality=0)
     if fmt == "PNG":
         params["compress_level"] = 1  # fast; PNG stays lossless
     atomic_write(path, lambda f: out.save(f, format=fmt, **params))
