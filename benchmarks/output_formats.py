@@ -52,7 +52,8 @@ def main() -> None:
             t0 = time.perf_counter()
             rgb.save(out, format="WEBP", lossless=True)
             seconds = time.perf_counter() - t0
-            print(f"{photo.name[:14]:<14} {'webp80':<6} {'':>9} {'':>4} {out.stat().st_size / 1024:7.0f} {seconds:7.2f}")
+            size = out.stat().st_size / 1024
+            print(f"{photo.name[:14]:<14} {'webp80':<6} {'':>9} {'':>4} {size:7.0f} {seconds:7.2f}")
 
 
 if __name__ == "__main__":
