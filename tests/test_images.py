@@ -63,3 +63,31 @@ def test_a_huge_scan_without_a_suffix_is_still_an_image_to_a_glob(tmp_path):
     assert looks_like_image(tmp_path / "bomb_scan")
     with pytest.raises(InputError, match="over the limit"):
         load_rgb(tmp_path / "bomb_scan", max_pixels=100_000_000)
+
+
+def test_iphone_heic_photos_are_read_with_the_plugin(tmp_path):
+    pytest.importorskip("pillow_heif")
+    from colorcli.images import plugin_formats
+
+    assert "HEIF" in plugin_formats()
+    colour_image(40, 30).save(tmp_path / "IMG_0001.HEIC", format="HEIF")
+    assert [p.name for p in find_images(tmp_path)] == ["IMG_0001.HEIC"]
+    assert load_rgb(tmp_path / "IMG_0001.HEIC").size == (40, 30)
+
+
+def test_without_the_plugin_heic_photos_are_named_with_how_to_read_them(tmp_path, monkeypatch):
+    import colorcli.images as images
+    from colorcli.inference import plan_jobs
+
+    monkeypatch.setattr(images, "plugin_formats", lambda: frozenset())
+    monkeypatch.setattr(images, "image_suffixes", lambda: frozenset({".png"}))
+    (tmp_path / "phone").mkdir()
+    (tmp_path / "phone" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")  # not decodable here
+    with pytest.raises(InputError, match="HEIC photos need a plugin: pip install 'colorcli\\[heic\\]'"):
+        load_rgb(tmp_path / "phone" / "IMG_0001.HEIC")
+    jobs = plan_jobs([tmp_path / "phone", tmp_path / "phone" / "IMG_0001.HEIC"], tmp_path / "out")
+    assert "1 HEIC photo(s) left out: pip install" in jobs[0].error
+    colour_image(8, 8).save(tmp_path / "phone" / "scan.png")
+    notes: list[str] = []
+    plan_jobs([tmp_path / "phone"], tmp_path / "out", notes=notes)
+    assert any("1 HEIC photo(s) left out" in n for n in notes)

@@ -21,7 +21,7 @@ import torch
 
 from colorcli.color import luma_u8
 from colorcli.errors import ColorcliError, DataError, UsageError, printable
-from colorcli.images import find_images, load_rgb
+from colorcli.images import find_images, load_rgb, plugin_note
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 MIRROR_ENV = "COLORCLI_CIFAR_MIRROR"
@@ -143,9 +143,17 @@ def load_folder(
     root = Path(root)
     if not root.is_dir():
         raise _not_a_dataset(str(root))
-    paths = find_images(root)
+    heic: list[Path] = []
+    paths = find_images(root, needing_plugin=heic)
     if not paths:
-        raise DataError(f"{root}: no images found (no files with an image suffix Pillow reads)")
+        why = plugin_note(heic) if heic else "no files with an image suffix Pillow reads"
+        raise DataError(f"{root}: no images found ({why})")
+    if heic:
+        from rich.console import Console
+
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"warning: {printable(str(root))}: {plugin_note(heic)}", markup=False
+        )
     cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy" if cache_dir is not None else None
     cached = _read_cache(cache, limit) if cache is not None else None
     if cached is not None:

@@ -36,13 +36,35 @@ PHOTO_FORMATS = frozenset(
         "ICO",
         "AVIF",
         "QOI",
+        "HEIF",  # with the optional pillow-heif plugin (see plugin_formats)
     }
 )
+# Photo suffixes only a plugin makes readable, and how to get it: iPhones save HEIC.
+PLUGIN_SUFFIXES = {".heic": "pillow-heif", ".heif": "pillow-heif", ".hif": "pillow-heif"}
+PLUGIN_HINT = "pip install 'colorcli[heic]' (the pillow-heif plugin) reads them"
+
+
+@functools.cache
+def plugin_formats() -> frozenset[str]:
+    """Register the optional format plugins that are installed (pillow-heif: HEIC/HEIF);
+    the names of those registered."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return frozenset()
+    register_heif_opener()
+    return frozenset({"HEIF"})
+
+
+def needs_plugin(path: Path) -> bool:
+    """Whether the file is a photo format only a plugin that is not installed here reads."""
+    return path.suffix.lower() in PLUGIN_SUFFIXES and "HEIF" not in plugin_formats()
 
 
 @functools.cache
 def image_suffixes() -> frozenset[str]:
     """File suffixes (lower case, with the dot) of the photo formats this Pillow can read."""
+    plugin_formats()
     Image.init()
     return frozenset(
         ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS and fmt in Image.OPEN
@@ -68,10 +90,23 @@ def looks_like_image(path: Path) -> bool:
         return False
 
 
-def find_images(root: Path, recursive: bool = True) -> list[Path]:
-    """Image files under root (by suffix, any case), sorted for reproducibility."""
+def find_images(root: Path, recursive: bool = True, needing_plugin: list[Path] | None = None) -> list[Path]:
+    """Image files under root (by suffix, any case), sorted for reproducibility. Photos only
+    a missing plugin reads (HEIC) are added to ``needing_plugin``, to say why they were left out."""
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in root.glob(pattern) if is_image_name(p) and p.is_file())
+    found = []
+    for p in root.glob(pattern):
+        if is_image_name(p) and p.is_file():
+            found.append(p)
+        elif needing_plugin is not None and needs_plugin(p) and p.is_file():
+            needing_plugin.append(p)
+    return sorted(found)
+
+
+def plugin_note(paths: list[Path]) -> str:
+    """Why photos only a missing plugin reads were left out, in one phrase."""
+    kinds = "/".join(sorted({p.suffix[1:].upper() for p in paths}))
+    return f"{len(paths)} {kinds} photo(s) left out: {PLUGIN_HINT}"
 
 
 DEFAULT_MAX_PIXELS = 200_000_000
@@ -103,6 +138,7 @@ def to_rgb8(im: Image.Image) -> Image.Image:
 
 def _open_unlimited(path: Path) -> Image.Image:
     """Image.open without Pillow's own decompression-bomb limit, which --max-pixels replaces."""
+    plugin_formats()
     old = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
@@ -124,6 +160,8 @@ def open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Ima
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except Exception as e:  # noqa: BLE001 - any failure to identify the file is a bad input
+        if needs_plugin(path):
+            raise InputError(f"{path}: {path.suffix[1:].upper()} photos need a plugin: {PLUGIN_HINT}") from None
         raise InputError(f"{path}: not a readable image ({first_line(e)})") from None
     w, h = im.size
     if w * h > max_pixels:

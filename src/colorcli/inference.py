@@ -26,7 +26,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from colorcli.errors import ColorcliError, InputError, UsageError, first_line, printable
-from colorcli.images import DEFAULT_MAX_PIXELS, find_images, looks_like_image, open_checked, to_gray8
+from colorcli.images import (
+    DEFAULT_MAX_PIXELS,
+    find_images,
+    looks_like_image,
+    open_checked,
+    plugin_note,
+    to_gray8,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -590,10 +597,13 @@ def expand_inputs(
     found: list[tuple[Path, Path] | Job] = []
     for item in inputs:
         if item.is_dir():
-            images = _outside(find_images(item, recursive=recursive), _nested_output(item, exclude), notes)
+            heic: list[Path] = []
+            images = _outside(find_images(item, recursive, heic), _nested_output(item, exclude), notes)
+            if heic and images and notes is not None:
+                notes.append(f"{item}: {plugin_note(heic)}")
             if not images:
-                hint = "" if recursive else " (-r looks in subfolders)"
-                found.append(Job(item, None, f"{item}: is a folder with no images{hint}"))
+                hint = f" ({plugin_note(heic)})" if heic else "" if recursive else " (-r looks in subfolders)"
+                found.append(Job(item, None, f"{item}: is a folder with no images colorcli can read{hint}"))
             found.extend((f, f.relative_to(item).with_suffix("")) for f in images)
         elif _is_glob(item):
             regular = [m for m in _glob(item) if m.is_file()]
