@@ -568,3 +568,23 @@ def test_file_names_with_control_characters_stay_on_one_line(tmp_path, tiny_chec
     assert r.exit_code == 1, r.output
     [line] = [x for x in r.output.splitlines() if x.startswith("error:")]
     assert "bad\\nname\\x1b[2J.jpg" in line and "\x1b" not in r.output
+
+
+def test_a_full_disk_prints_the_summary_and_why_it_stopped(tmp_path, tiny_checkpoint, monkeypatch):
+    import errno
+
+    import colorcli.inference as inference_module
+
+    def full(rgb, loaded, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(inference_module, "save_result", full)
+    for i in range(3):
+        colour_image(30, 30).save(tmp_path / f"{i}.png")
+    r = invoke(
+        "colorize", *(tmp_path / f"{i}.png" for i in range(3)), "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint
+    )
+    assert r.exit_code == 1, r.output
+    assert "0 colorized, 0 skipped (exist; --overwrite replaces), 3 failed" in r.output
+    assert "stopped: " in r.output and "goes on from there" in r.output
+    assert r.output.count("error: ") == 2  # the file that failed, and the stop; not one per file left

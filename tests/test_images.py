@@ -75,6 +75,46 @@ def test_iphone_heic_photos_are_read_with_the_plugin(tmp_path):
     assert load_rgb(tmp_path / "IMG_0001.HEIC").size == (40, 30)
 
 
+def test_heic_photos_through_a_glob(tmp_path):
+    pytest.importorskip("pillow_heif")
+    from colorcli.inference import plan_jobs
+
+    colour_image(40, 30).save(tmp_path / "IMG_0002.HEIC", format="HEIF")
+    assert [j.src.name for j in plan_jobs([tmp_path / "*.HEIC"], tmp_path / "out")] == ["IMG_0002.HEIC"]
+
+
+def test_without_pillow_heif_installed_heic_is_left_out_saying_how_to_read_it(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "ph").mkdir()
+    (tmp_path / "ph" / "IMG_1.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "ph" / "scan.png").write_bytes(b"")
+    colour_image(8, 8).save(tmp_path / "ph" / "scan.png")
+    script = f"""
+import sys
+sys.modules["pillow_heif"] = None  # as if not installed
+from pathlib import Path
+from colorcli.errors import InputError
+from colorcli.images import load_rgb
+from colorcli.inference import plan_jobs
+ph = Path({str(tmp_path / "ph")!r})
+for inputs in ([ph], [ph / "*"]):
+    notes = []
+    jobs = plan_jobs(inputs, ph.parent / "out", notes=notes)
+    print([j.src.name for j in jobs], notes)
+try:
+    load_rgb(ph / "IMG_1.HEIC")
+except InputError as e:
+    print(e)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0].startswith("['scan.png']") and "1 HEIC photo(s) left out: pip install" in lines[0]
+    assert lines[1].startswith("['scan.png']") and "1 HEIC photo(s) left out" in lines[1]
+    assert "HEIC photos need a plugin" in lines[2]
+
+
 def test_without_the_plugin_heic_photos_are_named_with_how_to_read_them(tmp_path, monkeypatch):
     import colorcli.images as images
     from colorcli.inference import plan_jobs

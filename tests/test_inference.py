@@ -728,27 +728,40 @@ def test_an_image_too_wide_for_its_format_fails_before_colorizing(tmp_path, tiny
     jobs = plan_jobs([tmp_path / "strip.png", tmp_path / "ok.png"], tmp_path / "out", fmt="webp")
     report = run_jobs(tiny_model, jobs, ColorizeOptions())
     assert (report.done, report.failed) == (1, 1) and [g.size for g in seen] == [(30, 30)]
+    Image.new("L", (66_000, 1), 128).save(tmp_path / "line.png")
+    jobs = plan_jobs([tmp_path / "line.png"], tmp_path / "line.jpg")
+    report = run_jobs(tiny_model, jobs, ColorizeOptions())
+    assert report.failed == 1 and len(seen) == 1 and not (tmp_path / "line.jpg").exists()
 
 
-def test_a_full_disk_stops_the_batch_at_the_first_file(tmp_path, tiny_model, monkeypatch):
+@pytest.mark.parametrize("code", ["ENOSPC", "EDQUOT", "EROFS"])
+def test_a_full_disk_stops_the_batch_at_the_first_file(tmp_path, tiny_model, monkeypatch, capsys, code):
     import errno
 
     import colorcli.inference as inference_module
-    from colorcli.errors import ColorcliError
 
-    for i in range(3):
+    for i in range(4):
         colour_image(30, 30).save(tmp_path / f"{i}.png")
+    (tmp_path / "out").mkdir()
+    colour_image(30, 30).save(tmp_path / "out" / "2.png")  # exists: skipped before the stop
     tries = []
 
     def full(rgb, loaded, path):
-        tries.append(path)
-        raise OSError(errno.ENOSPC, "No space left on device")
+        tries.append(path.name)
+        raise OSError(getattr(errno, code), "No space left on device")
 
     monkeypatch.setattr(inference_module, "save_result", full)
-    jobs = plan_jobs([tmp_path / f"{i}.png" for i in range(3)], tmp_path / "out")
-    with pytest.raises(ColorcliError, match="No space left on device; stopped"):
-        run_jobs(tiny_model, jobs, ColorizeOptions(), batch_files=1)
-    assert len(tries) == 1
+    jobs = plan_jobs([tmp_path / f"{i}.png" for i in range(4)], tmp_path / "out")
+    report = run_jobs(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    assert tries == ["0.png"] and report.stopped and "No space left on device" in report.stopped
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(Path(x["input"]).name, x["status"]) for x in lines] == [
+        ("0.png", "failed"),
+        ("1.png", "failed"),
+        ("2.png", "skipped"),
+        ("3.png", "failed"),
+    ]
+    assert "not written, stopped" in lines[1]["error"] and report.exit_code == 1
 
 
 def test_output_subfolders_are_made_only_for_results(tmp_path, tiny_model):
@@ -757,7 +770,10 @@ def test_output_subfolders_are_made_only_for_results(tmp_path, tiny_model):
     colour_image(30, 30).save(tmp_path / "in" / "good" / "a.png")
     (tmp_path / "in" / "bad" / "b.png").write_bytes(b"broken")
     jobs = plan_jobs([tmp_path / "in"], tmp_path / "out", recursive=True)
-    check_output_folders(jobs)
+    check_output_folders(jobs, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
     run_jobs(tiny_model, jobs, ColorizeOptions())
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good"]
+    jobs = plan_jobs([tmp_path / "in"], tmp_path / "out2", recursive=True)
+    check_output_folders([j for j in jobs if "bad" in j.src.parts], tmp_path / "out2")  # all in one subfolder
+    assert (tmp_path / "out2").is_dir() and not (tmp_path / "out2" / "bad").exists()

@@ -31,9 +31,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     A crash at any moment leaves either the old file or the complete new one.
     """
     path = Path(path)
-    # The temporary name adds about 14 bytes; a short prefix keeps it within the file system's
-    # 255-byte limit for any name that fits itself.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
+    # The temporary name adds about 14 bytes; a prefix of at most 100 bytes keeps it within
+    # the file system's 255-byte limit for any name that fits itself (cut by bytes: "写" is 3).
+    prefix = os.fsdecode(os.fsencode(path.name)[:100])
+    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

@@ -265,7 +265,7 @@ def train(
             with _sigterm_interrupts():  # also while decoding or downloading, before training's own handler
                 run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite, typed=typed)
         except Interrupted as e:
-            _stderr().print(f"colorcli: {e}")
+            _stderr().print(f"colorcli: {printable(str(e))}", markup=False)
             raise typer.Exit(e.exit_code) from None
 
     _run(body, debug)
@@ -325,7 +325,7 @@ def evaluate(
         from colorcli.data import load_dataset
         from colorcli.errors import UsageError
         from colorcli.evaluate import evaluate_photos, evaluate_tensor, holdout_images, save_grid, save_photo_grid
-        from colorcli.images import find_images
+        from colorcli.images import find_images, plugin_note
         from colorcli.inference import ColorizeOptions, check_output_file
         from colorcli.train import pick_device
 
@@ -350,7 +350,10 @@ def evaluate(
         elif full_res:
             if not Path(dataset).is_dir():
                 raise UsageError(f"{dataset}: not a folder; --full-res scores a folder of colour photos")
-            paths = find_images(Path(dataset))[:limit]
+            heic: list[Path] = []
+            paths = find_images(Path(dataset), needing_plugin=heic)[:limit]
+            if heic:
+                _stderr().print(f"warning: {printable(dataset)}: {plugin_note(heic)}", markup=False)
             if not paths:
                 raise ColorcliError(f"{dataset}: no images found (no files with an image suffix Pillow reads)")
             opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)
@@ -455,7 +458,7 @@ def export(
             "tile_saturation": tile_saturation,
         }
         export_model(checkpoint, output, overwrite=overwrite, **{k: v for k, v in decode.items() if v is not None})
-        _stderr().print(f"wrote {output}")
+        _stderr().print(f"wrote {printable(str(output))}", markup=False)
 
     _run(body, debug)
 
@@ -515,7 +518,7 @@ def colorize(
         jobs = plan_jobs(paths, Path(output), recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
         for note in notes:
             _stderr().print(f"note: {printable(note)}", markup=False)
-        check_output_folders(jobs)
+        check_output_folders(jobs, Path(output))
         from colorcli.checkpoint import load_model
         from colorcli.train import pick_device
 
@@ -531,6 +534,12 @@ def colorize(
             err.print(
                 f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
                 f"{report.failed} failed"
+            )
+        if report.stopped:
+            err.print(
+                f"colorcli: error: stopped: {printable(report.stopped)}; the same command again goes on from there",
+                style="red",
+                markup=False,
             )
         return report.exit_code
 

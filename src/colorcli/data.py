@@ -99,11 +99,14 @@ def changed_files(spec: str, run: dict) -> str | None:
     if not run.get("files_digest") or run.get("images") is None or spec in CIFAR_NAMES:
         return None  # CIFAR is not a folder of files; a folder run's count tells it apart
     root, first = Path(spec), run["images"]
-    paths = find_images(root)
+    heic: list[Path] = []
+    paths = find_images(root, needing_plugin=heic)
+    # HEIC photos count only where their plugin is installed: a run made with it differs without it.
+    hint = f" ({plugin_note(heic)})" if heic else ""
     if len(paths) < first:
-        return f"{len(paths)} image files, but the run split {first} images"
+        return f"{len(paths)} image files, but the run split {first} images{hint}"
     if _names_digest(root, paths[:first]) != run["files_digest"]:
-        return "image files were added, removed or renamed among those the run split"
+        return f"image files were added, removed or renamed among those the run split{hint}"
     return None
 
 
@@ -206,7 +209,6 @@ def _write_cache(cache: Path, stack: np.ndarray) -> None:
     """Save a folder's decoded images and prune stale caches; a cache that cannot be written
     only costs time, so that is a warning."""
     from rich.console import Console
-    from rich.markup import escape
 
     from colorcli.checkpoint import atomic_write
 
@@ -216,8 +218,7 @@ def _write_cache(cache: Path, stack: np.ndarray) -> None:
         prune_folder_cache(cache.parent, keep=cache)
     except OSError as e:
         Console(stderr=True, highlight=False).print(
-            f"[yellow]warning:[/] cannot cache decoded images in {escape(str(cache.parent))} "
-            f"({escape(str(e.strerror or e))})"
+            f"warning: cannot cache decoded images in {printable(str(cache.parent))} ({e.strerror or e})", markup=False
         )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 
 class ColorcliError(Exception):
     """A problem the user can act on; the CLI prints it and exits with `exit_code`."""
@@ -43,8 +45,17 @@ def first_line(e: BaseException, limit: int = 160) -> str:
     return text[0][:limit] if text else type(e).__name__
 
 
+# Characters that break a line, drive a terminal or reorder text: control characters (Cc),
+# line and paragraph separators, lone surrogates (undecodable bytes), bidirectional overrides.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+_BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
 def printable(text: str) -> str:
-    """``text`` with control characters escaped as Python writes them (``\\n``, ``\\x1b``), so a
-    file name holding a newline or a terminal escape stays on its one line and changes nothing
-    on the screen. Other characters, accented letters and CJK included, stay as they are."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    """``text`` with characters that could break its line or drive the terminal escaped as
+    Python writes them (``\\n``, ``\\x1b``, ``\\u202e``), so a file name holding a newline or a
+    terminal escape stays on its one line and changes nothing on the screen. Everything else,
+    accented letters, CJK and its wide space, emoji sequences, stays as it is."""
+    return "".join(
+        repr(ch)[1:-1] if unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch in _BIDI_CONTROLS else ch for ch in text
+    )

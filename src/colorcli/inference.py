@@ -30,6 +30,7 @@ from colorcli.images import (
     DEFAULT_MAX_PIXELS,
     find_images,
     looks_like_image,
+    needs_plugin,
     open_checked,
     plugin_note,
     to_gray8,
@@ -482,9 +483,11 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     if fmt == "JPEG":
         params.update(quality=98, subsampling=0)  # at 95 the luma moves by about 1 level on average, at 98 by 0.1
     if fmt == "WEBP":
-        # Lossy WebP moves the luma by several levels. Lossless at the least effort (quality 0)
-        # encodes about 3 times as fast as Pillow's default (80) for a file about 10% larger.
-        params.update(lossless=True, quality=0)
+        # Lossy WebP moves the luma by several levels. Lossless at quality 0 (the least
+        # compression effort) encodes 2 to 3 times as fast as Pillow's default (80), for 2 to
+        # 11% more bytes (benchmarks/output_formats.py); exact keeps the colour under
+        # transparent pixels instead of discarding it.
+        params.update(lossless=True, quality=0, exact=True)
     if fmt == "PNG":
         params["compress_level"] = 1  # fast; PNG stays lossless
     atomic_write(path, lambda f: out.save(f, format=fmt, **params))
@@ -608,8 +611,12 @@ def expand_inputs(
         elif _is_glob(item):
             regular = [m for m in _glob(item) if m.is_file()]
             files = [m for m in regular if looks_like_image(m)]
-            if notes is not None and len(files) < len(regular):
-                notes.append(f"{item}: left out {len(regular) - len(files)} non-image file(s)")
+            heic = [m for m in regular if m not in files and needs_plugin(m)]
+            others = len(regular) - len(files) - len(heic)
+            if notes is not None and heic:
+                notes.append(f"{item}: {plugin_note(heic)}")
+            if notes is not None and others:
+                notes.append(f"{item}: left out {others} non-image file(s)")
             matches = _outside(files, _nested_output(_glob_root(item), exclude), notes)
             if not matches and notes is not None:
                 notes.append(f"{item}: matches no images")
@@ -699,6 +706,10 @@ def _output_names(files: list[tuple[Path, Path]], output: Path, suffix: str) -> 
     return dst
 
 
+class StopBatch(ColorcliError):
+    """A write error no later file escapes: the batch stops (files after it are not attempted)."""
+
+
 # Write errors no later file escapes (disk or quota full, read-only file system): stop there.
 STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 # The largest width or height each output format can store (JPEG: libjpeg's limit).
@@ -718,19 +729,18 @@ def _format_names() -> list[str]:
     return [suffix.lstrip(".") for suffix in OUTPUT_FORMATS]
 
 
-def check_output_folders(jobs: list[Job]) -> None:
-    """Fail before any work when the output folder of the jobs cannot be created or written.
+def check_output_folders(jobs: list[Job], output: Path) -> None:
+    """Fail before any work when the output folder (``output``, or the folder of ``output``
+    when it names the one result file) cannot be created or written.
 
-    Only the folder all results go into is made here; its subfolders are made as their
-    first result is written, so inputs that vanish or fail leave no empty ones behind.
+    Only that folder is made here; its subfolders are made as their first result is
+    written, so inputs that vanish or fail leave no empty ones behind.
     """
-    import os
-
     from colorcli.checkpoint import ensure_folder
 
-    folders = {j.dst.parent for j in jobs if j.dst is not None}
-    if folders:
-        ensure_folder(Path(os.path.commonpath(sorted(folders))))
+    results = [j.dst for j in jobs if j.dst is not None]
+    if results:
+        ensure_folder(output.parent if results == [output] else output)
 
 
 def check_output_file(path: Path, suffix: str) -> None:
@@ -747,6 +757,7 @@ class BatchReport:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    stopped: str | None = None  # why the batch stopped early (a full disk), if it did
 
     @property
     def exit_code(self) -> int:
@@ -798,11 +809,15 @@ def run_jobs(
     position = {id(job): n for n, job in enumerate(jobs)}
     ready: dict[int, str] = {}
     next_line = 0
+    finished: set[int] = set()
 
-    def finish(job: Job, status: str, seconds: float, error: str | None = None, note: str | None = None) -> None:
+    def finish(
+        job: Job, status: str, seconds: float, error: str | None = None, note: str | None = None, quiet: bool = False
+    ) -> None:
         nonlocal next_line
+        finished.add(id(job))
         report.count(status)
-        if error and err_console is not None:
+        if error and err_console is not None and not quiet:
             progress.console.print(
                 f"error: {printable(error)}", style="red", highlight=False, soft_wrap=True, markup=False
             )
@@ -847,8 +862,16 @@ def run_jobs(
                     pending.append((job, loaded, time.perf_counter() - t0))
                     pixels += loaded.gray.size[0] * loaded.gray.size[1]
             if pending and (pixels >= batch_pixels or len(pending) >= batch_files or n == len(jobs) - 1):
-                _colorize_group(model, pending, options, finish, err_console, as_json)
+                try:
+                    _colorize_group(model, pending, options, finish, err_console, as_json)
+                except StopBatch as e:
+                    report.stopped = str(e)
+                    break
                 pending, pixels = [], 0
+        if report.stopped:  # the files after the stop are not written: each says so, as failed
+            for job in jobs:
+                if id(job) not in finished:
+                    finish(job, "failed", 0.0, f"{job.src}: not written, stopped: {report.stopped}", quiet=True)
     return report
 
 
@@ -885,10 +908,7 @@ def _colorize_group(model, pending, options: ColorizeOptions, finish, err_consol
                 job, "failed", load_s + share + time.perf_counter() - t1, f"{job.src}: cannot write {job.dst}: {reason}"
             )
             if getattr(e, "errno", None) in STOP_ERRNOS:  # every later file would fail the same way
-                raise ColorcliError(
-                    f"{job.dst.parent}: {reason}; stopped (files not yet colorized are left; the same "
-                    "command again goes on from there)"
-                ) from None
+                raise StopBatch(f"{job.dst.parent}: {reason}") from None
             continue
         note = "; ".join(n for n in (loaded.note, format_note(loaded, job.dst)) if n) or None
         if note and err_console is not None and not as_json:

@@ -1,0 +1,17 @@
+from colorcli.errors import first_line, printable
+
+
+def test_printable_escapes_what_could_break_a_line_or_drive_a_terminal():
+    assert printable("bad\nname\x1b[2J\r.jpg") == "bad\\nname\\x1b[2J\\r.jpg"
+    assert printable("evil\u202egpj.exe") == "evil\\u202egpj.exe"  # right-to-left override
+    assert printable("a\u2028b") == "a\\u2028b"  # line separator
+
+
+def test_printable_keeps_names_people_write():
+    for name in ("café.jpg", "旅行\u3000写真.jpg", "👨\u200d👩\u200d👧.png", "grand-mère (1952).tif"):
+        assert printable(name) == name
+
+
+def test_first_line_of_a_message_or_its_type():
+    assert first_line(ValueError("one\ntwo")) == "one"
+    assert first_line(ValueError()) == "ValueError"
