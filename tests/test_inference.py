@@ -1,5 +1,6 @@
 import io
 import json
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -777,3 +778,12 @@ def test_output_subfolders_are_made_only_for_results(tmp_path, tiny_model):
     jobs = plan_jobs([tmp_path / "in"], tmp_path / "out2", recursive=True)
     check_output_folders([j for j in jobs if "bad" in j.src.parts], tmp_path / "out2")  # all in one subfolder
     assert (tmp_path / "out2").is_dir() and not (tmp_path / "out2" / "bad").exists()
+
+
+def test_names_that_differ_only_in_unicode_form_do_not_collide(tmp_path):
+    nfc, nfd = "caf\u00e9", "cafe\u0301"  # the same name to macOS
+    colour_image(30, 30).save(tmp_path / f"{nfc}.jpg")
+    colour_image(30, 30).save(tmp_path / f"{nfd}.png")
+    jobs = plan_jobs([tmp_path / f"{nfc}.jpg", tmp_path / f"{nfd}.png"], tmp_path / "out")
+    keys = {unicodedata.normalize("NFC", j.dst.name).casefold() for j in jobs}
+    assert len(keys) == 2

@@ -16,6 +16,7 @@ import errno
 import fnmatch
 import json
 import math
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -685,6 +686,12 @@ def plan_jobs(
     return [entry if isinstance(entry, Job) else Job(entry[0], dst[entry[0]]) for entry in entries]
 
 
+def _name_key(path: Path) -> str:
+    """A path as file systems that ignore case (Windows, macOS) or Unicode normalisation (macOS:
+    'café' typed and 'café' from a camera) compare it, so results never collide there."""
+    return unicodedata.normalize("NFC", str(path)).casefold()
+
+
 def _output_names(files: list[tuple[Path, Path]], output: Path, suffix: str) -> dict[Path, Path]:
     """Each file's result path in the output folder: its relative name with ``suffix``, told
     apart from files of the same name by their original suffix, then by a count. Names of
@@ -693,15 +700,15 @@ def _output_names(files: list[tuple[Path, Path]], output: Path, suffix: str) -> 
     for src, rel in files:
         by_name.setdefault(rel, []).append(src)
     dst: dict[Path, Path] = {}
-    taken = {str(output / folder).lower() for _, rel in files for folder in rel.parents if folder != Path(".")}
+    taken = {_name_key(output / folder) for _, rel in files for folder in rel.parents if folder != Path(".")}
     for rel, sources in by_name.items():
         for src in sources:
             name = rel if len(sources) == 1 else rel.with_name(f"{rel.name}_{src.suffix.lstrip('.').lower()}")
             path, n = output / f"{name}{suffix}", 1
             # still taken (case-insensitive file systems too), or a folder already there: count up
-            while str(path).lower() in taken or path.is_dir():
+            while _name_key(path) in taken or path.is_dir():
                 path, n = output / f"{name}-{n}{suffix}", n + 1
-            taken.add(str(path).lower())
+            taken.add(_name_key(path))
             dst[src] = path
     return dst
 
