@@ -131,3 +131,8 @@ def test_without_the_plugin_heic_photos_are_named_with_how_to_read_them(tmp_path
     notes: list[str] = []
     plan_jobs([tmp_path / "phone"], tmp_path / "out", notes=notes)
     assert any("1 HEIC photo(s) left out" in n for n in notes)
+
+
+def test_folders_take_mpo_files(tmp_path):
+    colour_image(16, 16).save(tmp_path / "stereo.mpo", format="JPEG")  # an MPO's first picture is a JPEG
+    assert [p.name for p in find_images(tmp_path)] == ["stereo.mpo"]

@@ -124,7 +124,9 @@ def train(
     ] = False,
     device: Device = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = 0,
-    data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder (default: ~/.cache/colorcli).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
+    ] = None,
     mirror: Annotated[
         str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
     ] = None,
@@ -133,10 +135,12 @@ def train(
     ] = 0.1,
     limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N images (quick trials).")] = None,
     width: Annotated[
-        int | None, typer.Option(min=4, help="Channels of the first level (doubles per level).", show_default="32")
+        int | None,
+        typer.Option(min=4, help="Channels of the first level (doubles per level); default 32.", show_default=False),
     ] = None,
     head: Annotated[
-        str | None, typer.Option(help="unet output: bins (classify chrominance) or regress.", show_default="bins")
+        str | None,
+        typer.Option(help="unet output: bins (classify chrominance, the default) or regress.", show_default=False),
     ] = None,
     loss: Annotated[
         str | None,
@@ -154,7 +158,8 @@ def train(
         ),
     ] = None,
     norm: Annotated[
-        str | None, typer.Option(help="unet normalisation: batch or group (batch-independent).", show_default="batch")
+        str | None,
+        typer.Option(help="unet normalisation: batch (the default) or group (batch-independent).", show_default=False),
     ] = None,
     aux_logmse: Annotated[
         float | None,
@@ -284,7 +289,9 @@ def evaluate(
             "With --holdout: the run's own dataset unless given."
         ),
     ] = "cifar10",
-    data_dir: Annotated[Path | None, typer.Option(help="Download/cache folder (default: ~/.cache/colorcli).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
+    ] = None,
     mirror: Annotated[
         str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
     ] = None,
@@ -376,6 +383,7 @@ def evaluate(
 
 def _print_table(r: dict) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"{r['images']} images")
@@ -415,7 +423,7 @@ def _print_table(r: dict) -> None:
         folder = photo_folder(files)  # names within it tell a/x.jpg from b/x.jpg
         for p, file in zip(r["per_image"], files, strict=True):
             photos.add_row(
-                file.absolute().relative_to(folder).as_posix(),
+                escape(printable(file.absolute().relative_to(folder).as_posix())),
                 f"{p['psnr']:.2f}",
                 f"{p['gray_psnr']:.2f}",
                 f"{p['psnr_gain_db']:+.2f}",

@@ -24,6 +24,7 @@ PHOTO_FORMATS = frozenset(
         "DIB",
         "GIF",
         "JPEG",
+        "MPO",  # multi-picture JPEG (.mpo) from 3D and some phone cameras
         "JPEG2000",
         "PNG",
         "PPM",
@@ -66,9 +67,8 @@ def image_suffixes() -> frozenset[str]:
     """File suffixes (lower case, with the dot) of the photo formats this Pillow can read."""
     plugin_formats()
     Image.init()
-    return frozenset(
-        ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS and fmt in Image.OPEN
-    )
+    readable = set(Image.OPEN) | ({"MPO"} if "JPEG" in Image.OPEN else set())  # MPO opens as a JPEG
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in PHOTO_FORMATS & readable)
 
 
 def is_image_name(path: Path) -> bool:
