@@ -45,3 +45,28 @@ def tiny_train_args(folder, out, init=None) -> list[str]:
         "--device",
         "cpu",
     ]
+
+
+class StopAfter:
+    """Stands in for the signal handler: asks to stop once `n` steps have run."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.checks = 0
+
+    def __call__(self):
+        outer = self
+
+        class Flag:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *a):
+                pass
+
+            @property
+            def requested(self):
+                outer.checks += 1
+                return outer.checks >= outer.n
+
+        return Flag()

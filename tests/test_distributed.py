@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 from colorcli.errors import ColorcliError
 from colorcli.model import ModelConfig
 from colorcli.train import TrainConfig, train
-from helpers import tiny_train_args
+from helpers import StopAfter, tiny_train_args
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +72,31 @@ def test_two_ranks_agree_and_match_one_process(image_folder, tmp_path):
     for k in r0:
         assert torch.allclose(r0[k].float(), single[k].float(), atol=2e-4, rtol=1e-3), k
     assert (tmp_path / "ddp" / "best.pt").exists()
+
+
+def stopping_worker(rank: int, world: int, port: int, cfg: TrainConfig, out_dir: str) -> None:
+    """A rank of a run whose rank 1 alone is asked to stop, on the first epoch's last step."""
+    import colorcli.train as train_mod
+    from colorcli.train import Interrupted
+
+    if rank == 1:
+        train_mod.StopFlag = StopAfter(2)  # 2 steps an epoch: asked on step 2
+    try:
+        worker(rank, world, port, cfg, out_dir)
+    except Interrupted:
+        Path(f"{out_dir}/rank{rank}.stopped").touch()
+
+
+def test_a_stop_asked_on_one_rank_on_an_epochs_last_step_stops_both_after_saving_it(image_folder, tmp_path):
+    cfg = TrainConfig(
+        dataset=str(image_folder), out=str(tmp_path / "ddp"), epochs=3, batch_size=8, val_fraction=0.15, threads=1
+    )
+    mp.spawn(stopping_worker, args=(2, free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "rank0.stopped").exists() and (tmp_path / "rank1.stopped").exists()
+    from colorcli.checkpoint import load_checkpoint
+
+    state = load_checkpoint(tmp_path / "ddp" / "last.pt")
+    assert (state["epoch"], state["step"]) == (1, 0) and len(state["history"]) == 1
 
 
 def test_a_load_failure_on_rank_0_reaches_every_rank(tmp_path):

@@ -10,6 +10,7 @@ from colorcli.checkpoint import load_checkpoint, load_model, save_checkpoint
 from colorcli.errors import TrainingError, UsageError
 from colorcli.model import ModelConfig, UNet
 from colorcli.train import Interrupted, TrainConfig, fine_tune_config, train
+from helpers import StopAfter
 
 TINY = ModelConfig(width=4, depth=2)
 
@@ -41,31 +42,6 @@ def test_seed_architecture_trains(image_folder, tmp_path):
     seed_cfg = ModelConfig(arch="seed", width=4, head="regress", loss="mse")
     train(config(image_folder, tmp_path / "seed", epochs=1), seed_cfg)
     assert load_model(tmp_path / "seed" / "best.pt").config.arch == "seed"
-
-
-class StopAfter:
-    """Stands in for the signal handler: asks to stop once `n` steps have run."""
-
-    def __init__(self, n: int):
-        self.n = n
-        self.checks = 0
-
-    def __call__(self):
-        outer = self
-
-        class Flag:
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *a):
-                pass
-
-            @property
-            def requested(self):
-                outer.checks += 1
-                return outer.checks >= outer.n
-
-        return Flag()
 
 
 def test_interrupt_then_resume_matches_an_uninterrupted_run(image_folder, tmp_path, monkeypatch):
