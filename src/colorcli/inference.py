@@ -131,12 +131,21 @@ def _alpha(im: Image.Image, raw_mode: str | None = None) -> Image.Image | None:
     return None if mask.getextrema() == (255, 255) else mask
 
 
-def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Open any image Pillow reads as display-oriented 8-bit luma (+ alpha, ICC profile, EXIF)."""
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, output_format: str | None = None) -> LoadedImage:
+    """Open any image Pillow reads as display-oriented 8-bit luma (+ alpha, ICC profile, EXIF).
+
+    ``output_format`` (a Pillow format name): refuse, before decoding, an image larger than
+    that format can store (JPEG, WebP)."""
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
         with open_checked(path, max_pixels, "; raise it with --max-pixels if you trust the file") as im:
+            side = FORMAT_MAX_SIDE.get(output_format or "")
+            if side is not None and max(im.size) > side:
+                w, h = im.size
+                raise InputError(
+                    f"{path}: {w}x{h} is more than {output_format} holds ({side:,} pixels a side); write PNG or TIFF"
+                )
             try:
                 frames = getattr(im, "n_frames", 1)
                 im.seek(0)
@@ -723,15 +732,6 @@ STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 FORMAT_MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383}
 
 
-def _check_fits_format(job: Job, loaded: LoadedImage) -> None:
-    """Refuse, before any colorizing, an image too large for its output's format."""
-    fmt = output_format(job.dst)[0]
-    w, h = loaded.gray.size
-    side = FORMAT_MAX_SIDE.get(fmt)
-    if side is not None and max(w, h) > side:
-        raise InputError(f"{job.src}: {w}x{h} is more than {fmt} holds ({side:,} pixels a side); write PNG or TIFF")
-
-
 def _format_names() -> list[str]:
     return [suffix.lstrip(".") for suffix in OUTPUT_FORMATS]
 
@@ -861,8 +861,7 @@ def run_jobs(
                 finish(job, "skipped", 0.0)
             else:
                 try:
-                    loaded = load_image(job.src, options.max_pixels)
-                    _check_fits_format(job, loaded)
+                    loaded = load_image(job.src, options.max_pixels, output_format(job.dst)[0])
                 except ColorcliError as e:
                     finish(job, "failed", time.perf_counter() - t0, str(e))
                 else:
