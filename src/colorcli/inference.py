@@ -621,7 +621,8 @@ def expand_inputs(
         elif _is_glob(item):
             regular = [m for m in _glob(item) if m.is_file()]
             files = [m for m in regular if looks_like_image(m)]
-            heic = [m for m in regular if m not in files and needs_plugin(m)]
+            kept = set(files)
+            heic = [m for m in regular if m not in kept and needs_plugin(m)]
             others = len(regular) - len(files) - len(heic)
             if notes is not None and heic:
                 notes.append(f"{item}: {plugin_note(heic)}")
