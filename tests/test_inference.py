@@ -765,19 +765,42 @@ def test_a_full_disk_stops_the_batch_at_the_first_file(tmp_path, tiny_model, mon
     assert "not written, stopped" in lines[1]["error"] and report.exit_code == 1
 
 
-def test_output_subfolders_are_made_only_for_results(tmp_path, tiny_model):
+def test_output_folders_are_made_only_for_results(tmp_path, tiny_model):
     (tmp_path / "in" / "good").mkdir(parents=True)
     (tmp_path / "in" / "bad").mkdir()
     colour_image(30, 30).save(tmp_path / "in" / "good" / "a.png")
     (tmp_path / "in" / "bad" / "b.png").write_bytes(b"broken")
     jobs = plan_jobs([tmp_path / "in"], tmp_path / "out", recursive=True)
-    check_output_folders(jobs, tmp_path / "out")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+    check_output_folders(jobs, tmp_path / "out")  # checks, makes nothing
+    assert not (tmp_path / "out").exists()
     run_jobs(tiny_model, jobs, ColorizeOptions())
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good"]
-    jobs = plan_jobs([tmp_path / "in"], tmp_path / "out2", recursive=True)
-    check_output_folders([j for j in jobs if "bad" in j.src.parts], tmp_path / "out2")  # all in one subfolder
-    assert (tmp_path / "out2").is_dir() and not (tmp_path / "out2" / "bad").exists()
+    bad_only = [j for j in plan_jobs([tmp_path / "in"], tmp_path / "out2", recursive=True) if "bad" in j.src.parts]
+    assert run_jobs(tiny_model, bad_only, ColorizeOptions()).failed == 1
+    assert not (tmp_path / "out2").exists()  # every input failed: no folder left behind
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="cannot create output folder"):
+        check_output_folders(jobs, tmp_path / "file" / "sub")
+
+
+def test_an_interrupt_ends_the_batch_with_what_is_done_and_says_so(tmp_path, tiny_model, monkeypatch):
+    import colorcli.inference as inference_module
+
+    for i in range(3):
+        colour_image(30, 30).save(tmp_path / f"{i}.png")
+    real, calls = inference_module.save_result, []
+
+    def then_ctrl_c(rgb, loaded, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(rgb, loaded, path)
+
+    monkeypatch.setattr(inference_module, "save_result", then_ctrl_c)
+    jobs = plan_jobs([tmp_path / f"{i}.png" for i in range(3)], tmp_path / "out")
+    report = run_jobs(tiny_model, jobs, ColorizeOptions(), batch_files=1)
+    assert report.interrupted and report.done == 1 and report.exit_code == 130
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png"]
 
 
 def test_names_that_differ_only_in_unicode_form_do_not_collide(tmp_path):

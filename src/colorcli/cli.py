@@ -53,7 +53,8 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
     except ColorcliError as e:
         if debug:
             raise
-        _stderr().print(f"colorcli: error: {printable(str(e))}", style="red", markup=False)
+        if e.echo:
+            _stderr().print(f"colorcli: error: {printable(str(e))}", style="red", markup=False)
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         _stderr().print("colorcli: interrupted")
@@ -270,7 +271,8 @@ def train(
             with _sigterm_interrupts():  # also while decoding or downloading, before training's own handler
                 run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite, typed=typed)
         except Interrupted as e:
-            _stderr().print(f"colorcli: {printable(str(e))}", markup=False)
+            if os.environ.get("RANK", "0") == "0":  # under torchrun, once
+                _stderr().print(f"colorcli: {printable(str(e))}", markup=False)
             raise typer.Exit(e.exit_code) from None
 
     _run(body, debug)
@@ -416,7 +418,7 @@ def _print_table(r: dict) -> None:
     if "per_image" in r:
         photos = Table(title="each photo")
         for col in ("file", "PSNR dB", "gray copy dB", "gain dB", "SSIM", "colour / truth"):
-            photos.add_column(col, justify="left" if col == "file" else "right")
+            photos.add_column(col, justify="left" if col == "file" else "right", overflow="fold")
         from colorcli.evaluate import photo_folder
 
         files = [Path(p["file"]) for p in r["per_image"]]
@@ -539,10 +541,13 @@ def colorize(
         if len(jobs) == 1 and report.skipped and not json_out:
             err.print(f"skipped: {printable(str(jobs[0].dst))} exists (--overwrite replaces it)", markup=False)
         if len(jobs) > 1 and not json_out:
+            left = len(jobs) - report.done - report.skipped - report.failed
             err.print(
                 f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
-                f"{report.failed} failed"
+                f"{report.failed} failed" + (f", {left} not started" if left else "")
             )
+        if report.interrupted:
+            err.print("colorcli: interrupted; the same command again goes on from there")
         if report.stopped:
             err.print(
                 f"colorcli: error: stopped: {printable(report.stopped)}; the same command again goes on from there",

@@ -6,9 +6,11 @@ import unicodedata
 
 
 class ColorcliError(Exception):
-    """A problem the user can act on; the CLI prints it and exits with `exit_code`."""
+    """A problem the user can act on; the CLI prints it (unless ``echo`` is off: another
+    process already said it) and exits with `exit_code`."""
 
     exit_code: int = 1
+    echo: bool = True
 
 
 class UsageError(ColorcliError):
@@ -33,6 +35,12 @@ class NoSuchCheckpoint(CheckpointError):
 
 class DataError(ColorcliError):
     """A dataset cannot be found, downloaded or read."""
+
+
+class MainProcessFailed(DataError):
+    """Under torchrun, rank 0 failed to load the images; it prints why, the other ranks only stop."""
+
+    echo = False
 
 
 class TrainingError(ColorcliError):

@@ -739,16 +739,22 @@ def _format_names() -> list[str]:
 
 def check_output_folders(jobs: list[Job], output: Path) -> None:
     """Fail before any work when the output folder (``output``, or the folder of ``output``
-    when it names the one result file) cannot be created or written.
+    when it names the one result file) could not be created or written.
 
-    Only that folder is made here; its subfolders are made as their first result is
-    written, so inputs that vanish or fail leave no empty ones behind.
+    Nothing is made here: folders are made as their first result is written, so a run
+    whose inputs all fail, or that is stopped early, leaves no empty folders behind.
     """
-    from colorcli.checkpoint import ensure_folder
+    import os
 
     results = [j.dst for j in jobs if j.dst is not None]
-    if results:
-        ensure_folder(output.parent if results == [output] else output)
+    if not results:
+        return
+    folder = output.parent if results == [output] else output
+    existing = next(f for f in (folder, *folder.parents) if f.exists())  # "." or "/" at the latest
+    if not existing.is_dir():
+        raise UsageError(f"{folder}: cannot create output folder ({existing} is a file)")
+    if not os.access(existing, os.W_OK):
+        raise UsageError(f"{folder}: output folder is not writable ({existing} is read-only)")
 
 
 def check_output_file(path: Path, suffix: str) -> None:
@@ -766,10 +772,11 @@ class BatchReport:
     skipped: int = 0
     failed: int = 0
     stopped: str | None = None  # why the batch stopped early (a full disk), if it did
+    interrupted: bool = False  # Ctrl-C or SIGTERM: the files done are complete, the rest untouched
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 130 if self.interrupted else 1 if self.failed else 0
 
     def count(self, status: str) -> None:
         if status == "ok":
@@ -847,9 +854,7 @@ def run_jobs(
         done = report.done + report.skipped + report.failed
         progress.update(task, completed=done, ips=done / max(time.perf_counter() - t_start, 1e-9))
 
-    with progress, _flush_on_exit(ready):
-        task = progress.add_task("", total=len(jobs), ips=0.0)
-        t_start = time.perf_counter()
+    def run_all() -> None:
         pending: list[tuple[Job, LoadedImage, float]] = []
         pixels = 0
         for n, job in enumerate(jobs):
@@ -869,12 +874,18 @@ def run_jobs(
                     pending.append((job, loaded, time.perf_counter() - t0))
                     pixels += loaded.gray.size[0] * loaded.gray.size[1]
             if pending and (pixels >= batch_pixels or len(pending) >= batch_files or n == len(jobs) - 1):
-                try:
-                    _colorize_group(model, pending, options, finish, err_console, as_json)
-                except StopBatch as e:
-                    report.stopped = str(e)
-                    break
+                _colorize_group(model, pending, options, finish, err_console, as_json)
                 pending, pixels = [], 0
+
+    with progress, _flush_on_exit(ready):
+        task = progress.add_task("", total=len(jobs), ips=0.0)
+        t_start = time.perf_counter()
+        try:
+            run_all()
+        except StopBatch as e:
+            report.stopped = str(e)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what is written is complete; say how far it got
+            report.interrupted = True
         if report.stopped:  # the files after the stop are not written: each says so, as failed
             for job in jobs:
                 if id(job) not in finished:

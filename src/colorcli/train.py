@@ -47,7 +47,7 @@ from colorcli.data import (
     split_indices,
     zoom_in,
 )
-from colorcli.errors import DataError, TrainingError, UsageError, printable
+from colorcli.errors import MainProcessFailed, TrainingError, UsageError, printable
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
 
@@ -331,7 +331,7 @@ def _load_once(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
         shape.copy_(torch.tensor(data.shape))
     dist.broadcast(shape, src=0)
     if shape[0].item() < 0:
-        raise DataError("the main process (rank 0) could not load the images; its message says why")
+        raise MainProcessFailed("the main process (rank 0) could not load the images; its message says why")
     if not d.main:
         data = torch.empty(tuple(shape.tolist()), dtype=torch.uint8, device=on)
     dist.broadcast(data, src=0)
@@ -385,6 +385,11 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
 
 
 RELOCATABLE = ("dataset", "data_dir", "mirror")
+
+
+def _count(n: int, thing: str) -> str:
+    """'1 epoch', '18 epochs'."""
+    return f"{n} {thing}{'s' * (n != 1)}"
 
 
 def _quoted(path: Path) -> str:
@@ -628,7 +633,7 @@ def _train(
             torch.cuda.set_rng_state(state["cuda_rng"], device)
         if epoch >= cfg.epochs:
             say(
-                f"{resume}: this run already finished all {cfg.epochs} epochs; nothing to do "
+                f"{resume}: this run already finished its {_count(cfg.epochs, 'epoch')}; nothing to do "
                 f"(to train it further, start a new run with --init {_quoted(out / 'best.pt')}).",
                 style="green",
             )
@@ -649,7 +654,7 @@ def _train(
 
     say(
         f"colorcli train: {model_cfg.arch} ({count_parameters(model) / 1e6:.2f}M parameters) on {device}"
-        + (f" with {threads} CPU threads" if threads else "")
+        + (f" with {_count(threads, 'CPU thread')}" if threads else "")
         + (f", {d.world} processes" if d.world > 1 else "")
         + f"; {len(train_idx)} training / {len(val_idx)} validation images"
         + (f" ({dropped} black-and-white training image{'s' * (dropped > 1)} left out)" if dropped else "")
