@@ -332,7 +332,7 @@ def evaluate(
 
         from colorcli.checkpoint import load_model
         from colorcli.data import load_dataset
-        from colorcli.errors import UsageError
+        from colorcli.errors import UsageError, warn
         from colorcli.evaluate import evaluate_photos, evaluate_tensor, holdout_images, save_grid, save_photo_grid
         from colorcli.images import find_images, plugin_note
         from colorcli.inference import ColorizeOptions, check_output_file
@@ -362,7 +362,7 @@ def evaluate(
             heic: list[Path] = []
             paths = find_images(Path(dataset), needing_plugin=heic)[:limit]
             if heic:
-                _stderr().print(f"warning: {printable(dataset)}: {plugin_note(heic)}", markup=False)
+                warn(f"{dataset}: {plugin_note(heic)}")
             if not paths:
                 raise ColorcliError(f"{dataset}: no images found (no files with an image suffix Pillow reads)")
             opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from colorcli.color import luma_u8
-from colorcli.errors import ColorcliError, DataError, UsageError, printable
+from colorcli.errors import ColorcliError, DataError, UsageError, warn
 from colorcli.images import find_images, load_rgb, plugin_note
 
 CIFAR_NAMES = ("cifar10", "cifar100")
@@ -152,11 +152,7 @@ def load_folder(
         why = plugin_note(heic) if heic else "no files with an image suffix Pillow reads"
         raise DataError(f"{root}: no images found ({why})")
     if heic:
-        from rich.console import Console
-
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            f"warning: {printable(str(root))}: {plugin_note(heic)}", markup=False
-        )
+        warn(f"{root}: {plugin_note(heic)}")
     cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy" if cache_dir is not None else None
     cached = _read_cache(cache, limit) if cache is not None else None
     if cached is not None:
@@ -184,7 +180,6 @@ def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, s
     """Decode the files in order until ``limit`` (or all) are read: (N, size, size, 3) uint8.
     Unreadable ones are skipped with one warning line; none readable is a DataError."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.progress import track
 
     arrays: list[np.ndarray] = []
@@ -199,7 +194,7 @@ def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, s
         except ColorcliError as e:
             bad.append((p, str(e)))
     if bad:
-        err.print("[yellow]warning:[/] " + escape(printable(skipped_warning(bad, root))))
+        warn(skipped_warning(bad, root))
     if not arrays:
         raise DataError(f"{root}: none of the {len(paths)} image files could be read ({bad[0][1]})")
     return np.stack(arrays)  # (N, S, S, 3)
@@ -208,8 +203,6 @@ def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, s
 def _write_cache(cache: Path, stack: np.ndarray) -> None:
     """Save a folder's decoded images and prune stale caches; a cache that cannot be written
     only costs time, so that is a warning."""
-    from rich.console import Console
-
     from colorcli.checkpoint import atomic_write
 
     try:
@@ -217,9 +210,7 @@ def _write_cache(cache: Path, stack: np.ndarray) -> None:
         atomic_write(cache, lambda f: np.save(f, stack))
         prune_folder_cache(cache.parent, keep=cache)
     except OSError as e:
-        Console(stderr=True, highlight=False).print(
-            f"warning: cannot cache decoded images in {printable(str(cache.parent))} ({e.strerror or e})", markup=False
-        )
+        warn(f"cannot cache decoded images in {cache.parent} ({e.strerror or e})")
 
 
 CACHE_DAYS = 30

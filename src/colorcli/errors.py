@@ -67,3 +67,13 @@ def printable(text: str) -> str:
     return "".join(
         repr(ch)[1:-1] if unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch in _BIDI_CONTROLS else ch for ch in text
     )
+
+
+def warn(text: str) -> None:
+    """Print one warning line on stderr: ``warning:`` and ``text`` made printable, never read
+    as markup (file names may hold brackets)."""
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(
+        f"warning: {printable(text)}", style="yellow", markup=False
+    )

@@ -12,7 +12,7 @@ import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, skipped_warning
-from colorcli.errors import ColorcliError, InputError, UsageError, printable
+from colorcli.errors import ColorcliError, InputError, UsageError, warn
 from colorcli.images import load_rgb
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
@@ -176,13 +176,7 @@ def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) 
         truth_cf.append(colorfulness(truth))
         bw.append(grayscale_images(truth))
     if unreadable:
-        from rich.console import Console
-        from rich.markup import escape
-
-        where = photo_folder(paths)
-        Console(stderr=True, highlight=False, soft_wrap=True).print(
-            "[yellow]warning:[/] " + escape(printable(skipped_warning(unreadable, where)))
-        )
+        warn(skipped_warning(unreadable, photo_folder(paths)))
     if not mine:
         raise InputError(f"{photo_folder(paths)}: none of the {len(paths)} images could be read ({unreadable[0][1]})")
     result = summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))
