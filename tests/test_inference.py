@@ -9,6 +9,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from rich.console import Console
 
 from colorcli.errors import InputError, UsageError
 from colorcli.inference import (
@@ -810,3 +811,23 @@ def test_names_that_differ_only_in_unicode_form_do_not_collide(tmp_path):
     jobs = plan_jobs([tmp_path / f"{nfc}.jpg", tmp_path / f"{nfd}.png"], tmp_path / "out")
     keys = {unicodedata.normalize("NFC", j.dst.name).casefold() for j in jobs}
     assert len(keys) == 2
+
+
+def test_a_result_whose_folder_is_a_file_fails_before_it_is_colorized(tmp_path, tiny_model, monkeypatch):
+    import colorcli.inference as inference_module
+
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    colour_image(30, 30).save(tmp_path / "in" / "a.png")
+    colour_image(30, 30).save(tmp_path / "in" / "sub" / "b.png")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sub").write_text("a file where results/sub/ should go")
+    seen = []
+    real = inference_module.colorize_grays
+    monkeypatch.setattr(inference_module, "colorize_grays", lambda m, g, o: seen.extend(g) or real(m, g, o))
+    errors = Console(file=io.StringIO(), width=300)
+    jobs = plan_jobs([tmp_path / "in"], tmp_path / "out", recursive=True)
+    report = run_jobs(tiny_model, jobs, ColorizeOptions(), err_console=errors)
+    assert (report.done, report.failed, report.exit_code) == (1, 1, 1)
+    assert len(seen) == 1 and (tmp_path / "out" / "a.png").is_file()
+    assert f"{tmp_path / 'out' / 'sub'} is a file" in errors.file.getvalue()
+    assert (tmp_path / "out" / "sub").read_text().startswith("a file")  # untouched

@@ -854,6 +854,8 @@ def run_jobs(
         done = report.done + report.skipped + report.failed
         progress.update(task, completed=done, ips=done / max(time.perf_counter() - t_start, 1e-9))
 
+    blocked: dict[Path, Path | None] = {}
+
     def run_all() -> None:
         pending: list[tuple[Job, LoadedImage, float]] = []
         pixels = 0
@@ -865,6 +867,9 @@ def run_jobs(
                 finish(job, "failed", 0.0, f"{job.src}: output {job.dst} would overwrite an input; choose another -o")
             elif job.dst.exists() and not overwrite:
                 finish(job, "skipped", 0.0)
+            elif (in_the_way := _file_in_the_way(job.dst.parent, blocked)) is not None:
+                # Fail before decoding and colorizing: the result could not be written anyway.
+                finish(job, "failed", 0.0, f"{job.src}: cannot write {job.dst}: {in_the_way} is a file")
             else:
                 try:
                     loaded = load_image(job.src, options.max_pixels, output_format(job.dst)[0])
@@ -891,6 +896,18 @@ def run_jobs(
                 if id(job) not in finished:
                     finish(job, "failed", 0.0, f"{job.src}: not written, stopped: {report.stopped}", quiet=True)
     return report
+
+
+def _file_in_the_way(folder: Path, known: dict[Path, Path | None]) -> Path | None:
+    """The file standing where ``folder`` or one of its parents should be, if any.
+
+    ``known`` remembers the answer per folder, so a batch of thousands of files
+    looks at each output folder once. A folder made since is still a folder.
+    """
+    if folder not in known:
+        existing = next(f for f in (folder, *folder.parents) if f.exists() or f.is_symlink())
+        known[folder] = None if existing.is_dir() else existing
+    return known[folder]
 
 
 @contextlib.contextmanager
