@@ -10,13 +10,21 @@ these): scipy 1.10's raccoon (public domain), scikit-learn's china and flower
 motorcycle (Middlebury 2014 stereo dataset, left view).
 
 data/photos-debian (no choice was made on these either; the set was fixed
-before any was colorized): every colour photograph of a real scene in two
-Debian bookworm packages, one view of each stereo or sequence pair. From
+before any was colorized): the colour photographs of real scenes in two Debian
+bookworm packages, one view of each stereo pair or image sequence. From
 opencv-doc's examples/data (OpenCV's sample images: drawings, renderings,
-synthetic patterns, a painting, logos and gray images left out) and all twelve
-of mate-backgrounds' nature photos (GPL-2+). They are for local measurement;
-none is committed. Needs `pip download` to reach a package index and HTTP
-access to deb.debian.org.
+synthetic patterns, a painting, logos and gray images left out, and also
+sudoku.png, a nearly gray photograph of a printed puzzle: colourfulness 5.5,
+where the least colourful photo kept has 13.6) and all twelve of
+mate-backgrounds' nature photos (GPL-2+).
+
+    python benchmarks/make_photo_sets.py --debian-only              # data/photos-debian alone
+    python benchmarks/make_photo_sets.py --debian-only --debs DIR   # from .deb files already in DIR
+
+They are for local measurement; none is committed. Needs `pip download` to
+reach a package index, and HTTP access to deb.debian.org unless --debs is
+given. Once Debian drops these versions from its pool, fetch the same files
+from snapshot.debian.org into DIR (the SHA-256 check stays).
 """
 
 from __future__ import annotations
@@ -97,48 +105,73 @@ def read_member(archive: Path, member: str) -> bytes:
 
 
 def deb_data_archive(deb: bytes) -> tarfile.TarFile:
-    """The data.tar.* member of a Debian package (an `ar` archive of 60-byte headers, 2-byte aligned)."""
-    assert deb.startswith(b"!<arch>\n"), "not a Debian package"
+    """The data.tar.* member of a Debian package (an `ar` archive of 60-byte headers, 2-byte aligned),
+    opened as a stream: one pass over its compressed bytes."""
+    if not deb.startswith(b"!<arch>\n"):
+        raise SystemExit("not a Debian package (no ar header)")
     at = 8
-    while at < len(deb):
+    while at + 60 <= len(deb):
         name = deb[at : at + 16].decode().strip().rstrip("/")
         size = int(deb[at + 48 : at + 58])
-        body = deb[at + 60 : at + 60 + size]
         if name.startswith("data.tar"):
-            return tarfile.open(fileobj=io.BytesIO(body))
+            return tarfile.open(fileobj=io.BytesIO(deb[at + 60 : at + 60 + size]), mode="r|*")
         at += 60 + size + size % 2
-    raise ValueError("no data.tar in the package")
+    raise SystemExit("no data.tar in the Debian package")
 
 
-def copy_debian_photos(out: Path) -> None:
+def read_deb(url: str, sha256: str, debs: Path | None) -> bytes:
+    """The package at ``url``, from ``debs`` (a folder of .deb files) if given, checked by SHA-256."""
+    name = url.rsplit("/", 1)[-1]
+    if debs is not None:
+        deb = (debs / name).read_bytes()
+    else:
+        try:
+            with urllib.request.urlopen(url, timeout=300) as response:
+                deb = response.read()
+        except OSError as e:  # URLError and HTTPError included
+            raise SystemExit(
+                f"{url}: cannot download ({e}); fetch {name} (from snapshot.debian.org if Debian has "
+                "dropped it) into a folder and pass --debs FOLDER"
+            ) from None
+    if hashlib.sha256(deb).hexdigest() != sha256:
+        raise SystemExit(f"{name}: SHA-256 differs from the one this script was written for")
+    return deb
+
+
+def copy_debian_photos(out: Path, debs: Path | None = None) -> None:
     for url, sha256, folder, names in DEB_SOURCES:
-        with urllib.request.urlopen(url, timeout=300) as response:
-            deb = response.read()
-        if hashlib.sha256(deb).hexdigest() != sha256:
-            raise SystemExit(f"{url}: SHA-256 differs from the one this script was written for")
-        with deb_data_archive(deb) as archive:
-            for name in names:
-                f = archive.extractfile(folder + name)
-                assert f is not None
-                dst = out / "photos-debian" / name
+        wanted = {folder + name: name for name in names}
+        found: set[str] = set()
+        with deb_data_archive(read_deb(url, sha256, debs)) as archive:
+            for member in archive:
+                if member.name not in wanted:
+                    continue
+                f = archive.extractfile(member)
+                if f is None:
+                    raise SystemExit(f"{url}: {member.name} is not a file")
+                data = f.read()
+                dst = out / "photos-debian" / wanted[member.name]
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                image = Image.open(f)
-                if image.mode == "RGBA":  # opaque alpha; the scorer compares RGB
-                    image.convert("RGB").save(dst)
+                image = Image.open(io.BytesIO(data))
+                if image.mode == "RGBA":  # chicky_512.png: 0.4% of its pixels, at the border, partly transparent
+                    image.convert("RGB").save(dst)  # the scorer compares RGB; its colour is kept as it is
                 else:
-                    f.seek(0)
-                    dst.write_bytes(f.read())
+                    dst.write_bytes(data)
+                found.add(member.name)
                 print(f"wrote {dst}")
+        if missing := sorted(set(wanted) - found):
+            raise SystemExit(f"{url}: not in the package: {', '.join(missing)}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("data"))
     ap.add_argument("--debian-only", action="store_true", help="write data/photos-debian alone")
+    ap.add_argument("--debs", type=Path, help="a folder holding the two .deb files, instead of downloading them")
     args = ap.parse_args()
     if not args.debian_only:
         copy_pypi_photos(args.out)
-    copy_debian_photos(args.out)
+    copy_debian_photos(args.out, args.debs)
 
 
 def copy_pypi_photos(out: Path) -> None:
