@@ -829,5 +829,5 @@ def test_a_result_whose_folder_is_a_file_fails_before_it_is_colorized(tmp_path, 
     report = run_jobs(tiny_model, jobs, ColorizeOptions(), err_console=errors)
     assert (report.done, report.failed, report.exit_code) == (1, 1, 1)
     assert len(seen) == 1 and (tmp_path / "out" / "a.png").is_file()
-    assert f"{tmp_path / 'out' / 'sub'} is a file" in errors.file.getvalue()
+    assert f"{tmp_path / 'out' / 'sub'} is not a folder" in errors.file.getvalue()
     assert (tmp_path / "out" / "sub").read_text().startswith("a file")  # untouched

@@ -869,7 +869,7 @@ def run_jobs(
                 finish(job, "skipped", 0.0)
             elif (in_the_way := _file_in_the_way(job.dst.parent, blocked)) is not None:
                 # Fail before decoding and colorizing: the result could not be written anyway.
-                finish(job, "failed", 0.0, f"{job.src}: cannot write {job.dst}: {in_the_way} is a file")
+                finish(job, "failed", 0.0, f"{job.src}: cannot write {job.dst}: {in_the_way} is not a folder")
             else:
                 try:
                     loaded = load_image(job.src, options.max_pixels, output_format(job.dst)[0])
@@ -899,7 +899,7 @@ def run_jobs(
 
 
 def _file_in_the_way(folder: Path, known: dict[Path, Path | None]) -> Path | None:
-    """The file standing where ``folder`` or one of its parents should be, if any.
+    """What stands where ``folder`` or one of its parents should be (a file, a dangling link), if anything.
 
     ``known`` remembers the answer per folder, so a batch of thousands of files
     looks at each output folder once. A folder made since is still a folder.
