@@ -503,12 +503,15 @@ def _resumed_data_problem(cfg: TrainConfig, state: dict[str, Any], resume: Path)
     if cfg.dataset not in CIFAR_NAMES and not Path(cfg.dataset).is_dir():
         return f"{cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
     changed = changed_files(cfg.dataset, state)
-    if changed:
-        return (
-            f"{cfg.dataset}: {changed}, so its split would change; resume with the same images, or start "
-            f"a new run from its weights with --init {_quoted(resume.parent / 'best.pt')}"
-        )
-    return None
+    return _split_would_change(cfg.dataset, changed, resume) if changed else None
+
+
+def _split_would_change(dataset: str, changed: str, resume: Path) -> str:
+    """Why a resumed run refuses its dataset (``changed`` says what differs), and what to do."""
+    return (
+        f"{dataset}: {changed}, so its split would change; resume with the same images, or start "
+        f"a new run from its weights with --init {_quoted(resume.parent / 'best.pt')}"
+    )
 
 
 def _split_for_training(
@@ -600,10 +603,7 @@ def _train(
     n_images = len(data)  # the same on every rank: rank 0 sent the images
     changed = changed_count(n_images, state) if state is not None else None
     if changed:
-        raise UsageError(
-            f"{cfg.dataset}: {changed}, so its split would change; resume with the same images, or start "
-            f"a new run from its weights with --init {_quoted(resume.parent / 'best.pt')}"
-        )
+        raise UsageError(_split_would_change(cfg.dataset, changed, resume))
     digest = files_digest(cfg.dataset, n_images) if d.main else None  # stored by rank 0 alone
     train_idx, val_idx, dropped, cfg = _split_for_training(n_images, data, cfg, d, state, typed or {}, say)
     local_batch = cfg.batch_size // d.world
