@@ -308,3 +308,35 @@ def test_files_digest_follows_the_names_the_run_read_not_where_the_folder_lies(i
     for i in range(3):
         colour_image(40, 40, seed=i).save(few / f"{i}.png")
     assert changed_files(str(few), run) == "3 image files, but the run split 20 images"
+
+
+def test_epoch_crops_cover_the_tile_at_the_drawn_working_scale():
+    from colorcli.data import epoch_crops
+
+    crops = epoch_crops(500, seed=1, epoch=2, tile=64, scales=(64, 128))
+    side, left, top = crops.T
+    assert side.min() >= 0.5 - 1e-6 and side.max() <= 1.0  # 64 px of a side brought to 64..128 px
+    assert (left >= 0).all() and (left + side <= 1 + 1e-6).all() and (top + side <= 1 + 1e-6).all()
+    assert torch.equal(crops, epoch_crops(500, seed=1, epoch=2, tile=64, scales=(64, 128)))  # resumable
+    assert not torch.equal(crops, epoch_crops(500, seed=1, epoch=3, tile=64, scales=(64, 128)))
+
+
+def test_crop_views_cut_and_resample_each_image_to_the_tile():
+    from colorcli.data import crop_views
+
+    rgb = torch.zeros(2, 3, 40, 40, dtype=torch.uint8)
+    rgb[:, 0, :, 20:] = 200  # right half red
+    crops = torch.tensor([[0.4, 0.6, 0.0], [1.0, 0.0, 0.0]])  # inside the right half; the whole image
+    out = crop_views(rgb, crops, 16)
+    assert out.shape == (2, 3, 16, 16) and out.dtype == torch.uint8
+    assert (out[0, 0] == 200).all()  # all red
+    assert out[1, 0, :, :7].max() == 0 and (out[1, 0, :, 9:] == 200).all()  # half and half
+
+
+def test_resize_images_keeps_uint8_and_flat_colour():
+    from colorcli.data import resize_images
+
+    rgb = torch.full((3, 3, 32, 32), 90, dtype=torch.uint8)
+    out = resize_images(rgb, 64)
+    assert out.shape == (3, 3, 64, 64) and out.dtype == torch.uint8 and (out == 90).all()
+    assert resize_images(rgb, 32) is rgb

@@ -563,7 +563,6 @@ def test_the_guide_radius_grows_in_steps_with_the_enlargement(enlargement, radiu
         ("guide_radius", 1.5),
         ("guide_eps", 0.0),
         ("guide_eps", -1e-3),
-        ("overlap", 32),
         ("overlap", -1),
         ("tile_batch", 0),
     ],
@@ -571,6 +570,24 @@ def test_the_guide_radius_grows_in_steps_with_the_enlargement(enlargement, radiu
 def test_colorize_options_are_checked(field, value):
     with pytest.raises(UsageError, match=field.replace("_", " ")):
         ColorizeOptions(**{field: value})
+
+
+def test_the_overlap_must_fit_the_models_tile(tiny_model):
+    assert ColorizeOptions(overlap=31).for_model(tiny_model).overlap == 31
+    with pytest.raises(UsageError, match="overlap must be 0 to 31"):
+        ColorizeOptions(overlap=32).for_model(tiny_model)
+
+
+def test_tiles_scale_and_overlap_come_from_the_model():
+    from colorcli.model import ModelConfig, build_model
+
+    model = build_model(ModelConfig(width=4, depth=2, tile=64, scale=80, context=True)).eval()
+    tiling = ColorizeOptions().for_model(model)
+    assert (tiling.tile, tiling.overlap, tiling.scale, tiling.tiles_per_call) == (64, 32, 80, 128)
+    assert ColorizeOptions(scale=50, overlap=8).for_model(model).scale == 50
+    gray = Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 200), dtype=np.uint8))
+    out = colorize_gray(model, gray, ColorizeOptions())
+    assert out.size == gray.size and np.abs(luma(out).astype(int) - np.asarray(gray)).max() <= 1
 
 
 @pytest.mark.parametrize("mode", ["L", "RGB", "I;16"])

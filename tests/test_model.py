@@ -152,3 +152,31 @@ def test_rebalancing_weights_favour_rare_colours():
 
 def test_default_model_is_small_enough_to_ship():
     assert count_parameters(build_model(ModelConfig())) < 3_000_000
+
+
+def test_confidence_fades_colour_where_the_posterior_is_flat():
+    from colorcli.model import ChromaBins
+
+    bins = ChromaBins(16.0)
+    k = bins.num_classes
+    sure = torch.full((1, k, 1, 1), -20.0)
+    sure[0, bins.num_classes - 1] = 20.0  # all mass on the corner bin (128, 128)
+    flatish = torch.zeros(1, k, 1, 1)
+    flatish[0, k - 1] = 1.0  # a nearly flat posterior leaning the same way
+    logits = torch.cat([sure, flatish])  # (2, K, 1, 1)
+    plain = bins.decode(logits, 1.0, 0.0)
+    faded = bins.decode(logits, 1.0, 0.0, confidence=1.0)
+    assert torch.allclose(faded[0], plain[0], atol=1e-3)  # sure: kept
+    assert faded[1].abs().max() < 0.1 * plain[1].abs().max()  # unsure: faded
+
+
+def test_context_branch_makes_each_position_see_the_whole_input():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=4, depth=2, context=True, tile=32)).eval()
+    torch.nn.init.normal_(model.context.mlp[2].weight)  # the branch starts at zero; make it speak
+    y = torch.full((1, 1, 64, 64), 100.0)
+    far = y.clone()
+    far[..., 48:, 48:] = 250.0  # change only a far corner
+    with torch.no_grad():
+        a, b = model(y), model(far)
+    assert not torch.allclose(a[..., :8, :8], b[..., :8, :8])  # the opposite corner's colour moved

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 import math
 from dataclasses import replace
 
@@ -275,3 +276,36 @@ def test_fitting_batch_is_the_largest_power_of_two_each_process_can_share():
     assert [_fitting_batch(n, 1) for n in (0, 1, 2, 3, 21, 64, 127)] == [None, None, 2, 2, 16, 64, 64]
     assert _fitting_batch(21, 4) == 16 and _fitting_batch(3, 4) is None
     assert _fitting_batch(40, 3) == 24 and _fitting_batch(100, 6) == 96 and _fitting_batch(1, 2) is None
+
+
+PHOTO = ModelConfig(width=4, depth=2, tile=16, context=True)
+
+
+def test_photo_training_draws_tiles_of_the_models_size_and_mixes_a_second_dataset(image_folder, tmp_path):
+    cfg = config(image_folder, tmp_path / "photo", epochs=1, scale_min=16, scale_max=40, mix=str(image_folder))
+    train(cfg, PHOTO)
+    ckpt = load_checkpoint(tmp_path / "photo" / "last.pt")
+    assert ckpt["model_config"]["tile"] == 16 and ckpt["model_config"]["context"] is True
+    assert ckpt["train_config"]["scale_max"] == 40 and ckpt["train_config"]["mix"] == str(image_folder)
+    # 20 training images, half of each batch of 8 from the mix: 4 photos a step, 5 steps.
+    assert ckpt["step"] == 0 and ckpt["epoch"] == 1
+    assert math.isfinite(json.loads((tmp_path / "photo" / "history.json").read_text())[0]["val_psnr"])
+
+
+def test_a_fine_tune_can_grow_the_context_branch_and_a_level(tiny_checkpoint, image_folder, tmp_path):
+    cfg = fine_tune_config(str(tiny_checkpoint), context=True, depth=3, tile=16)
+    assert (cfg.context, cfg.depth, cfg.tile, cfg.width) == (True, 3, 16, 4)
+    train(config(image_folder, tmp_path / "grown", epochs=1, init=str(tiny_checkpoint), scale_max=24), cfg)
+    grown = load_model(tmp_path / "grown" / "best.pt")
+    assert grown.context is not None and len(grown.enc) == 4
+    with pytest.raises(UsageError, match="--width"):
+        fine_tune_config(str(tiny_checkpoint), width=8)
+
+
+def test_a_grown_model_starts_out_computing_what_its_starting_model_did(tiny_model):
+    from colorcli.train import grown_model
+
+    grown = grown_model(replace(tiny_model.config, context=True), tiny_model.state_dict(), Path("tiny.pt")).eval()
+    y = torch.rand(2, 1, 16, 16) * 255
+    with torch.no_grad():
+        assert torch.allclose(grown(y), tiny_model(y), atol=1e-5)

@@ -100,6 +100,15 @@ def root(
 
 
 Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")]
+ModelName = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="A shipped model by name: photo (the default) or cifar10 (the default on CIFAR); "
+        "`colorcli models` lists them.",
+        show_default=False,
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full traceback on errors.")]
 
 
@@ -173,7 +182,7 @@ def train(
     init: Annotated[
         str | None,
         typer.Option(
-            help="Fine-tune: start from these weights (a file, or 'default' for the shipped model); "
+            help="Fine-tune: start from these weights (a file, or a shipped model: default, photo, cifar10); "
             "architecture and decoding come with them (--arch, --width, --head and --norm are refused)."
         ),
     ] = None,
@@ -197,6 +206,41 @@ def train(
     zoom_min: Annotated[
         float, typer.Option(min=0.05, max=1.0, help="Smallest zoomed crop, as a share of the image side.")
     ] = 0.5,
+    depth: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=6, help="unet 2x downsamplings (default 3); with --init, grows the model.", show_default=False
+        ),
+    ] = None,
+    context: Annotated[
+        bool | None,
+        typer.Option(
+            "--context/--no-context",
+            help="unet global-context branch (scene features fused into every position); with --init, grows it.",
+            show_default=False,
+        ),
+    ] = None,
+    tile: Annotated[
+        int | None,
+        typer.Option(min=8, help="Side of the model's input tiles, in pixels (default 32).", show_default=False),
+    ] = None,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            min=8, help="Working scale colorize uses by default for this model (default 96).", show_default=False
+        ),
+    ] = None,
+    scale_min: Annotated[
+        int | None,
+        typer.Option(min=8, help="Train on random tiles of photos at working scales from --scale-min to --scale-max."),
+    ] = None,
+    scale_max: Annotated[
+        int | None, typer.Option(min=8, help="Largest working scale of training tiles (a folder is kept at this size).")
+    ] = None,
+    mix: Annotated[
+        str | None, typer.Option(help="A second dataset (cifar10, cifar100 or a folder) mixed into every batch.")
+    ] = None,
+    mix_share: Annotated[float, typer.Option(min=0.0, max=0.95, help="Share of every batch drawn from --mix.")] = 0.5,
     schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
     compile: Annotated[
         bool, typer.Option("--compile", metavar="", help="Compile the model with torch.compile.")
@@ -228,7 +272,8 @@ def train(
 
         if init:
             shape = {"arch": arch, "width": width, "head": head, "norm": norm}
-            model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse, **shape)
+            grow = {"depth": depth, "context": context, "tile": tile, "scale": scale}
+            model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse, **shape, **grow)
         elif arch == "seed":
             unet_only = {"--width": width, "--head": head, "--norm": norm, "--aux-logmse": aux_logmse}
             if any(v is not None for v in unet_only.values()):
@@ -246,6 +291,10 @@ def train(
                 norm=norm or "batch",
                 aux_logmse=aux_logmse or 0.0,
                 vivid=vivid or 0.0,
+                depth=depth or 3,
+                context=bool(context),
+                tile=tile or 32,
+                scale=scale or 96,
             )
         cfg = TrainConfig(
             dataset=data_spec,
@@ -266,6 +315,10 @@ def train(
             skip_gray=skip_gray,
             zoom=zoom,
             zoom_min=zoom_min,
+            scale_min=scale_min,
+            scale_max=scale_max,
+            mix=mix if mix is None or mix in CIFAR_NAMES else str(Path(mix).resolve()),
+            mix_share=mix_share,
         )
         try:
             with _sigterm_interrupts():  # also while decoding or downloading, before training's own handler
@@ -284,6 +337,7 @@ def evaluate(
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
+    model_name: ModelName = None,
     dataset: Annotated[
         str,
         typer.Option(
@@ -330,7 +384,7 @@ def evaluate(
 
         import torch
 
-        from colorcli.checkpoint import load_model
+        from colorcli.checkpoint import load_model, model_source
         from colorcli.data import load_dataset
         from colorcli.errors import UsageError, warn
         from colorcli.evaluate import evaluate_photos, evaluate_tensor, holdout_images, save_grid, save_photo_grid
@@ -348,7 +402,7 @@ def evaluate(
             raise UsageError("--per-image scores photos at their own size: add --full-res")
         if scale is not None and not full_res:
             raise UsageError("--scale is the working scale of --full-res photos: add --full-res")
-        model = load_model(checkpoint).to(pick_device(device))
+        model = load_model(model_source(checkpoint, model_name, dataset)).to(pick_device(device))
         data = None
         if holdout:
             given = dataset if _from_command_line(ctx, "dataset") else None  # else the run's own
@@ -436,6 +490,37 @@ def _print_table(r: dict) -> None:
 
 
 @app.command()
+def models(
+    json_out: Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object per model.")] = False,
+    debug: Debug = False,
+) -> None:
+    """List the models shipped with colorcli: training data and figures."""
+
+    def body() -> None:
+        import json
+
+        from colorcli.checkpoint import shipped_models
+
+        rows = shipped_models()
+        if json_out:
+            for row in rows:
+                print(json.dumps(row))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title="shipped models (--model NAME)")
+        for col in ("name", "trained on", "tile", "scale", "figures"):
+            t.add_column(col, overflow="fold")
+        for row in rows:
+            name = row["name"] + (" (default)" if row["default"] else "")
+            t.add_row(name, row["data"], str(row["tile"]), str(row["scale"]), row["figures"])
+        Console().print(t)
+
+    _run(body, debug)
+
+
+@app.command()
 def export(
     checkpoint: Annotated[
         Path, typer.Argument(help="Checkpoint (.pt, or a .safetensors model) to export.", show_default=False)
@@ -449,8 +534,12 @@ def export(
     ] = None,
     saturation: Annotated[float | None, typer.Option(min=0.0, help="Chrominance factor stored in the model.")] = None,
     tile_saturation: Annotated[
-        float | None, typer.Option(min=0.0, help="Extra chrominance factor for photos colorized in 32x32 tiles.")
+        float | None, typer.Option(min=0.0, help="Extra chrominance factor for photos colorized in several tiles.")
     ] = None,
+    confidence: Annotated[
+        float | None, typer.Option(min=0.0, help="Fade colour where the bins posterior is flat (0 = off).")
+    ] = None,
+    scale: Annotated[int | None, typer.Option(min=8, help="colorize's default working scale for this model.")] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", metavar="", help="Replace an existing output file.")
     ] = False,
@@ -466,6 +555,8 @@ def export(
             "prior_correction": prior_correction,
             "saturation": saturation,
             "tile_saturation": tile_saturation,
+            "confidence": confidence,
+            "scale": scale,
         }
         export_model(checkpoint, output, overwrite=overwrite, **{k: v for k, v in decode.items() if v is not None})
         _stderr().print(f"wrote {printable(str(output))}", markup=False)
@@ -485,13 +576,14 @@ def colorize(
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
+    model_name: ModelName = None,
     device: Device = "auto",
     scale: Annotated[
         int | None,
         typer.Option(
             min=8,
-            help="Shorter side in pixels at which the model sees each photo (default: 96); "
-            "larger finds finer colour regions, smaller gives each 32x32 tile more context.",
+            help="Shorter side in pixels at which the model sees each photo (default: the model's own, "
+            "`colorcli models` lists it); larger finds finer colour regions, smaller gives each tile more context.",
         ),
     ] = None,
     saturation: Annotated[
@@ -529,10 +621,10 @@ def colorize(
         for note in notes:
             _stderr().print(f"note: {printable(note)}", markup=False)
         check_output_folders(jobs, Path(output))
-        from colorcli.checkpoint import load_model
+        from colorcli.checkpoint import load_model, model_source
         from colorcli.train import pick_device
 
-        model = load_model(checkpoint).to(pick_device(device))
+        model = load_model(model_source(checkpoint, model_name)).to(pick_device(device))
         given = {"scale": scale, "max_pixels": max_pixels}
         opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
         err = _stderr()

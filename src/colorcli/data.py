@@ -270,9 +270,16 @@ def load_cifar(name: str, data_dir: Path, train: bool, mirror: str | None = None
 
 
 def load_dataset(
-    spec: str, data_dir: Path | None, train: bool, mirror: str | None = None, limit: int | None = None
+    spec: str,
+    data_dir: Path | None,
+    train: bool,
+    mirror: str | None = None,
+    limit: int | None = None,
+    size: int = 32,
 ) -> torch.Tensor:
-    """cifar10, cifar100 (train or test split) or a folder of images, as (N, 3, 32, 32) uint8.
+    """cifar10, cifar100 (train or test split, always 32x32) or a folder of images, as
+    (N, 3, S, S) uint8; a folder's images are brought to ``size`` (shorter side, then
+    centre-cropped square).
 
     ``limit`` keeps the first that many images; a folder decodes only those.
     """
@@ -280,7 +287,7 @@ def load_dataset(
     if spec in CIFAR_NAMES:
         data = load_cifar(spec, data_dir, train, mirror)
         return data[:limit] if limit else data
-    return load_folder(Path(spec), cache_dir=data_dir, limit=limit)
+    return load_folder(Path(spec), size=size, cache_dir=data_dir, limit=limit)
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -363,6 +370,55 @@ def zoom_in(rgb: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
     out = rgb.clone()
     out[zoomed] = views.round_().clamp_(0, 255).to(torch.uint8)
     return out
+
+
+def epoch_crops(n: int, seed: int, epoch: int, tile: int, scales: tuple[int, int]) -> torch.Tensor:
+    """Square crops of epoch ``epoch`` as colorize cuts photos: (n, 3) rows of (side, left, top),
+    fractions of each stored image's side, drawn per image like the flips.
+
+    Each stored image is a photo's shorter side (a centred square). Its working scale s,
+    the pixels colorize would bring that side to, is uniform in ``scales``; a ``tile``-pixel
+    tile then covers tile / s of it (all of it where s <= tile), placed uniformly.
+    """
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch + 32_452_843)
+    lo, hi = scales
+    s = torch.empty(n).uniform_(lo, hi, generator=g)
+    side = (tile / s).clamp(max=1.0)
+    left = torch.rand(n, generator=g) * (1 - side)
+    top = torch.rand(n, generator=g) * (1 - side)
+    return torch.stack([side, left, top], 1)  # (n, 3)
+
+
+def crop_views(rgb: torch.Tensor, crops: torch.Tensor, size: int) -> torch.Tensor:
+    """Each image of a (B, 3, H, W) uint8 batch cut to its crop (B, 3) and resampled to
+    (B, 3, size, size) uint8, batched (roi_align, 2x2 samples per output pixel)."""
+    from torchvision.ops import roi_align
+
+    crops = crops.to(rgb.device, torch.float32)
+    _, _, h, w = rgb.shape
+    side = crops[:, 0] * min(h, w)
+    left, top = crops[:, 1] * w, crops[:, 2] * h
+    index = torch.arange(len(crops), device=rgb.device, dtype=torch.float32)
+    boxes = torch.stack([index, left, top, left + side, top + side], 1)  # (B, 5): image, x0, y0, x1, y1
+    views = roi_align(rgb.float(), boxes, output_size=(size, size), sampling_ratio=2, aligned=True)
+    return views.round_().clamp_(0, 255).to(torch.uint8)  # (B, 3, size, size)
+
+
+def resize_images(rgb: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
+    """A (N, 3, H, W) uint8 tensor resized to (N, 3, size, size) uint8 (antialiased where it
+    shrinks), in chunks so the float copy stays small."""
+    import torch.nn.functional as F
+
+    if rgb.shape[-2:] == (size, size):
+        return rgb
+    out = [
+        F.interpolate(c.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        .round_()
+        .clamp_(0, 255)
+        .to(torch.uint8)
+        for c in rgb.split(chunk)
+    ]
+    return torch.cat(out) if out else rgb.new_zeros((0, 3, size, size))  # (N, 3, size, size)
 
 
 def flip_where(rgb: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Colorize photos of any size: working scale, overlapping 32x32 tiles, seamless blending.
+"""Colorize photos of any size: working scale, overlapping tiles of the model's size, seamless blending.
 
 The model sees the photo's luma at a working scale where objects look the way
 they did in training (``scale`` pixels on the shorter side), cut into
@@ -40,8 +40,8 @@ from colorcli.images import (
 if TYPE_CHECKING:
     import torch
 
-TILE = 32
-DEFAULT_SCALE = 96
+TILE = 32  # the tile of models whose config does not say (test doubles)
+DEFAULT_SCALE = 96  # the working scale of models whose config does not say
 JPEG_EXIF_MAX = 65533  # bytes of EXIF one JPEG APP1 segment holds
 # Full-resolution colour is composed in bands of at most this many pixels and rows.
 BAND_PIXELS = 1 << 20
@@ -63,8 +63,9 @@ class ColorizeOptions:
     """How photos are colorized.
 
     scale: shorter side, in pixels, of the working image the model sees (photos
-    smaller than that are used as they are). overlap: pixels shared by
-    neighbouring tiles. saturation: factor on the predicted chrominance (on top of
+    smaller than that are used as they are); None: the model's own (its config's
+    ``scale``). overlap: pixels shared by neighbouring tiles (None: half the model's
+    tile). saturation: factor on the predicted chrominance (on top of
     the model's own ``tile_saturation``). guide_radius: radius, in working-scale
     pixels, of the guided filter that upsamples the chrominance along the luma's
     edges (0: plain bilinear upsampling). guide_eps: its regulariser, in squared
@@ -72,23 +73,44 @@ class ColorizeOptions:
     max_pixels: larger images are refused as possible decompression bombs.
     """
 
-    scale: int = DEFAULT_SCALE
-    overlap: int = 16
+    scale: int | None = None
+    overlap: int | None = None
     saturation: float = 1.0
     guide_radius: int = 2
     guide_eps: float = 1e-3
     max_pixels: int = DEFAULT_MAX_PIXELS
-    tile_batch: int = 512
+    tile_batch: int = 512  # tiles of 32x32 per model call; larger tiles go in proportionally fewer
+
+    def for_model(self, model: Any) -> ResolvedOptions:
+        """These options with the model's own tile, and its working scale and overlap where None."""
+        config = getattr(model, "config", None)
+        tile = int(getattr(config, "tile", TILE))
+        overlap = tile // 2 if self.overlap is None else self.overlap
+        if overlap >= tile:
+            raise UsageError(f"tile overlap must be 0 to {tile - 1} pixels for this model's {tile}-pixel tiles")
+        scale = self.scale if self.scale is not None else int(getattr(config, "scale", DEFAULT_SCALE))
+        per_call = max(1, self.tile_batch * TILE * TILE // (tile * tile))
+        return ResolvedOptions(scale, tile, overlap, per_call)
 
     def __post_init__(self) -> None:
         if not isinstance(self.guide_radius, int) or self.guide_radius < 0:
             raise UsageError(f"guide radius must be a whole number, 0 or more, not {self.guide_radius}")
         if not self.guide_eps > 0:
             raise UsageError(f"guide eps must be more than 0, not {self.guide_eps}")
-        if not 0 <= self.overlap < TILE:
-            raise UsageError(f"tile overlap must be 0 to {TILE - 1} pixels, not {self.overlap}")
+        if self.overlap is not None and self.overlap < 0:
+            raise UsageError(f"tile overlap must be 0 or more pixels, not {self.overlap}")
         if self.tile_batch < 1:
             raise UsageError(f"tile batch must be 1 or more, not {self.tile_batch}")
+
+
+@dataclass(frozen=True)
+class ResolvedOptions:
+    """The tiling of one model: working scale, tile side and overlap in pixels, tiles per model call."""
+
+    scale: int
+    tile: int
+    overlap: int
+    tiles_per_call: int
 
 
 @dataclass
@@ -208,33 +230,34 @@ class _TileLayout:
         return len(self.rows) * len(self.cols)
 
 
-def _cut_tiles(gray: np.ndarray, overlap: int):
-    """Overlapping 32x32 tiles of an (h, w) uint8 image: (T, 1, 32, 32) float tensor and their layout."""
+def _cut_tiles(gray: np.ndarray, tile: int, overlap: int):
+    """Overlapping square tiles of an (h, w) uint8 image: (T, 1, tile, tile) float tensor and their layout."""
     import torch
     import torch.nn.functional as F
 
     h, w = gray.shape
     y = torch.from_numpy(gray.astype(np.float32))[None, None]  # (1, 1, h, w); a copy, so read-only input is fine
-    ph, pw = max(TILE, h), max(TILE, w)
+    ph, pw = max(tile, h), max(tile, w)
     if (ph, pw) != (h, w):
         mode = "reflect" if min(h, w) > 1 and ph - h < h and pw - w < w else "replicate"
         y = F.pad(y, (0, pw - w, 0, ph - h), mode=mode)  # (1, 1, ph, pw)
-    stride = TILE - overlap
-    layout = _TileLayout(h, w, ph, pw, _tile_starts(ph, TILE, stride), _tile_starts(pw, TILE, stride))
-    tiles = torch.stack([y[0, :, r : r + TILE, c : c + TILE] for r in layout.rows for c in layout.cols])
-    return tiles, layout  # (T, 1, 32, 32)
+    stride = tile - overlap
+    layout = _TileLayout(h, w, ph, pw, _tile_starts(ph, tile, stride), _tile_starts(pw, tile, stride))
+    tiles = torch.stack([y[0, :, r : r + tile, c : c + tile] for r in layout.rows for c in layout.cols])
+    return tiles, layout  # (T, 1, tile, tile)
 
 
 def _blend(chroma, layout: _TileLayout, overlap: int):
-    """Blend tile chrominance (T, 2, 32, 32) with the smooth window into (2, h, w)."""
+    """Blend tile chrominance (T, 2, tile, tile) with the smooth window into (2, h, w)."""
     import torch
 
-    weight = _window(TILE, overlap)
+    tile = chroma.shape[-1]
+    weight = _window(tile, overlap)
     acc = torch.zeros(2, layout.ph, layout.pw)
     norm = torch.zeros(1, layout.ph, layout.pw)
     for i, (r, c) in enumerate((r, c) for r in layout.rows for c in layout.cols):
-        acc[:, r : r + TILE, c : c + TILE] += chroma[i] * weight
-        norm[:, r : r + TILE, c : c + TILE] += weight
+        acc[:, r : r + tile, c : c + tile] += chroma[i] * weight
+        norm[:, r : r + tile, c : c + tile] += weight
     return (acc / norm)[:, : layout.h, : layout.w]  # (2, h, w)
 
 
@@ -247,14 +270,15 @@ def predict_chroma_many(model, grays: list[np.ndarray], options: ColorizeOptions
     """
     import torch
 
-    cut = [_cut_tiles(g, options.overlap) for g in grays]
-    tiles = torch.cat([t for t, _ in cut])  # (sum T, 1, 32, 32)
+    tiling = options.for_model(model)
+    cut = [_cut_tiles(g, tiling.tile, tiling.overlap) for g in grays]
+    tiles = torch.cat([t for t, _ in cut])  # (sum T, 1, tile, tile)
     device = next(model.parameters()).device
     with torch.inference_mode():
-        chroma = torch.cat([model(b.to(device)).float().cpu() for b in tiles.split(options.tile_batch)])
-    per_image = chroma.split([layout.count for _, layout in cut])  # each (T_i, 2, 32, 32)
+        chroma = torch.cat([model(b.to(device)).float().cpu() for b in tiles.split(tiling.tiles_per_call)])
+    per_image = chroma.split([layout.count for _, layout in cut])  # each (T_i, 2, tile, tile)
     return [
-        _blend(c, layout, options.overlap) * options.saturation * _tile_saturation(model, layout.count)
+        _blend(c, layout, tiling.overlap) * options.saturation * _tile_saturation(model, layout.count)
         for c, (_, layout) in zip(per_image, cut, strict=True)
     ]
 
@@ -438,7 +462,8 @@ def _full_resolution(
 
 def colorize_grays(model, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
     """Colorize 8-bit gray images together; each RGB result has its input's size and luma."""
-    working = [_working_gray(g, options.scale) for g in grays]
+    scale = options.for_model(model).scale
+    working = [_working_gray(g, scale) for g in grays]
     chroma = predict_chroma_many(model, working, options)
     return [_full_resolution(g, w, c, options) for g, w, c in zip(grays, working, chroma, strict=True)]
 

@@ -8,6 +8,7 @@ returns the head's raw output, which ``model.loss`` scores against the true RGB.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -50,6 +51,16 @@ class ModelConfig:
     ``tile_saturation`` is an extra chrominance factor for photos colorized through
     several 32x32 tiles (colorize, eval --full-res): a tile shows only part of a scene, so
     the model colours it less surely than a whole image; measured per model, set at export.
+    ``tile``: the side, in pixels, of the square inputs the model is trained on and that
+    colorize cuts photos into (32 for CIFAR models, larger for photo models: more of the
+    scene in view). ``context``: a global-context branch (Iizuka, Simo-Serra and Ishikawa
+    2016): the bottleneck's features averaged over the whole input, passed through a small
+    MLP and added back at every position, so each pixel's colour can depend on the scene.
+    ``scale``: the working scale colorize uses by default for this model (the photo's
+    shorter side, in pixels, before it is cut into tiles).
+    ``confidence`` (bins head): fade each pixel's chrominance by how sure the model is of
+    it, a factor (1 - H / log K) ** confidence where H is the entropy of the decoded class
+    distribution over K bins (0: off; a flat posterior, the model unsure, gives no colour).
     """
 
     arch: str = "unet"
@@ -67,6 +78,10 @@ class ModelConfig:
     aux_logmse: float = 0.0
     vivid: float = 0.0
     tile_saturation: float = 1.0
+    tile: int = 32
+    context: bool = False
+    scale: int = 96
+    confidence: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,11 +193,20 @@ class ChromaBins(nn.Module):
         class_w = self.log_weights.exp()[idx]  # (B, 4, H, W)
         return -(w * class_w * logq).sum(1).mean()
 
-    def decode(self, logits: torch.Tensor, temperature: float, prior_correction: float) -> torch.Tensor:
-        """Annealed mean of the class distribution: (B, K, H, W) -> CbCr (B, 2, H, W)."""
+    def decode(
+        self, logits: torch.Tensor, temperature: float, prior_correction: float, confidence: float = 0.0
+    ) -> torch.Tensor:
+        """Annealed mean of the class distribution: (B, K, H, W) -> CbCr (B, 2, H, W), faded
+        where the distribution is flat when ``confidence`` > 0 (see ModelConfig)."""
         logp = logits.float() - prior_correction * self.log_weights.view(1, -1, 1, 1)
-        prob = (logp / max(temperature, 1e-3)).softmax(1)
-        return torch.einsum("bkhw,kc->bchw", prob, self.points)  # (B, 2, H, W)
+        logq = (logp / max(temperature, 1e-3)).log_softmax(1)
+        prob = logq.exp()  # (B, K, H, W)
+        mean = torch.einsum("bkhw,kc->bchw", prob, self.points)  # (B, 2, H, W)
+        if not confidence:
+            return mean
+        entropy = -(prob * logq).sum(1, keepdim=True)  # (B, 1, H, W) in 0..log K
+        sure = (1 - entropy / math.log(self.num_classes)).clamp(0, 1)
+        return mean * sure.pow(confidence)
 
 
 class UNet(Colorizer):
@@ -213,6 +237,7 @@ class UNet(Colorizer):
             self.bins = None
             out = 2
         self.head = nn.Conv2d(chans[self.head_level], out, 1)
+        self.context = GlobalContext(chans[d]) if config.context else None
 
     def body(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -220,6 +245,8 @@ class UNet(Colorizer):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips.pop()
+        if self.context is not None:
+            x = self.context(x)
         for j in reversed(range(len(self.dec))):
             level = j + self.head_level
             x = self.dec[j](torch.cat([self.up[level](x), skips[level]], 1))
@@ -227,7 +254,8 @@ class UNet(Colorizer):
 
     def decode(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.bins is not None:
-            cbcr = self.bins.decode(raw, self.config.temperature, self.config.prior_correction)
+            cfg = self.config
+            cbcr = self.bins.decode(raw, cfg.temperature, cfg.prior_correction, cfg.confidence)
         else:
             cbcr = torch.tanh(raw.float()) * 128.0  # bounded to the CbCr range
         if cbcr.shape[-2:] != y.shape[-2:]:
@@ -248,6 +276,25 @@ class UNet(Colorizer):
                 loss = loss + self.config.aux_logmse * regression_loss(mean, target, "logmse")
             return loss
         return regression_loss(torch.tanh(raw.float()) * 128.0, target, self.config.loss)
+
+
+class GlobalContext(nn.Module):
+    """Scene-level features fused into every position of a (B, C, h, w) feature map.
+
+    The map's mean over all positions (B, C) goes through a two-layer MLP and is added
+    back at every position. The last layer starts at zero, so a model grown from weights
+    trained without the branch starts out computing exactly what it did.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(inplace=True), nn.Linear(channels, channels))
+        nn.init.zeros_(self.mlp[2].weight)
+        nn.init.zeros_(self.mlp[2].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = self.mlp(x.mean((2, 3)))  # (B, C)
+        return x + g[:, :, None, None]  # (B, C, h, w)
 
 
 def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:

@@ -36,6 +36,8 @@ from colorcli.data import (
     CIFAR_NAMES,
     changed_count,
     changed_files,
+    crop_views,
+    epoch_crops,
     epoch_flips,
     epoch_order,
     epoch_zooms,
@@ -45,6 +47,7 @@ from colorcli.data import (
     iter_batches,
     load_dataset,
     make_pair,
+    resize_images,
     split_indices,
     zoom_in,
 )
@@ -62,14 +65,22 @@ class TrainConfig:
 
     batch_size is the global batch (split across ranks under torchrun); lr is the
     peak learning rate of the one-cycle schedule or the start rate of plateau.
-    init: start from these weights (a .pt or .safetensors file, or "default" for the
-    shipped model) instead of random ones, keeping their architecture: fine-tuning.
+    init: start from these weights (a .pt or .safetensors file, or a shipped model by
+    name: "default", "cifar10", "photo") instead of random ones, keeping their architecture: fine-tuning.
     skip_gray: leave black-and-white originals out of the training split; as targets
     they only teach the model to keep photos that look old gray, and those are the
     photos people bring to a colorizer. Validation keeps them, as eval does.
     zoom: share of training images replaced each epoch by a zoomed-in view (a random
     square crop of at least ``zoom_min`` of the side, resized back), as a 32x32 tile of
     a photo shows part of a scene. Validation is never zoomed.
+    scale_min, scale_max: train on photos as colorize sees them. A folder's images are
+    kept at ``scale_max`` (shorter side, centred square) and every epoch each is cut to a
+    random tile of the model's size at a working scale drawn from scale_min..scale_max
+    (see ``data.epoch_crops``); validation sees each whole, at the tile's size. None: whole
+    images at the model's tile size, as CIFAR trains.
+    mix: a second dataset (cifar10, cifar100 or a folder) of which ``mix_share`` of every
+    batch is drawn, whole images brought to the tile's size; it is only trained on (the
+    validation split and the run's identity are the main dataset's).
     """
 
     dataset: str = "cifar10"
@@ -91,6 +102,16 @@ class TrainConfig:
     skip_gray: bool = True
     zoom: float = 0.0
     zoom_min: float = 0.5
+    scale_min: int | None = None
+    scale_max: int | None = None
+    mix: str | None = None
+    mix_share: float = 0.5
+
+    @property
+    def scales(self) -> tuple[int, int] | None:
+        if self.scale_max is None:
+            return None
+        return (self.scale_min or self.scale_max, self.scale_max)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
@@ -309,8 +330,10 @@ def _last_good(out: Path) -> str:
     return f"The last good checkpoint is {last}" if last.exists() else "No checkpoint was written yet"
 
 
-def _load_once(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
-    """The training images, (N, 3, 32, 32) uint8.
+def _load_once(
+    cfg: TrainConfig, d: Dist, device: torch.device, spec: str | None = None, size: int = 32
+) -> torch.Tensor:
+    """The training images of ``spec`` (default: the run's dataset), (N, 3, S, S) uint8.
 
     Under torchrun rank 0 loads them (downloading or decoding once) and sends them to the
     other ranks, so every rank trains on the very same images: decoding twice could
@@ -318,13 +341,15 @@ def _load_once(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
     different numbers of steps and hang.
     """
     data_dir = Path(cfg.data_dir) if cfg.data_dir else None
+    limit = cfg.limit if spec is None else None
+    spec = spec or cfg.dataset
     if d.world == 1:
-        return load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror, limit=cfg.limit)
+        return load_dataset(spec, data_dir, train=True, mirror=cfg.mirror, limit=limit, size=size)
     on = device if dist.get_backend() == "nccl" else torch.device("cpu")  # where the backend sends from
     shape = torch.zeros(4, dtype=torch.long, device=on)
     if d.main:
         try:
-            data = load_dataset(cfg.dataset, data_dir, train=True, mirror=cfg.mirror, limit=cfg.limit).to(on)
+            data = load_dataset(spec, data_dir, train=True, mirror=cfg.mirror, limit=limit, size=size).to(on)
         except BaseException:
             shape.fill_(-1)  # tell the others, who wait for the images, that none are coming
             dist.broadcast(shape, src=0)
@@ -365,10 +390,16 @@ class TrainResult:
 
 
 LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; the rest comes with the weights
+# What a fine-tune may grow: new layers (a deeper U-Net, the context branch) start fresh or at
+# zero beside the starting weights, and the tile and working scale are no weights at all.
+GROWTH_SETTINGS = ("depth", "context", "tile", "scale")
 
 
-def _init_path(init: str) -> Path | None:
-    return None if init == "default" else Path(init)
+def _init_path(init: str) -> Path:
+    """The weights ``--init`` names: a file, or a shipped model by name ("default", "cifar10", ...)."""
+    from colorcli.checkpoint import SHIPPED_MODELS, shipped_model_path
+
+    return shipped_model_path(init) if init == "default" or init in SHIPPED_MODELS else Path(init)
 
 
 def fine_tune_config(init: str, **given: Any) -> ModelConfig:
@@ -377,7 +408,7 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
     A setting given as None keeps the starting model's, so ``--init`` without ``--vivid``
     fine-tunes a model with the reward it was trained with.
     """
-    unknown = sorted(k for k, v in given.items() if v is not None and k not in LOSS_SETTINGS)
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in LOSS_SETTINGS + GROWTH_SETTINGS)
     if unknown:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in unknown)
         raise UsageError(f"{flags}: a fine-tune (--init) keeps the starting model's architecture and decoding")
@@ -555,6 +586,47 @@ def _split_for_training(
     return train_idx, val_idx, dropped, cfg
 
 
+def grown_model(model_cfg: ModelConfig, state: dict[str, Any], source: Path) -> Colorizer:
+    """A model of ``model_cfg`` holding the weights ``state`` of a smaller one it grew from.
+
+    Layers the starting model lacks (a deeper level, the context branch) keep their fresh
+    initialisation; any weight that exists in both must have the same shape.
+    """
+    model = build_model(model_cfg)
+    own = model.state_dict()
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if unexpected or mismatched:
+        return model_from_state(model_cfg.to_dict(), state, source)  # raises, naming what does not fit
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device, tile: int) -> torch.Tensor:
+    """The mix dataset's colour images at the tile's size, on the training device: (M, 3, tile, tile)."""
+    mix = _load_once(cfg, d, device, spec=cfg.mix, size=32)  # CIFAR's own size; enlarged below
+    if cfg.skip_gray:
+        mix = mix[~grayscale_images(mix)]
+    return resize_images(mix, tile).to(device)
+
+
+class _MixBatches:
+    """Each step's share of the mix dataset: an epoch's own shuffle, cycled, per rank, flipped."""
+
+    def __init__(self, data: torch.Tensor, seed: int, epoch: int, per_step: int, d: Dist) -> None:
+        n = len(data)
+        self.data, self.per_step, self.d = data, per_step, d
+        self.order = epoch_order(n, seed + 1, epoch)
+        self.flips = epoch_flips(n, seed + 1, epoch)
+
+    def batch(self, step: int) -> torch.Tensor:
+        """(per_step, 3, tile, tile) uint8 images for step ``step`` on this rank."""
+        start = (step * self.d.world + self.d.rank) * self.per_step
+        pos = torch.arange(start, start + self.per_step) % len(self.order)
+        idx = self.order[pos]
+        return flip_where(self.data[idx.to(self.data.device)], self.flips[idx])
+
+
 def _train(
     cfg: TrainConfig,
     model_cfg: ModelConfig,
@@ -575,7 +647,9 @@ def _train(
         # Architecture, weights, decoding and chrominance prior come from the starting model,
         # the loss settings from model_cfg (fine_tune_config fills in the ones not given).
         init_cfg, init_state, _ = read_weights(_init_path(cfg.init))
-        model_cfg = ModelConfig.from_dict({**init_cfg, **{k: getattr(model_cfg, k) for k in LOSS_SETTINGS}})
+        model_cfg = ModelConfig.from_dict(
+            {**init_cfg, **{k: getattr(model_cfg, k) for k in LOSS_SETTINGS + GROWTH_SETTINGS}}
+        )
     # Reject a bad architecture, head or loss before any data is loaded.
     (build_model if state is not None else check_trainable)(model_cfg)
     if cfg.schedule not in SCHEDULES:
@@ -599,7 +673,8 @@ def _train(
     if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
         raise UsageError(problem or "refused by the main process (see its message)")
 
-    data = _load_once(cfg, d, device)
+    tile = model_cfg.tile
+    data = _load_once(cfg, d, device, size=cfg.scale_max or tile)
     n_images = len(data)  # the same on every rank: rank 0 sent the images
     changed = changed_count(n_images, state) if state is not None else None
     if changed:
@@ -607,15 +682,19 @@ def _train(
     digest = files_digest(cfg.dataset, n_images) if d.main else None  # stored by rank 0 alone
     train_idx, val_idx, dropped, cfg = _split_for_training(n_images, data, cfg, d, state, typed or {}, say)
     local_batch = cfg.batch_size // d.world
+    local_mix = round(local_batch * cfg.mix_share) if cfg.mix else 0
+    local_main = local_batch - local_mix
     on_device = data.to(device)
     train_data, val_data = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
     del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
+    val_data = resize_images(val_data, tile)  # (V, 3, tile, tile): each whole, at the working scale of one tile
+    mix_data = _mix_images(cfg, d, device, tile) if cfg.mix else None
 
     torch.manual_seed(cfg.seed)
     if state is not None:
         model = model_from_state(state["model_config"], state["model"], resume).train()
     elif init_state is not None:
-        model = model_from_state(model_cfg.to_dict(), init_state, Path(cfg.init)).train()
+        model = grown_model(model_cfg, init_state, _init_path(cfg.init)).train()
     else:
         model = build_model(model_cfg)
         counts = class_prior_counts(model, train_data.cpu())
@@ -625,7 +704,7 @@ def _train(
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
-    steps_per_epoch = len(train_idx) // cfg.batch_size
+    steps_per_epoch = len(train_idx) // (local_main * d.world)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = make_scheduler(opt, cfg, steps_per_epoch)
     epoch, step, best, history = 0, 0, math.inf, []
@@ -688,7 +767,8 @@ def _train(
     with StopFlag() as stop, _progress(console if d.main else None) as progress:
         while epoch < cfg.epochs:
             # Every rank takes the same number of batches: a disjoint share of the epoch's full batches.
-            order = epoch_order(len(train_data), cfg.seed, epoch)[: steps_per_epoch * cfg.batch_size][d.rank :: d.world]
+            order = epoch_order(len(train_data), cfg.seed, epoch)[: steps_per_epoch * local_main * d.world]
+            order = order[d.rank :: d.world]
             task = progress.add_task(
                 f"epoch {epoch + 1}/{cfg.epochs}",
                 total=steps_per_epoch,
@@ -701,10 +781,18 @@ def _train(
             net.train()
             flips = epoch_flips(len(train_data), cfg.seed, epoch)
             zooms = epoch_zooms(len(train_data), cfg.seed, epoch, cfg.zoom, cfg.zoom_min) if cfg.zoom > 0 else None
-            for idx in iter_batches(order, local_batch, start=step):
+            crops = epoch_crops(len(train_data), cfg.seed, epoch, tile, cfg.scales) if cfg.scales else None
+            mixed = _MixBatches(mix_data, cfg.seed, epoch, local_mix, d) if mix_data is not None else None
+            for idx in iter_batches(order, local_main, start=step):
                 rgb_u8 = flip_where(train_data[idx.to(device)], flips[idx])
                 if zooms is not None:
                     rgb_u8 = zoom_in(rgb_u8, zooms[idx])
+                if crops is not None:
+                    rgb_u8 = crop_views(rgb_u8, crops[idx], tile)  # (b, 3, tile, tile)
+                elif rgb_u8.shape[-1] != tile:
+                    rgb_u8 = resize_images(rgb_u8, tile)
+                if mixed is not None:
+                    rgb_u8 = torch.cat([rgb_u8, mixed.batch(step)])  # (b + m, 3, tile, tile)
                 y, rgb = make_pair(rgb_u8)
                 if device.type == "cuda":
                     y, rgb = (
