@@ -1,6 +1,8 @@
 """Training throughput of the default model on this machine, three ways, side by side.
 
     python benchmarks/train_throughput.py data/cifar10-jpeg/train --images 6000
+    python benchmarks/train_throughput.py data/photos-tr --photo --images 3000 --batch-size 64 \
+        --mix data/cifar10-jpeg/train     # the photo model's configuration
 
 1. colorcli's real training loop (`train()`: in-memory uint8 tensor, batched flips
    and luma on the device, progress bar, checkpoint and validation excluded from
@@ -10,7 +12,10 @@
 3. the same model fed the usual way: a torchvision ImageFolder with per-sample PIL
    transforms (flip, grayscale, to-tensor) and a DataLoader with worker processes.
 
-The last line is `train/floor ratio: X.XX`.
+The last line is `train/floor ratio: X.XX`. With ``--photo`` the model is the photo
+model's (64x64 tiles, context branch, the psnr loss it fine-tunes with) and the real loop
+cuts random working-scale tiles from photos kept at 112 px and mixes in half a batch of
+``--mix`` images; the floor and the usual way get tiles of the same size.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from colorcli.data import load_dataset, make_pair
+from colorcli.data import load_dataset, make_pair, resize_images
 from colorcli.model import ModelConfig, build_model
 from colorcli.train import Dist, TrainConfig, set_cpu_threads, train
 
@@ -31,7 +36,7 @@ from colorcli.train import Dist, TrainConfig, set_cpu_threads, train
 def bare_step_rate(config: ModelConfig, data: torch.Tensor, batch: int, steps: int) -> float:
     model = build_model(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    y, rgb = make_pair(data[:batch])
+    y, rgb = make_pair(resize_images(data[:batch], config.tile))
     for i in range(steps + 2):
         if i == 2:
             t0 = time.perf_counter()
@@ -46,7 +51,9 @@ def usual_way_rate(config: ModelConfig, folder: str, images: int, batch: int, wo
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
-    flip = transforms.RandomHorizontalFlip()
+    flip = transforms.Compose(
+        [transforms.RandomCrop(config.tile, pad_if_needed=True), transforms.RandomHorizontalFlip()]
+    )
     to_tensor = transforms.PILToTensor()
 
     def pair(img):
@@ -77,11 +84,17 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--width", type=int, default=ModelConfig().width, help="U-Net width to measure")
+    ap.add_argument("--photo", action="store_true", help="the photo model's configuration (see above)")
+    ap.add_argument("--mix", default=None, help="with --photo: the dataset mixed into every batch")
     args = ap.parse_args()
 
     config = ModelConfig(width=args.width)
+    photo: dict = {}
+    if args.photo:
+        config = ModelConfig(width=args.width, tile=64, context=True, loss="psnr", vivid=0.065)
+        photo = {"scale_min": 64, "scale_max": 112, "mix": args.mix}
     threads = set_cpu_threads(None, Dist())
-    data = load_dataset(args.folder, None, train=True)[: args.images]
+    data = load_dataset(args.folder, None, train=True, size=photo.get("scale_max", 32))[: args.images]
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(
             dataset=args.folder,
@@ -91,13 +104,15 @@ def main() -> None:
             batch_size=args.batch_size,
             val_fraction=0.05,
             device="cpu",
+            **photo,
         )
         train(cfg, config)
         history = json.loads((Path(tmp) / "history.json").read_text())
     real = max(h["images_per_s"] or 0.0 for h in history)  # null for an epoch resumed with no steps left
     floor = bare_step_rate(config, data, args.batch_size, steps=max(10, args.images // args.batch_size // 2))
     usual = usual_way_rate(config, args.folder, args.images, args.batch_size, args.workers)
-    print(f"default model {config.arch} width {config.width}, batch {args.batch_size}, {threads} CPU threads")
+    what = f"photo model ({config.tile}x{config.tile} tiles, context)" if args.photo else "default model"
+    print(f"{what} {config.arch} width {config.width}, batch {args.batch_size}, {threads} CPU threads")
     print(f"real training epochs (data pipeline included): {real:7.1f} images/s")
     print(f"bare model step (compute floor):                {floor:7.1f} images/s")
     print(f"usual way (ImageFolder + PIL transforms + DataLoader, {args.workers} workers): {usual:7.1f} images/s")

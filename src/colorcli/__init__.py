@@ -1,8 +1,110 @@
-"""colorcli: colorize grayscale photos with a small PyTorch model."""
+"""colorcli: colorize grayscale photos with a small PyTorch model.
 
+In a notebook::
+
+    import colorcli
+    colour = colorcli.colorize("old-photo.jpg")          # or a PIL image, any mode
+    colour = colorcli.colorize(img, model="cifar10", saturation=1.2)
+
+torch is imported on the first call, not on ``import colorcli``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from colorcli.model import Colorizer
 
 try:
     __version__ = version("colorcli")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__", "colorize", "load_model"]
+
+
+def load_model(name_or_path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> Colorizer:
+    """A model ready to colorize: a shipped model by name ("photo", "cifar10"; None or
+    "default": the default), or a checkpoint file (.pt or .safetensors). In eval mode, on ``device``."""
+    from pathlib import Path
+
+    from colorcli.checkpoint import SHIPPED_MODELS, shipped_model_path
+    from colorcli.checkpoint import load_model as load_file
+    from colorcli.train import pick_device
+
+    spec = "default" if name_or_path is None else name_or_path
+    if isinstance(spec, str) and (spec == "default" or spec in SHIPPED_MODELS or _looks_like_a_name(spec)):
+        path = shipped_model_path(spec)  # an unknown name is refused with the list of names
+    else:
+        path = Path(spec)
+    return load_file(path).to(pick_device(device))
+
+
+def _looks_like_a_name(spec: str) -> bool:
+    """A bare word that is no file here: meant as a shipped model's name, not a checkpoint."""
+    return os.path.sep not in spec and "." not in spec and not os.path.exists(spec)
+
+
+@lru_cache(maxsize=4)
+def _shared_model(name: str | None) -> Colorizer:
+    """Shipped models loaded once per process, for ``colorize(model=None or a name)``."""
+    return load_model(name)
+
+
+def colorize(
+    image: Image.Image | str | os.PathLike[str],
+    *,
+    model: Colorizer | str | os.PathLike[str] | None = None,
+    scale: int | None = None,
+    saturation: float = 1.0,
+) -> Image.Image:
+    """Colorize one photo: the RGB result (RGBA where the input has transparency) has the
+    input's displayed size and its luma.
+
+    image: a PIL image in any mode (RGB and other colour images are colorized from their
+    luminance; 16-bit gray keeps its tonal range; EXIF orientation is applied) or a path.
+    model: a loaded model, a shipped model's name or a checkpoint path (None: the default).
+    scale: the working scale in pixels (None: the model's own); saturation: a factor on
+    the colour strength (1.0: as the model is set).
+    """
+    from colorcli.inference import ColorizeOptions, colorize_gray
+
+    net = _resolve_model(model)
+    gray, alpha = _gray_and_alpha(image)
+    rgb = colorize_gray(net, gray, ColorizeOptions(scale=scale, saturation=saturation))
+    if alpha is not None:
+        rgb.putalpha(alpha)  # RGB -> RGBA
+    return rgb
+
+
+def _resolve_model(model: Any) -> Colorizer:
+    if model is None or isinstance(model, str) and _looks_like_a_name(model):
+        return _shared_model(model)
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    return model
+
+
+def _gray_and_alpha(image: Any) -> tuple[Image.Image, Image.Image | None]:
+    """8-bit luma at the displayed orientation, and the alpha mask if any, of a PIL image or a file."""
+    from pathlib import Path
+
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    from colorcli.images import to_gray8
+    from colorcli.inference import _alpha, load_image
+
+    if isinstance(image, (str, os.PathLike)):
+        loaded = load_image(Path(image))
+        return loaded.gray, loaded.alpha
+    if not isinstance(image, PILImage.Image):
+        raise TypeError(f"colorize takes a PIL image or a path, not {type(image).__name__}")
+    oriented = ImageOps.exif_transpose(image)
+    return to_gray8(oriented), _alpha(oriented)

@@ -1,0 +1,60 @@
+"""The Python API: colorcli.colorize and colorcli.load_model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import colorcli
+from colorcli.errors import UsageError
+from helpers import colour_image
+
+
+def luma(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("RGB").convert("L"), dtype=int)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16", "LA"])
+def test_colorize_takes_any_mode_and_keeps_size_and_luma(tiny_model, mode):
+    base = colour_image(70, 45, seed=3)
+    if mode == "I;16":
+        im = Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
+        expected = np.asarray(base.convert("L"), dtype=int)
+    else:
+        im = base.convert(mode)
+        expected = luma(im)
+    out = colorcli.colorize(im, model=tiny_model)
+    assert out.size == im.size
+    assert out.mode == ("RGBA" if mode in ("RGBA", "LA") else "RGB")
+    assert np.abs(luma(out) - expected).max() <= 1
+
+
+def test_colorize_reads_a_path_and_applies_exif_orientation(tmp_path, tiny_model):
+    im = colour_image(60, 30, seed=1)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    im.save(tmp_path / "x.jpg", exif=exif)
+    out = colorcli.colorize(tmp_path / "x.jpg", model=tiny_model)
+    assert out.size == (30, 60)
+    assert colorcli.colorize(str(tmp_path / "x.jpg"), model=tiny_model).size == (30, 60)
+
+
+def test_colorize_refuses_what_is_not_an_image(tiny_model):
+    with pytest.raises(TypeError, match="PIL image or a path"):
+        colorcli.colorize(np.zeros((4, 4)), model=tiny_model)
+
+
+def test_load_model_by_name_and_by_path(tiny_checkpoint):
+    assert colorcli.load_model("cifar10").config.tile == 32
+    assert colorcli.load_model(tiny_checkpoint).config.width == 4
+    with pytest.raises(UsageError, match="no shipped model named 'nope'"):
+        colorcli.load_model("nope")
+
+
+def test_import_colorcli_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, colorcli; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
