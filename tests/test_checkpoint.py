@@ -137,3 +137,13 @@ def test_default_model_is_in_the_package_data():
 
     assert default_model_path().name == DEFAULT_MODEL_NAME
     assert Path(default_model_path()).stat().st_size < 20_000_000
+
+
+def test_the_model_a_command_uses(tmp_path):
+    from colorcli.checkpoint import DEFAULT_MODEL, model_source, shipped_model_path
+
+    assert model_source(tmp_path / "x.pt", None) == tmp_path / "x.pt"
+    assert model_source(None, None) == shipped_model_path(DEFAULT_MODEL)
+    assert model_source(None, None, dataset="cifar100") == shipped_model_path("cifar10")  # made for CIFAR
+    assert model_source(None, "cifar10", dataset="some/folder") == shipped_model_path("cifar10")
+    assert shipped_model_path("default") == shipped_model_path(DEFAULT_MODEL)

@@ -588,3 +588,27 @@ def test_a_full_disk_prints_the_summary_and_why_it_stopped(tmp_path, tiny_checkp
     assert "0 colorized, 0 skipped (exist; --overwrite replaces), 3 failed" in r.output
     assert "stopped: " in r.output and "goes on from there" in r.output
     assert r.output.count("error: ") == 2  # the file that failed, and the stop; not one per file left
+
+
+def test_models_lists_the_shipped_models_with_their_data():
+    r = invoke("models", "--json")
+    assert r.exit_code == 0
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    by_name = {row["name"]: row for row in rows}
+    assert "cifar10" in by_name and by_name["cifar10"]["tile"] == 32
+    assert sum(row["default"] for row in rows) == 1
+    assert all(row["data"] and row["figures"] for row in rows)
+    table = invoke("models")
+    assert table.exit_code == 0 and "cifar10" in table.output
+
+
+def test_model_by_name_and_checkpoint_exclude_each_other(tmp_path, tiny_checkpoint):
+    colour_image(40, 30).save(tmp_path / "a.png")
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "b.png", "--model", "cifar10")
+    assert r.exit_code == 0 and Image.open(tmp_path / "b.png").size == (40, 30)
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "c.png", "--model", "nope")
+    assert r.exit_code == 2 and "no shipped model named 'nope'" in r.output
+    r = invoke(
+        "colorize", tmp_path / "a.png", "-o", tmp_path / "c.png", "--model", "cifar10", "--checkpoint", tiny_checkpoint
+    )
+    assert r.exit_code == 2 and "give one" in r.output and not (tmp_path / "c.png").exists()
