@@ -588,3 +588,17 @@ def test_a_full_disk_prints_the_summary_and_why_it_stopped(tmp_path, tiny_checkp
     assert "0 colorized, 0 skipped (exist; --overwrite replaces), 3 failed" in r.output
     assert "stopped: " in r.output and "goes on from there" in r.output
     assert r.output.count("error: ") == 2  # the file that failed, and the stop; not one per file left
+
+
+def test_a_symlink_loop_is_one_error_line_and_the_rest_is_colorized(tmp_path, tiny_checkpoint):
+    (tmp_path / "a.jpg").symlink_to("b.jpg")
+    (tmp_path / "b.jpg").symlink_to("a.jpg")
+    colour_image(30, 30).save(tmp_path / "good.png")
+    r = invoke(
+        "colorize", tmp_path / "a.jpg", tmp_path / "good.png", "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint
+    )
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert [x for x in r.output.splitlines() if x.startswith("error:")] == [
+        f"error: {tmp_path / 'a.jpg'}: is a symlink loop (links that point at each other)"
+    ]
+    assert (tmp_path / "out" / "good.png").is_file()

@@ -541,10 +541,12 @@ def colorize(
         if len(jobs) == 1 and report.skipped and not json_out:
             err.print(f"skipped: {printable(str(jobs[0].dst))} exists (--overwrite replaces it)", markup=False)
         if len(jobs) > 1 and not json_out:
-            left = len(jobs) - report.done - report.skipped - report.failed
+            left = len(jobs) - report.done - report.skipped - report.failed - report.left_out
             err.print(
                 f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
-                f"{report.failed} failed" + (f", {left} not started" if left else "")
+                f"{report.failed} failed"
+                + (f", {report.left_out} left out (not image files)" if report.left_out else "")
+                + (f", {left} not started" if left else "")
             )
         if report.interrupted:
             err.print("colorcli: interrupted; the same command again goes on from there")
