@@ -602,3 +602,17 @@ def test_a_symlink_loop_is_one_error_line_and_the_rest_is_colorized(tmp_path, ti
         f"error: {tmp_path / 'a.jpg'}: is a symlink loop (links that point at each other)"
     ]
     assert (tmp_path / "out" / "good.png").is_file()
+
+
+def test_a_rerun_removes_the_temporary_file_a_killed_batch_left(tmp_path, tiny_checkpoint):
+    import os
+
+    colour_image(30, 30).save(tmp_path / "a.png")
+    (tmp_path / "out").mkdir()
+    left = tmp_path / "out" / ".a.png.k3j4l5m6.tmp"  # kill -9 while a.png was being written
+    left.write_bytes(b"\x89PNG half")
+    left.chmod(0o600)
+    os.utime(left, (left.stat().st_atime - 600, left.stat().st_mtime - 600))
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]

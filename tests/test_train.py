@@ -275,3 +275,17 @@ def test_fitting_batch_is_the_largest_power_of_two_each_process_can_share():
     assert [_fitting_batch(n, 1) for n in (0, 1, 2, 3, 21, 64, 127)] == [None, None, 2, 2, 16, 64, 64]
     assert _fitting_batch(21, 4) == 16 and _fitting_batch(3, 4) is None
     assert _fitting_batch(40, 3) == 24 and _fitting_batch(100, 6) == 96 and _fitting_batch(1, 2) is None
+
+
+def test_resume_removes_the_temporary_files_a_killed_save_left(image_folder, tmp_path):
+    import os
+
+    run = tmp_path / "r"
+    train(config(image_folder, run, epochs=1), TINY)
+    left = [run / ".history.json.k3j4l5m6.tmp", run / ".last.pt.9x_8y7z6.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")
+        path.chmod(0o600)  # as mkstemp makes it
+        os.utime(path, (path.stat().st_atime - 600, path.stat().st_mtime - 600))
+    train(config(image_folder, run, epochs=1), TINY, resume=run / "last.pt")  # finished: writes nothing
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "history.json", "last.pt"]
