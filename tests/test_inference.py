@@ -910,3 +910,21 @@ def test_folder_entries_named_like_images_that_are_none_are_each_accounted_for(t
         ("f.jpg", False, True),
         ("h.jpg", False, False),
     ]
+
+
+def test_a_jpeg_with_damaged_data_is_colorized_with_a_note_naming_it(tmp_path, tiny_model, capsys):
+    colour_image(200, 150, seed=1).save(tmp_path / "whole.jpg", quality=90)
+    data = bytearray((tmp_path / "whole.jpg").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)  # the same damage fails a PNG
+    (tmp_path / "damaged.jpg").write_bytes(data)
+    assert load_image(tmp_path / "whole.jpg").note is None
+    assert load_image(tmp_path / "damaged.jpg").note.startswith("corrupt JPEG data (")
+    jobs = plan_jobs([tmp_path / "damaged.jpg", tmp_path / "whole.jpg"], tmp_path / "out")
+    report = run_jobs(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    assert (report.done, report.exit_code) == (2, 0)
+    damaged, whole = (json.loads(x) for x in capsys.readouterr().out.splitlines())
+    assert "part of the picture may be garbled" in damaged["note"] and "note" not in whole
+    errors = Console(file=io.StringIO(), width=300)
+    run_jobs(tiny_model, jobs, ColorizeOptions(), overwrite=True, err_console=errors)
+    [line] = errors.file.getvalue().splitlines()
+    assert line.startswith(f"note: {tmp_path / 'damaged.jpg'}: corrupt JPEG data (")

@@ -150,7 +150,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, output_format: 
                     f"{path}: {w}x{h} is more than {output_format} holds ({side:,} pixels a side); write PNG or TIFF"
                 )
             try:
-                frames = getattr(im, "n_frames", 1)
+                frames, fmt = getattr(im, "n_frames", 1), im.format
                 im.seek(0)
                 raw_mode = _raw_mode(im)
                 im.load()
@@ -161,8 +161,22 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, output_format: 
                 gray, alpha = to_gray8(im), _alpha(im, raw_mode)
             except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
                 raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
-    note = f"used the first of its {frames} frames" if frames > 1 else None
+    notes = [f"used the first of its {frames} frames" if frames > 1 else None]
+    if fmt in ("JPEG", "MPO"):
+        notes.append(_jpeg_note(path))
+    note = "; ".join(n for n in notes if n) or None
     return LoadedImage(gray=gray, alpha=alpha, icc_profile=icc, exif=exif, note=note)
+
+
+def _jpeg_note(path: Path) -> str | None:
+    """What to say of a JPEG whose compressed data is damaged: libjpeg patches over it with a
+    warning Pillow drops, so the picture decodes, partly garbled, as if nothing were wrong."""
+    from colorcli.jpeg_check import jpeg_damage
+
+    damage = jpeg_damage(path)
+    if damage is None:
+        return None
+    return f"corrupt JPEG data ({damage}); the decoder patched over it, so part of the picture may be garbled"
 
 
 def _rgb_profile(icc: bytes | None) -> bytes | None:
