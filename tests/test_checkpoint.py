@@ -174,3 +174,23 @@ def test_temporary_files_left_by_a_killed_writer_go_when_colorcli_next_writes_th
     assert (tmp_path / ".e.png.k3j4l5m6.tmp").is_dir() and (tmp_path / ".f.png.k3j4l5m6.tmp").is_symlink()
     assert remove_stale_temps(tmp_path) == [busy]  # its writer is gone now
     assert remove_stale_temps(tmp_path / "missing") == []
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("form", ["zip", "legacy", "pickle0", "pickle2", "pickle5"])
+def test_code_is_named_as_code_in_every_pickle_form_and_the_message_is_whole(tmp_path, form):
+    payload = _Payload()
+    payload.marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    data = {"format": "colorcli-checkpoint", "version": 1, "x": payload}
+    if form.startswith("pickle"):
+        evil.write_bytes(pickle.dumps(data, protocol=int(form[-1])))
+    else:
+        torch.save(data, evil, _use_new_zipfile_serialization=form == "zip")
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(evil)
+    assert str(e.value) == (
+        f"{evil}: refused to load: the file holds Python code ({os.system.__module__}.system) "
+        "that loading would run; a checkpoint holds data only"
+    )
+    assert not payload.marker.exists()

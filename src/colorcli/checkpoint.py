@@ -12,10 +12,12 @@ import errno
 import json
 import os
 import pickle
+import pickletools
 import re
 import stat
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from importlib import resources
@@ -169,14 +171,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise _not_a_file(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A plain pickle makes torch warn of its protocol (and ask for an issue) before refusing it.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if not zipfile.is_zipfile(path) or "Unsupported operand" in str(e):
-            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?)") from None
-        raise CheckpointError(
-            f"{path}: refused to load: the file contains Python objects other than weights, "
-            f"which could run code ({first_line(e)})"
-        ) from None
+        raise CheckpointError(f"{path}: {_refusal(path, e)}") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types on damaged files
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -190,6 +190,50 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint, missing {', '.join(missing)}")
     return ckpt
+
+
+# How torch's weights-only unpickler names the code it refused ("Trying to load unsupported
+# GLOBAL posix.system whose module ...", in older releases "Unsupported global: GLOBAL os.system ...").
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+# Pickle opcodes that import or call something: what makes a pickle run code when loaded.
+_CODE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"})
+
+
+def _refusal(path: Path, e: pickle.UnpicklingError) -> str:
+    """Why torch's weights-only loader refused ``path``, true to the case: code, in torch's zip or
+    legacy format or a plain pickle (which torch stops reading at its framing, before any code);
+    other Python objects in a zip checkpoint; or a file that is no pickle torch reads."""
+    zipped, named = zipfile.is_zipfile(path), _REFUSED_GLOBAL.search(str(e))
+    code = named.group(1) if named else (None if zipped else _pickled_code(path))
+    if code is not None:
+        return (
+            f"refused to load: the file holds Python code ({code}) that loading would run; a checkpoint holds data only"
+        )
+    if zipped and "Unsupported operand" not in str(e):
+        reasons = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+        why = first_line(ValueError(reasons[0])) if reasons else "no reason given"
+        return f"refused to load: the file holds Python objects other than weights ({why})"
+    return "not a readable checkpoint (truncated or corrupt?)"
+
+
+def _pickled_code(path: Path) -> str | None:
+    """What a plain pickle would import or call on loading (``module.name``, or the opcode where it
+    names nothing), read opcode by opcode: pickletools only parses, it runs nothing."""
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name in ("GLOBAL", "INST"):
+                    return str(arg).replace(" ", ".")
+                if op.name == "STACK_GLOBAL" and len(strings) == 2:
+                    return ".".join(strings)
+                if op.name in _CODE_OPCODES:
+                    return f"a pickle {op.name} opcode"
+                if isinstance(arg, str):
+                    strings = [*strings[-1:], arg]
+    except Exception:  # noqa: BLE001 - anything but a well-formed pickle: damage, not code
+        return None
+    return None
 
 
 def model_from_state(model_config: dict[str, Any], state: dict[str, Any], source: Path):  # -> Colorizer
