@@ -616,3 +616,20 @@ def test_a_rerun_removes_the_temporary_file_a_killed_batch_left(tmp_path, tiny_c
     r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint)
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_a_single_file_on_a_full_disk_gets_one_line_without_batch_wording(tmp_path, tiny_checkpoint, monkeypatch):
+    import errno
+
+    import colorcli.inference as inference_module
+
+    def full(rgb, loaded, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(inference_module, "save_result", full)
+    colour_image(30, 30).save(tmp_path / "a.png")
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "b.png", "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 1, r.output
+    assert r.output.splitlines() == [
+        f"error: {tmp_path / 'a.png'}: cannot write {tmp_path / 'b.png'}: No space left on device"
+    ]

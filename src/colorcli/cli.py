@@ -548,14 +548,12 @@ def colorize(
                 + (f", {report.left_out} left out (not image files)" if report.left_out else "")
                 + (f", {left} not started" if left else "")
             )
+        # A batch run again skips the results it wrote; one file is simply done again.
+        again = "; the same command again goes on from there" if len(jobs) > 1 else ""
         if report.interrupted:
-            err.print("colorcli: interrupted; the same command again goes on from there")
-        if report.stopped:
-            err.print(
-                f"colorcli: error: stopped: {printable(report.stopped)}; the same command again goes on from there",
-                style="red",
-                markup=False,
-            )
+            err.print(f"colorcli: interrupted{again}")
+        if report.stopped and len(jobs) > 1:  # one file: its own error line has said why
+            err.print(f"colorcli: error: stopped: {printable(report.stopped)}{again}", style="red", markup=False)
         return report.exit_code
 
     code = _run(body, debug)
