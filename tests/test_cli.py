@@ -633,3 +633,50 @@ def test_a_single_file_on_a_full_disk_gets_one_line_without_batch_wording(tmp_pa
     assert r.output.splitlines() == [
         f"error: {tmp_path / 'a.png'}: cannot write {tmp_path / 'b.png'}: No space left on device"
     ]
+
+
+def test_a_folder_of_odd_entries_colorizes_the_photos_and_names_each_other_entry_once(tmp_path, tiny_checkpoint):
+    import os
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(20):
+        colour_image(40 + i, 30, seed=i).save(photos / f"p{i:02}.{'jpg' if i % 2 else 'png'}")
+    os.mkfifo(photos / "pipe.jpg")
+    (photos / "loop.jpg").symlink_to("loop.jpg")
+    (photos / "x.jpg").mkdir()
+    colour_image(40, 30).save(photos / "x.jpg" / "inside.png")  # only -r looks in here
+    colour_image(200, 150, seed=1).save(photos / "damaged.jpg", quality=90)
+    data = bytearray((photos / "damaged.jpg").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)
+    (photos / "damaged.jpg").write_bytes(data)
+    out = photos / "colour"  # where an earlier run of the same command was killed mid-write
+    out.mkdir()
+    stale = out / ".p00.png.k3j4l5m6.tmp"
+    stale.write_bytes(b"\x89PNG half")
+    stale.chmod(0o600)
+    os.utime(stale, (stale.stat().st_atime - 600, stale.stat().st_mtime - 600))
+
+    r = invoke("colorize", photos, "-o", out, "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 1, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"p{i:02}.png" for i in range(20)] + ["damaged.png"])
+    assert not list(tmp_path.rglob("*.tmp"))
+    lines = r.output.splitlines()
+    reasons = {
+        "pipe.jpg": "left out: a FIFO (named pipe), not an image file",
+        "loop.jpg": "is a symlink loop (links that point at each other)",
+        "x.jpg": "left out: a folder (-r looks in subfolders)",
+        "damaged.jpg": "corrupt JPEG data (",
+    }
+    for name, reason in reasons.items():
+        [line] = [x for x in lines if f"{photos / name}:" in x]
+        assert reason in line, line
+    assert not any(f"p{i:02}." in x for x in lines for i in range(20))  # the photos go without a word
+    assert lines[-1] == "21 colorized, 0 skipped (exist; --overwrite replaces), 1 failed, 2 left out (not image files)"
+    assert "Traceback" not in r.output
+
+    r = invoke("colorize", photos, "-o", out, "--checkpoint", tiny_checkpoint, "--json", "--overwrite")
+    records = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.exit_code == 1 and len(records) == 24  # every entry named like a photo, once
+    by_name = {Path(x["input"]).name: x["status"] for x in records}
+    assert [by_name[name] for name in reasons] == ["left out", "failed", "left out", "ok"]
