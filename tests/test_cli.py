@@ -612,3 +612,95 @@ def test_model_by_name_and_checkpoint_exclude_each_other(tmp_path, tiny_checkpoi
         "colorize", tmp_path / "a.png", "-o", tmp_path / "c.png", "--model", "cifar10", "--checkpoint", tiny_checkpoint
     )
     assert r.exit_code == 2 and "give one" in r.output and not (tmp_path / "c.png").exists()
+
+
+def test_a_symlink_loop_is_one_error_line_and_the_rest_is_colorized(tmp_path, tiny_checkpoint):
+    (tmp_path / "a.jpg").symlink_to("b.jpg")
+    (tmp_path / "b.jpg").symlink_to("a.jpg")
+    colour_image(30, 30).save(tmp_path / "good.png")
+    r = invoke(
+        "colorize", tmp_path / "a.jpg", tmp_path / "good.png", "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint
+    )
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert [x for x in r.output.splitlines() if x.startswith("error:")] == [
+        f"error: {tmp_path / 'a.jpg'}: is a symlink loop (links that point at each other)"
+    ]
+    assert (tmp_path / "out" / "good.png").is_file()
+
+
+def test_a_rerun_removes_the_temporary_file_a_killed_batch_left(tmp_path, tiny_checkpoint):
+    import os
+
+    colour_image(30, 30).save(tmp_path / "a.png")
+    (tmp_path / "out").mkdir()
+    left = tmp_path / "out" / ".a.png.k3j4l5m6.tmp"  # kill -9 while a.png was being written
+    left.write_bytes(b"\x89PNG half")
+    left.chmod(0o600)
+    os.utime(left, (left.stat().st_atime - 600, left.stat().st_mtime - 600))
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_a_single_file_on_a_full_disk_gets_one_line_without_batch_wording(tmp_path, tiny_checkpoint, monkeypatch):
+    import errno
+
+    import colorcli.inference as inference_module
+
+    def full(rgb, loaded, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(inference_module, "save_result", full)
+    colour_image(30, 30).save(tmp_path / "a.png")
+    r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "b.png", "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 1, r.output
+    assert r.output.splitlines() == [
+        f"error: {tmp_path / 'a.png'}: cannot write {tmp_path / 'b.png'}: No space left on device"
+    ]
+
+
+def test_a_folder_of_odd_entries_colorizes_the_photos_and_names_each_other_entry_once(tmp_path, tiny_checkpoint):
+    import os
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(20):
+        colour_image(40 + i, 30, seed=i).save(photos / f"p{i:02}.{'jpg' if i % 2 else 'png'}")
+    os.mkfifo(photos / "pipe.jpg")
+    (photos / "loop.jpg").symlink_to("loop.jpg")
+    (photos / "x.jpg").mkdir()
+    colour_image(40, 30).save(photos / "x.jpg" / "inside.png")  # only -r looks in here
+    colour_image(200, 150, seed=1).save(photos / "damaged.jpg", quality=90)
+    data = bytearray((photos / "damaged.jpg").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)
+    (photos / "damaged.jpg").write_bytes(data)
+    out = photos / "colour"  # where an earlier run of the same command was killed mid-write
+    out.mkdir()
+    stale = out / ".p00.png.k3j4l5m6.tmp"
+    stale.write_bytes(b"\x89PNG half")
+    stale.chmod(0o600)
+    os.utime(stale, (stale.stat().st_atime - 600, stale.stat().st_mtime - 600))
+
+    r = invoke("colorize", photos, "-o", out, "--checkpoint", tiny_checkpoint)
+    assert r.exit_code == 1, r.output
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"p{i:02}.png" for i in range(20)] + ["damaged.png"])
+    assert not list(tmp_path.rglob("*.tmp"))
+    lines = r.output.splitlines()
+    reasons = {
+        "pipe.jpg": "left out: a FIFO (named pipe), not an image file",
+        "loop.jpg": "is a symlink loop (links that point at each other)",
+        "x.jpg": "left out: a folder (-r looks in subfolders)",
+        "damaged.jpg": "corrupt JPEG data (",
+    }
+    for name, reason in reasons.items():
+        [line] = [x for x in lines if f"{photos / name}:" in x]
+        assert reason in line, line
+    assert not any(f"p{i:02}." in x for x in lines for i in range(20))  # the photos go without a word
+    assert lines[-1] == "21 colorized, 0 skipped (exist; --overwrite replaces), 1 failed, 2 left out (not image files)"
+    assert "Traceback" not in r.output
+
+    r = invoke("colorize", photos, "-o", out, "--checkpoint", tiny_checkpoint, "--json", "--overwrite")
+    records = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.exit_code == 1 and len(records) == 24  # every entry named like a photo, once
+    by_name = {Path(x["input"]).name: x["status"] for x in records}
+    assert [by_name[name] for name in reasons] == ["left out", "failed", "left out", "ok"]

@@ -15,3 +15,11 @@ def test_printable_keeps_names_people_write():
 def test_first_line_of_a_message_or_its_type():
     assert first_line(ValueError("one\ntwo")) == "one"
     assert first_line(ValueError()) == "ValueError"
+
+
+def test_a_long_first_line_is_cut_after_a_whole_word_and_says_so():
+    text = "Weights only load failed. In PyTorch 2.6, we changed the default value of the `weights_only` argument"
+    assert first_line(ValueError(text), limit=60) == "Weights only load failed. In PyTorch 2.6, we changed the ..."
+    assert first_line(ValueError(text), limit=len(text)) == text
+    assert first_line(ValueError("one two"), limit=3) == "one ..."
+    assert first_line(ValueError("x" * 50), limit=10) == "x" * 10 + " ..."

@@ -848,3 +848,100 @@ def test_a_result_whose_folder_is_a_file_fails_before_it_is_colorized(tmp_path, 
     assert len(seen) == 1 and (tmp_path / "out" / "a.png").is_file()
     assert f"{tmp_path / 'out' / 'sub'} is not a folder" in errors.file.getvalue()
     assert (tmp_path / "out" / "sub").read_text().startswith("a file")  # untouched
+
+
+def test_a_symlink_loop_is_one_failed_input_and_the_batch_goes_on(tmp_path, tiny_model, capsys):
+    (tmp_path / "a.jpg").symlink_to("b.jpg")
+    (tmp_path / "b.jpg").symlink_to("a.jpg")
+    colour_image(30, 30).save(tmp_path / "good.png")
+    jobs = plan_jobs([tmp_path / "a.jpg", tmp_path / "good.png"], tmp_path / "out")
+    assert [j.src.name for j in jobs] == ["a.jpg", "good.png"]
+    assert jobs[0].error == f"{tmp_path / 'a.jpg'}: is a symlink loop (links that point at each other)"
+    report = run_jobs(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    assert (report.done, report.failed, report.exit_code) == (1, 1, 1)
+    assert [json.loads(x)["status"] for x in capsys.readouterr().out.splitlines()] == ["failed", "ok"]
+    assert (tmp_path / "out" / "good.png").is_file()
+    # a loop where a result goes is written over like any link, not followed
+    (tmp_path / "out2").mkdir()
+    (tmp_path / "out2" / "good.png").symlink_to("good.png")
+    assert run_jobs(tiny_model, plan_jobs([tmp_path / "good.png"], tmp_path / "out2"), ColorizeOptions()).done == 1
+    assert (tmp_path / "out2" / "good.png").is_file()
+
+
+def test_a_named_fifo_is_refused_at_once_not_opened(tmp_path, tiny_model):
+    import os
+
+    os.mkfifo(tmp_path / "p.jpg")  # opening it would wait for a writer forever
+    with pytest.raises(UsageError, match=r"p\.jpg: is a FIFO \(named pipe\), not an image file"):
+        plan_jobs([tmp_path / "p.jpg"], tmp_path / "x.png")
+    colour_image(30, 30).save(tmp_path / "good.png")
+    jobs = plan_jobs([tmp_path / "p.jpg", tmp_path / "good.png"], tmp_path / "out")
+    report = run_jobs(tiny_model, jobs, ColorizeOptions())
+    assert (report.done, report.failed) == (1, 1) and "FIFO" in jobs[0].error
+    with pytest.raises(InputError, match="is a FIFO"):
+        load_image(tmp_path / "p.jpg")
+
+
+def test_folder_entries_named_like_images_that_are_none_are_each_accounted_for(tmp_path, tiny_model):
+    import os
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "c.png"):
+        colour_image(30, 30).save(src / name)
+    os.mkfifo(src / "b.jpg")
+    (src / "d.jpg").mkdir()
+    colour_image(30, 30).save(src / "d.jpg" / "inner.png")
+    (src / "e.jpg").symlink_to("f.jpg")
+    (src / "f.jpg").symlink_to("e.jpg")
+    (src / "g.png").symlink_to("gone.png")
+    (src / "notes.txt").write_text("not named like a photo: not an input")
+    jobs = plan_jobs([src], tmp_path / "out")
+    assert [(j.src.name, j.left_out, j.error is not None) for j in jobs] == [
+        ("a.png", False, False),
+        ("b.jpg", True, True),
+        ("c.png", False, False),
+        ("d.jpg", True, True),
+        ("e.jpg", False, True),
+        ("f.jpg", False, True),
+        ("g.png", False, True),
+    ]
+    assert jobs[1].error == f"{src / 'b.jpg'}: left out: a FIFO (named pipe), not an image file"
+    assert jobs[3].error == f"{src / 'd.jpg'}: left out: a folder (-r looks in subfolders)"
+    assert jobs[6].error == f"{src / 'g.png'}: is a broken link (to gone.png, which does not exist)"
+    errors = Console(file=io.StringIO(), width=300)
+    report = run_jobs(tiny_model, jobs, ColorizeOptions(), err_console=errors)
+    assert (report.done, report.failed, report.left_out, report.exit_code) == (2, 3, 2, 1)
+    said = errors.file.getvalue().splitlines()
+    assert sum("b.jpg" in line for line in said) == sum("d.jpg" in line for line in said) == 1
+    # with -r the folder named like an image is looked into instead
+    jobs = plan_jobs([src], tmp_path / "out", recursive=True)
+    assert "inner.png" in [j.src.name for j in jobs] and "d.jpg" not in [j.src.name for j in jobs]
+    # a glob accounts for what it matches in the same way
+    colour_image(30, 30).save(src / "h.jpg")
+    jobs = plan_jobs([src / "*.jpg"], tmp_path / "out3")
+    assert [(j.src.name, j.left_out, j.error is not None) for j in jobs] == [
+        ("b.jpg", True, True),
+        ("d.jpg", True, True),
+        ("e.jpg", False, True),
+        ("f.jpg", False, True),
+        ("h.jpg", False, False),
+    ]
+
+
+def test_a_jpeg_with_damaged_data_is_colorized_with_a_note_naming_it(tmp_path, tiny_model, capsys):
+    colour_image(200, 150, seed=1).save(tmp_path / "whole.jpg", quality=90)
+    data = bytearray((tmp_path / "whole.jpg").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)  # the same damage fails a PNG
+    (tmp_path / "damaged.jpg").write_bytes(data)
+    assert load_image(tmp_path / "whole.jpg").note is None
+    assert load_image(tmp_path / "damaged.jpg").note.startswith("corrupt JPEG data (")
+    jobs = plan_jobs([tmp_path / "damaged.jpg", tmp_path / "whole.jpg"], tmp_path / "out")
+    report = run_jobs(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    assert (report.done, report.exit_code) == (2, 0)
+    damaged, whole = (json.loads(x) for x in capsys.readouterr().out.splitlines())
+    assert "part of the picture may be garbled" in damaged["note"] and "note" not in whole
+    errors = Console(file=io.StringIO(), width=300)
+    run_jobs(tiny_model, jobs, ColorizeOptions(), overwrite=True, err_console=errors)
+    [line] = errors.file.getvalue().splitlines()
+    assert line.startswith(f"note: {tmp_path / 'damaged.jpg'}: corrupt JPEG data (")

@@ -309,3 +309,17 @@ def test_a_grown_model_starts_out_computing_what_its_starting_model_did(tiny_mod
     y = torch.rand(2, 1, 16, 16) * 255
     with torch.no_grad():
         assert torch.allclose(grown(y), tiny_model(y), atol=1e-5)
+
+
+def test_resume_removes_the_temporary_files_a_killed_save_left(image_folder, tmp_path):
+    import os
+
+    run = tmp_path / "r"
+    train(config(image_folder, run, epochs=1), TINY)
+    left = [run / ".history.json.k3j4l5m6.tmp", run / ".last.pt.9x_8y7z6.tmp"]
+    for path in left:
+        path.write_bytes(b"half a file")
+        path.chmod(0o600)  # as mkstemp makes it
+        os.utime(path, (path.stat().st_atime - 600, path.stat().st_mtime - 600))
+    train(config(image_folder, run, epochs=1), TINY, resume=run / "last.pt")  # finished: writes nothing
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "history.json", "last.pt"]

@@ -8,10 +8,16 @@ that is the format of the default model shipped in the package.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
+import pickletools
+import re
+import stat
 import tempfile
+import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from importlib import resources
@@ -35,18 +41,32 @@ DEFAULT_MODEL = "cifar10"
 DEFAULT_MODEL_NAME = SHIPPED_MODELS[DEFAULT_MODEL]["file"]
 
 
+# The temporary files atomic_write makes: "." + the target's name (at most 100 bytes of it) +
+# "." + mkstemp's 8 random characters + ".tmp". Only names of this form are ever swept away.
+_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp", re.DOTALL)
+_STARTED = time.time()  # a temporary file older than this process is no write of its own
+_swept: set[str] = set()  # folders this process has cleared of stale temporary files
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Write a file through a temporary file in the same folder, then rename it into place.
 
-    A crash at any moment leaves either the old file or the complete new one.
+    A crash at any moment leaves either the old file or the complete new one, and
+    at worst a temporary file, which the next colorcli to write into that folder
+    removes (``remove_stale_temps``).
     """
     path = Path(path)
+    folder = os.path.abspath(path.parent)
+    if folder not in _swept:
+        _swept.add(folder)
+        remove_stale_temps(path.parent)
     # The temporary name adds about 14 bytes; a prefix of at most 100 bytes keeps it within
     # the file system's 255-byte limit for any name that fits itself (cut by bytes: "写" is 3).
     prefix = os.fsdecode(os.fsencode(path.name)[:100])
     fd, tmp = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            _lock(f.fileno(), exclusive=True)  # held while writing: another colorcli's sweep leaves the file be
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -55,6 +75,64 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(folder: Path, before: float | None = None) -> list[Path]:
+    """Remove the temporary files an earlier colorcli left in ``folder`` when it was killed
+    mid-write (kill -9, a power cut); the removed paths.
+
+    Only regular files named as atomic_write names them, with mkstemp's mode 0600,
+    owned by this user, last written before ``before`` (default: when this process
+    started) and not locked by a writer still at work are removed; anything else,
+    and any error, is left alone.
+    """
+    before = _STARTED if before is None else before
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed  # not there yet, or not ours to look into
+    for entry in entries:
+        if not _TEMP_NAME.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= before:
+                continue
+            # mkstemp's 0600 stays until the rename: a file given other permissions is someone else's
+            if os.name == "posix" and (stat.S_IMODE(info.st_mode) != 0o600 or info.st_uid != os.getuid()):
+                continue
+            if _in_use(entry.path):
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _lock(fd: int, exclusive: bool) -> bool:
+    """Try, without waiting, to lock ``fd``: exclusively for the writer of a temporary file, shared
+    for a sweep that asks whether its writer is still at work. Whether the lock was free; where
+    the platform or file system has no such locks, it counts as free."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the age of the file is all there is to go by
+        return True
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    return True
+
+
+def _in_use(path: str) -> bool:
+    """Whether a writer holds the lock atomic_write takes on its temporary file."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        return not _lock(fd, exclusive=False)
+    finally:
+        os.close(fd)
 
 
 def ensure_folder(folder: Path, what: str = "output folder") -> None:
@@ -103,14 +181,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise _not_a_file(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A plain pickle makes torch warn of its protocol (and ask for an issue) before refusing it.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if not zipfile.is_zipfile(path) or "Unsupported operand" in str(e):
-            raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?)") from None
-        raise CheckpointError(
-            f"{path}: refused to load: the file contains Python objects other than weights, "
-            f"which could run code ({first_line(e)})"
-        ) from None
+        raise CheckpointError(f"{path}: {_refusal(path, e)}") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types on damaged files
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first_line(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -124,6 +200,50 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint, missing {', '.join(missing)}")
     return ckpt
+
+
+# How torch's weights-only unpickler names the code it refused ("Trying to load unsupported
+# GLOBAL posix.system whose module ...", in older releases "Unsupported global: GLOBAL os.system ...").
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+# Pickle opcodes that import or call something: what makes a pickle run code when loaded.
+_CODE_OPCODES = frozenset({"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"})
+
+
+def _refusal(path: Path, e: pickle.UnpicklingError) -> str:
+    """Why torch's weights-only loader refused ``path``, true to the case: code, in torch's zip or
+    legacy format or a plain pickle (which torch stops reading at its framing, before any code);
+    other Python objects in a zip checkpoint; or a file that is no pickle torch reads."""
+    zipped, named = zipfile.is_zipfile(path), _REFUSED_GLOBAL.search(str(e))
+    code = named.group(1) if named else (None if zipped else _pickled_code(path))
+    if code is not None:
+        return (
+            f"refused to load: the file holds Python code ({code}) that loading would run; a checkpoint holds data only"
+        )
+    if zipped and "Unsupported operand" not in str(e):
+        reasons = [line.strip() for line in str(e).splitlines()[1:] if line.strip()]
+        why = first_line(ValueError(reasons[0])) if reasons else "no reason given"
+        return f"refused to load: the file holds Python objects other than weights ({why})"
+    return "not a readable checkpoint (truncated or corrupt?)"
+
+
+def _pickled_code(path: Path) -> str | None:
+    """What a plain pickle would import or call on loading (``module.name``, or the opcode where it
+    names nothing), read opcode by opcode: pickletools only parses, it runs nothing."""
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for op, arg, _ in pickletools.genops(f):
+                if op.name in ("GLOBAL", "INST"):
+                    return str(arg).replace(" ", ".")
+                if op.name == "STACK_GLOBAL" and len(strings) == 2:
+                    return ".".join(strings)
+                if op.name in _CODE_OPCODES:
+                    return f"a pickle {op.name} opcode"
+                if isinstance(arg, str):
+                    strings = [*strings[-1:], arg]
+    except Exception:  # noqa: BLE001 - anything but a well-formed pickle: damage, not code
+        return None
+    return None
 
 
 def model_from_state(model_config: dict[str, Any], state: dict[str, Any], source: Path):  # -> Colorizer

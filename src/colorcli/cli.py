@@ -633,19 +633,19 @@ def colorize(
         if len(jobs) == 1 and report.skipped and not json_out:
             err.print(f"skipped: {printable(str(jobs[0].dst))} exists (--overwrite replaces it)", markup=False)
         if len(jobs) > 1 and not json_out:
-            left = len(jobs) - report.done - report.skipped - report.failed
+            left = len(jobs) - report.done - report.skipped - report.failed - report.left_out
             err.print(
                 f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
-                f"{report.failed} failed" + (f", {left} not started" if left else "")
+                f"{report.failed} failed"
+                + (f", {report.left_out} left out (not image files)" if report.left_out else "")
+                + (f", {left} not started" if left else "")
             )
+        # A batch run again skips the results it wrote; one file is simply done again.
+        again = "; the same command again goes on from there" if len(jobs) > 1 else ""
         if report.interrupted:
-            err.print("colorcli: interrupted; the same command again goes on from there")
-        if report.stopped:
-            err.print(
-                f"colorcli: error: stopped: {printable(report.stopped)}; the same command again goes on from there",
-                style="red",
-                markup=False,
-            )
+            err.print(f"colorcli: interrupted{again}")
+        if report.stopped and len(jobs) > 1:  # one file: its own error line has said why
+            err.print(f"colorcli: error: stopped: {printable(report.stopped)}{again}", style="red", markup=False)
         return report.exit_code
 
     code = _run(body, debug)

@@ -48,9 +48,17 @@ class TrainingError(ColorcliError):
 
 
 def first_line(e: BaseException, limit: int = 160) -> str:
-    """The first line of an exception's message (or its type), for one-line reports."""
+    """The first line of an exception's message (or its type), for one-line reports. A longer
+    line is cut after the last whole word that fits, and ends in "..." to say so."""
     text = str(e).strip().splitlines()
-    return text[0][:limit] if text else type(e).__name__
+    if not text:
+        return type(e).__name__
+    line = text[0].rstrip()
+    if len(line) <= limit:
+        return line
+    head = line[: limit + 1]  # one more: a word that ends exactly at the limit is whole
+    cut = head.rsplit(" ", 1)[0] if " " in head else line[:limit]  # one long word (a path): cut it there
+    return cut.rstrip(" ,;:") + " ..."
 
 
 # Characters that break a line, drive a terminal or reorder text: control characters (Cc),

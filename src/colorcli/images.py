@@ -7,7 +7,10 @@ fail on it with the same one-line reasons.
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -90,9 +93,16 @@ def looks_like_image(path: Path) -> bool:
         return False
 
 
-def find_images(root: Path, recursive: bool = True, needing_plugin: list[Path] | None = None) -> list[Path]:
+def find_images(
+    root: Path,
+    recursive: bool = True,
+    needing_plugin: list[Path] | None = None,
+    not_files: list[Path] | None = None,
+) -> list[Path]:
     """Image files under root (by suffix, any case), sorted for reproducibility. Photos only
-    a missing plugin reads (HEIC) are added to ``needing_plugin``, to say why they were left out."""
+    a missing plugin reads (HEIC) are added to ``needing_plugin``, to say why they were left out;
+    entries named like images that are no regular file (links leading nowhere, FIFOs, sockets,
+    devices, and, unless ``recursive`` looks inside them, folders) to ``not_files``."""
     pattern = "**/*" if recursive else "*"
     found = []
     for p in root.glob(pattern):
@@ -100,7 +110,39 @@ def find_images(root: Path, recursive: bool = True, needing_plugin: list[Path] |
             found.append(p)
         elif needing_plugin is not None and needs_plugin(p) and p.is_file():
             needing_plugin.append(p)
+        elif not_files is not None and is_image_name(p) and not (recursive and p.is_dir()):
+            not_files.append(p)
     return sorted(found)
+
+
+def link_problem(path: Path) -> str | None:
+    """Why a symbolic link at ``path`` leads to no file, as a noun phrase: a loop (links that
+    point at each other, which ``Path.resolve`` refuses with an exception), or a missing target."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symlink loop (links that point at each other)"
+        if isinstance(e, FileNotFoundError) and os.path.islink(path):
+            return f"a broken link (to {os.readlink(path)}, which does not exist)"
+    return None
+
+
+def not_regular(path: Path) -> str | None:
+    """What ``path`` is, as a noun phrase, if it exists but is not a regular file (nor a link to
+    one): opening a FIFO would wait for a writer forever, and a device or socket is no photo."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or unreachable: opening it says why
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO (named pipe), not an image file",
+        stat.S_ISSOCK: "a socket, not an image file",
+        stat.S_ISCHR: "a character device, not an image file",
+        stat.S_ISBLK: "a block device, not an image file",
+    }
+    return next((what for test, what in kinds.items() if test(mode)), None if stat.S_ISREG(mode) else "not a file")
 
 
 def plugin_note(paths: list[Path]) -> str:
@@ -153,6 +195,9 @@ def open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Ima
     how to raise the limit, where the command has a way)."""
     if path.is_dir():
         raise InputError(f"{path}: is a directory, not an image")
+    special = not_regular(path)
+    if special is not None:  # a FIFO would block the open below until something writes to it
+        raise InputError(f"{path}: is {special}")
     try:
         im = _open_unlimited(path)  # the pixel limit is checked below, against max_pixels
     except FileNotFoundError:

@@ -30,8 +30,11 @@ from colorcli.errors import ColorcliError, InputError, UsageError, first_line, p
 from colorcli.images import (
     DEFAULT_MAX_PIXELS,
     find_images,
+    is_image_name,
+    link_problem,
     looks_like_image,
     needs_plugin,
+    not_regular,
     open_checked,
     plugin_note,
     to_gray8,
@@ -169,7 +172,7 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, output_format: 
                     f"{path}: {w}x{h} is more than {output_format} holds ({side:,} pixels a side); write PNG or TIFF"
                 )
             try:
-                frames = getattr(im, "n_frames", 1)
+                frames, fmt = getattr(im, "n_frames", 1), im.format
                 im.seek(0)
                 raw_mode = _raw_mode(im)
                 im.load()
@@ -180,8 +183,22 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, output_format: 
                 gray, alpha = to_gray8(im), _alpha(im, raw_mode)
             except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
                 raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
-    note = f"used the first of its {frames} frames" if frames > 1 else None
+    notes = [f"used the first of its {frames} frames" if frames > 1 else None]
+    if fmt in ("JPEG", "MPO"):
+        notes.append(_jpeg_note(path))
+    note = "; ".join(n for n in notes if n) or None
     return LoadedImage(gray=gray, alpha=alpha, icc_profile=icc, exif=exif, note=note)
+
+
+def _jpeg_note(path: Path) -> str | None:
+    """What to say of a JPEG whose compressed data is damaged: libjpeg patches over it with a
+    warning Pillow drops, so the picture decodes, partly garbled, as if nothing were wrong."""
+    from colorcli.jpeg_check import jpeg_damage
+
+    damage = jpeg_damage(path)
+    if damage is None:
+        return None
+    return f"corrupt JPEG data ({damage}); the decoder patched over it, so part of the picture may be garbled"
 
 
 def _rgb_profile(icc: bytes | None) -> bytes | None:
@@ -558,11 +575,13 @@ def colorize_file(model, src: Path, dst: Path, options: ColorizeOptions) -> Load
 
 @dataclass(frozen=True)
 class Job:
-    """One input and where its result goes; ``error`` marks an input refused before loading."""
+    """One input and where its result goes; ``error`` marks an input refused before loading, and
+    ``left_out`` one that is no photo (a FIFO or folder named like one): said, but not a failure."""
 
     src: Path
     dst: Path | None
     error: str | None = None
+    left_out: bool = False
 
 
 def _has_wildcard(text: str) -> bool:
@@ -601,7 +620,7 @@ def _nested_output(root: Path, output: Path | None) -> Path | None:
     """The output folder if it lies strictly inside ``root``: its files are earlier results, not inputs."""
     if output is None:
         return None
-    out, base = output.resolve(), root.resolve()
+    out, base = _resolved(output), root.resolve()
     return out if out != base and out.is_relative_to(base) else None
 
 
@@ -609,13 +628,34 @@ def _outside(files: list[Path], nested: Path | None, notes: list[str] | None = N
     """The files not inside ``nested`` (the output folder); a note says how many were left out."""
     if nested is None:
         return files
-    kept = [f for f in files if not f.resolve().is_relative_to(nested)]
+    kept = [f for f in files if not _resolved(f).is_relative_to(nested)]
     if len(kept) < len(files) and notes is not None:
         notes.append(
             f"left out {len(files) - len(kept)} image(s) in the output folder {nested} "
             "(earlier results, or choose another -o)"
         )
     return kept
+
+
+def _resolved(path: Path) -> Path:
+    """``path.resolve()``, or the path made absolute where a symlink loop makes resolve raise."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError("Symlink loop from ...") before Python 3.13
+        return path.absolute()
+
+
+def _refused(path: Path, hint: str = "") -> Job:
+    """An entry named like an image that is no image file: a link leading nowhere fails (a photo
+    was meant to be there); anything else (a folder, FIFO, socket, device) is left out, and said."""
+    broken = link_problem(path)
+    if broken is not None:
+        return Job(path, None, f"{path}: is {broken}")
+    return Job(path, None, f"{path}: left out: {not_regular(path) or 'not a file'}{hint}", left_out=True)
+
+
+def _by_path(entry: tuple[Path, Path] | Job) -> Path:
+    return entry.src if isinstance(entry, Job) else entry[0]
 
 
 def expand_inputs(
@@ -630,21 +670,30 @@ def expand_inputs(
     colorize its own results. Files are taken as they are. A file named twice is
     colorized once. A folder without images is refused with a reason rather than
     passed over in silence. Glob matches are kept if they look like images (by
-    suffix, or by their first bytes). Anything left out is said in ``notes``.
+    suffix, or by their first bytes). Anything left out is said in ``notes``, or,
+    for entries named like images that are no image file (a FIFO, a folder, a link
+    leading nowhere), by a Job of their own in their place.
     """
     found: list[tuple[Path, Path] | Job] = []
     for item in inputs:
         if item.is_dir():
             heic: list[Path] = []
-            images = _outside(find_images(item, recursive, heic), _nested_output(item, exclude), notes)
+            odd: list[Path] = []
+            nested = _nested_output(item, exclude)
+            images = _outside(find_images(item, recursive, heic, odd), nested, notes)
             if heic and images and notes is not None:
                 notes.append(f"{item}: {plugin_note(heic)}")
             if not images:
                 hint = f" ({plugin_note(heic)})" if heic else "" if recursive else " (-r looks in subfolders)"
                 found.append(Job(item, None, f"{item}: is a folder with no images colorcli can read{hint}"))
-            found.extend((f, f.relative_to(item).with_suffix("")) for f in images)
+            folders_hint = "" if recursive else " (-r looks in subfolders)"
+            refused = [_refused(p, folders_hint if p.is_dir() else "") for p in _outside(odd, nested)]
+            in_folder = [(f, f.relative_to(item).with_suffix("")) for f in images]
+            found.extend(sorted([*in_folder, *refused], key=_by_path))
         elif _is_glob(item):
-            regular = [m for m in _glob(item) if m.is_file()]
+            matched = _glob(item)
+            regular = [m for m in matched if m.is_file()]
+            odd = [m for m in matched if is_image_name(m) and not m.is_file()]
             files = [m for m in regular if looks_like_image(m)]
             kept = set(files)
             heic = [m for m in regular if m not in kept and needs_plugin(m)]
@@ -653,16 +702,20 @@ def expand_inputs(
                 notes.append(f"{item}: {plugin_note(heic)}")
             if notes is not None and others:
                 notes.append(f"{item}: left out {others} non-image file(s)")
-            matches = _outside(files, _nested_output(_glob_root(item), exclude), notes)
-            if not matches and notes is not None:
+            nested = _nested_output(_glob_root(item), exclude)
+            matches = _outside(files, nested, notes)
+            refused = [_refused(m) for m in _outside(odd, nested)]
+            if not matches and not refused and notes is not None:
                 notes.append(f"{item}: matches no images")
-            found.extend((m, Path(m.stem)) for m in matches)
+            found.extend(sorted([*((m, Path(m.stem)) for m in matches), *refused], key=_by_path))
+        elif (problem := link_problem(item) or not_regular(item)) is not None:
+            found.append(Job(item, None, f"{item}: is {problem}"))  # refused at once: opening a FIFO would hang
         else:
             found.append((item, Path(item.stem)))
     seen: set[Path] = set()
     unique: list[tuple[Path, Path] | Job] = []
     for entry in found:
-        key = (entry.src if isinstance(entry, Job) else entry[0]).resolve()  # a refused folder named twice too
+        key = _resolved(_by_path(entry))  # a refused folder named twice too
         if key not in seen:
             seen.add(key)
             unique.append(entry)
@@ -685,8 +738,8 @@ def plan_jobs(
     stem with `fmt`'s suffix; inputs whose names would collide (photo.jpg and
     photo.png) are told apart by their original suffix (photo_jpg.png,
     photo_png.png), so nothing is silently overwritten. Inputs refused up front
-    (an empty folder) come back as jobs with an ``error``; inputs left out (earlier
-    results, non-images a glob matched) are said in ``notes``.
+    (an empty folder, a FIFO, a symlink loop) come back as jobs with an ``error``;
+    inputs left out (earlier results, non-images a glob matched) are said in ``notes``.
     """
     suffix = "." + fmt.lower().lstrip(".")
     for item in inputs:
@@ -706,11 +759,13 @@ def plan_jobs(
         reasons = "; ".join([j.error for j in refused if j.error] + (notes or []))
         raise UsageError("no input images found" + (f" ({reasons})" if reasons else ""))
     named_files = not any(item.is_dir() or _is_glob(item) for item in inputs)
-    if named_files and len(files) == 1 and not output.is_dir() and not output_is_dir:
+    if named_files and len(entries) == 1 and not output.is_dir() and not output_is_dir:
         output_format(output)
         return [Job(files[0][0], output)]
     if not output_is_dir and not output.is_dir() and output.suffix.lower() in OUTPUT_FORMATS:
-        given = f"{len(files)} images" if len(files) > 1 else "a folder or glob"
+        # Files named on the command line count even where one is refused (a FIFO, a symlink loop).
+        many = f"{len(entries)} files" if named_files else "a folder or glob"
+        given = f"{len(files)} images" if len(files) > 1 else many
         raise UsageError(
             f"{output}: names one image file, but {given} went in; -o takes a folder for several "
             f"(write {output}/ if you want a folder of that name)"
@@ -796,6 +851,7 @@ class BatchReport:
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    left_out: int = 0  # entries named like images that are none (a FIFO, a folder): said, not failed
     stopped: str | None = None  # why the batch stopped early (a full disk), if it did
     interrupted: bool = False  # Ctrl-C or SIGTERM: the files done are complete, the rest untouched
 
@@ -808,6 +864,8 @@ class BatchReport:
             self.done += 1
         elif status == "skipped":
             self.skipped += 1
+        elif status == "left out":
+            self.left_out += 1
         else:
             self.failed += 1
 
@@ -832,7 +890,7 @@ def run_jobs(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     report = BatchReport()
-    inputs = {j.src.resolve() for j in jobs if j.error is None}
+    inputs = {_resolved(j.src) for j in jobs if j.error is None}
     progress = Progress(
         TextColumn("colorizing"),
         BarColumn(),
@@ -861,6 +919,8 @@ def run_jobs(
             progress.console.print(
                 f"error: {printable(error)}", style="red", highlight=False, soft_wrap=True, markup=False
             )
+        if status == "left out" and note and err_console is not None and not as_json:
+            progress.console.print(f"note: {printable(note)}", highlight=False, soft_wrap=True, markup=False)
         if as_json:
             record = {
                 "input": str(job.src),
@@ -876,7 +936,7 @@ def run_jobs(
             while next_line in ready:
                 print(ready.pop(next_line), flush=True)
                 next_line += 1
-        done = report.done + report.skipped + report.failed
+        done = report.done + report.skipped + report.failed + report.left_out
         progress.update(task, completed=done, ips=done / max(time.perf_counter() - t_start, 1e-9))
 
     blocked: dict[Path, Path | None] = {}
@@ -886,9 +946,11 @@ def run_jobs(
         pixels = 0
         for n, job in enumerate(jobs):
             t0 = time.perf_counter()
-            if job.error is not None or job.dst is None:
+            if job.left_out:
+                finish(job, "left out", 0.0, note=job.error)
+            elif job.error is not None or job.dst is None:
                 finish(job, "failed", 0.0, job.error or f"{job.src}: no output")
-            elif job.dst.resolve() in inputs:
+            elif _resolved(job.dst) in inputs:
                 finish(job, "failed", 0.0, f"{job.src}: output {job.dst} would overwrite an input; choose another -o")
             elif job.dst.exists() and not overwrite:
                 finish(job, "skipped", 0.0)
@@ -918,7 +980,11 @@ def run_jobs(
             report.interrupted = True
         if report.stopped:  # the files after the stop are not written: each says so, as failed
             for job in jobs:
-                if id(job) not in finished:
+                if id(job) in finished:
+                    continue
+                if job.left_out:  # no photo either way: still said once, as left out
+                    finish(job, "left out", 0.0, note=job.error)
+                else:
                     finish(job, "failed", 0.0, f"{job.src}: not written, stopped: {report.stopped}", quiet=True)
     return report
 

@@ -29,6 +29,7 @@ from colorcli.checkpoint import (
     load_checkpoint,
     model_from_state,
     read_weights,
+    remove_stale_temps,
     save_checkpoint,
 )
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
@@ -672,6 +673,8 @@ def _train(
             problem = _resumed_data_problem(cfg, state, resume)
     if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
         raise UsageError(problem or "refused by the main process (see its message)")
+    if d.main and state is not None:
+        remove_stale_temps(out)  # left by a save the run was killed in; it writes here again now
 
     tile = model_cfg.tile
     data = _load_once(cfg, d, device, size=cfg.scale_max or tile)

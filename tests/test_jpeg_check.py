@@ -1,0 +1,88 @@
+import io
+
+import pytest
+from PIL import Image
+
+from colorcli.jpeg_check import jpeg_damage
+from helpers import colour_image
+
+
+def jpeg(mode: str = "RGB", size: tuple[int, int] = (200, 150), **options) -> bytearray:
+    out = io.BytesIO()
+    colour_image(*size, seed=1).convert(mode).save(out, "JPEG", quality=90, **options)
+    return bytearray(out.getvalue())
+
+
+def restart_markers(data: bytearray) -> list[int]:
+    return [i for i in range(len(data) - 1) if data[i] == 0xFF and 0xD0 <= data[i + 1] <= 0xD7]
+
+
+def decodes(path) -> bool:
+    with Image.open(path) as im:
+        im.load()  # Pillow decodes every case below without a word: the point of the check
+    return True
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"mode": "L"},
+        {"mode": "CMYK"},
+        {"size": (1, 1)},
+        {"size": (17, 33), "subsampling": 2},
+        {"subsampling": 0, "optimize": True},
+        {"progressive": True},
+        {"restart_marker_blocks": 3},
+        {"restart_marker_rows": 1, "mode": "L"},
+    ],
+)
+def test_whole_jpegs_have_no_damage(tmp_path, options):
+    path = tmp_path / "whole.jpg"
+    path.write_bytes(jpeg(**options))
+    assert jpeg_damage(path) is None
+
+
+def _zeroed(data: bytearray) -> bytearray:
+    data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)  # a run of bytes lost to zeros
+    return data
+
+
+def _cut(data: bytearray) -> bytearray:
+    del data[len(data) // 2 : len(data) // 2 + 100]  # a run of bytes lost
+    return data
+
+
+def _grown(data: bytearray) -> bytearray:
+    data[len(data) // 2 : len(data) // 2] = bytes(range(1, 101))  # bytes that do not belong
+    return data
+
+
+def _restarts_swapped(data: bytearray) -> bytearray:
+    at = restart_markers(data)
+    data[at[3] + 1], data[at[4] + 1] = data[at[4] + 1], data[at[3] + 1]
+    return data
+
+
+def _restarts_lost(data: bytearray) -> bytearray:
+    at = restart_markers(data)
+    del data[at[5] : at[7]]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("damage", "options", "said"),
+    [
+        (_zeroed, {}, "more than 64 coefficients"),
+        (_cut, {}, "a code no Huffman table holds"),
+        (_grown, {}, "left over after the picture's end"),
+        (_restarts_swapped, {"restart_marker_blocks": 4}, "restart marker 4 where 3 belongs"),
+        (_restarts_lost, {"restart_marker_blocks": 4}, "restart marker 7 where 5 belongs"),
+        (_restarts_lost, {"restart_marker_blocks": 4, "progressive": True}, "restart marker 7 where 5 belongs"),
+    ],
+)
+def test_damage_the_decoder_patches_over_is_named(tmp_path, damage, options, said):
+    path = tmp_path / "damaged.jpg"
+    path.write_bytes(damage(jpeg(**options)))
+    assert decodes(path)
+    assert said in jpeg_damage(path)
