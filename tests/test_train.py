@@ -1,7 +1,7 @@
 import json
-from pathlib import Path
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
