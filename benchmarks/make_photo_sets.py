@@ -46,15 +46,15 @@ from PIL import Image
 
 # (package to download, member path inside it, set, file name)
 SOURCES = [
-    ("scikit-image==0.19.3", "skimage/data/astronaut.png", "photos", "astronaut.png"),
-    ("scikit-image==0.19.3", "skimage/data/chelsea.png", "photos", "chelsea.png"),
-    ("scikit-image==0.19.3", "skimage/data/coffee.png", "photos", "coffee.png"),
-    ("scikit-image==0.19.3", "skimage/data/rocket.jpg", "photos", "rocket.jpg"),
+    ("scikit-image==0.24.0", "skimage/data/astronaut.png", "photos", "astronaut.png"),
+    ("scikit-image==0.24.0", "skimage/data/chelsea.png", "photos", "chelsea.png"),
+    ("scikit-image==0.24.0", "skimage/data/coffee.png", "photos", "coffee.png"),
+    ("scikit-image==0.24.0", "skimage/data/rocket.jpg", "photos", "rocket.jpg"),
     ("matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg", "photos", "grace_hopper.jpg"),
     ("scipy==1.10.1", "scipy/misc/face.dat", "photos-holdout", "raccoon.png"),
     ("scikit-learn", "sklearn/datasets/images/china.jpg", "photos-holdout", "china.jpg"),
     ("scikit-learn", "sklearn/datasets/images/flower.jpg", "photos-holdout", "flower.jpg"),
-    ("scikit-image==0.19.3", "skimage/data/motorcycle_left.png", "photos-holdout", "motorcycle.png"),
+    ("scikit-image==0.24.0", "skimage/data/motorcycle_left.png", "photos-holdout", "motorcycle.png"),
 ]
 
 # (Debian package URL, its SHA-256, folder inside its data archive, file names taken)
@@ -87,7 +87,9 @@ DEB_SOURCES = [
 def download(spec: str, into: Path) -> Path:
     """The wheel or source archive of `spec`, fetched with pip (no dependencies) into an empty folder."""
     into.mkdir(parents=True)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", spec, "-d", str(into)], check=True)
+    # Wheels only: an old release without a wheel for this Python would be built from source (minutes).
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", spec, "-d", str(into)]
+    subprocess.run(cmd, check=True)
     [archive] = into.iterdir()
     return archive
 
