@@ -88,7 +88,18 @@ def download(spec: str, into: Path) -> Path:
     """The wheel or source archive of `spec`, fetched with pip (no dependencies) into an empty folder."""
     into.mkdir(parents=True)
     # Wheels only: an old release without a wheel for this Python would be built from source (minutes).
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", spec, "-d", str(into)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        spec,
+        "-d",
+        str(into),
+    ]
     subprocess.run(cmd, check=True)
     [archive] = into.iterdir()
     return archive
