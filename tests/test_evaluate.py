@@ -22,6 +22,38 @@ def test_ssim_is_one_for_identical_and_lower_otherwise():
     assert ssim_per_image(a[:, :, :5, :7], a[:, :, :5, :7]).shape == (2,)  # smaller than the window
 
 
+def _patterns() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Three fixed (1, 3, 16, 16) uint8 images: a stripy pattern, a scrambled copy, a faded copy."""
+    a = ((torch.arange(3 * 16 * 16) * 37) % 256).view(1, 3, 16, 16).to(torch.uint8)
+    return a, ((a.int() * 3 + 20) % 256).to(torch.uint8), (a.float() * 0.5 + 60).to(torch.uint8)
+
+
+def test_ssim_known_values():
+    flat_dark = torch.full((1, 3, 16, 16), 51, dtype=torch.uint8)  # 0.2 on the 0..1 scale
+    flat_light = torch.full((1, 3, 16, 16), 102, dtype=torch.uint8)  # 0.4
+    # Flat images have no variance: SSIM is the luminance term (2ab + C1) / (a^2 + b^2 + C1).
+    expected = (2 * 0.2 * 0.4 + 1e-4) / (0.2**2 + 0.4**2 + 1e-4)
+    assert ssim_per_image(flat_dark, flat_light).item() == pytest.approx(expected, abs=1e-6)
+    a, scrambled, faded = _patterns()
+    # kornia 0.9's ssim (window 11, same padding) gave these for the images above
+    assert ssim_per_image(a, scrambled).item() == pytest.approx(0.2286085, abs=1e-5)
+    assert ssim_per_image(a, faded).item() == pytest.approx(0.8011182, abs=1e-5)
+    assert ssim_per_image(scrambled, a).item() == pytest.approx(ssim_per_image(a, scrambled).item(), abs=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 32, 32), (2, 3, 5, 7), (2, 3, 1, 9), (2, 3, 2, 2), (1, 3, 90, 120)])
+def test_ssim_matches_kornia(shape):
+    kornia_metrics = pytest.importorskip("kornia.metrics")
+    torch.manual_seed(0)
+    a = torch.randint(0, 256, shape, dtype=torch.uint8)
+    b = (a.float() * 0.7 + torch.randint(0, 60, shape)).clamp(0, 255).to(torch.uint8)
+    side = min(11, *shape[-2:])
+    window = side if side % 2 else side - 1  # what eval passed to kornia
+    for pred, truth in ((a, b), (a, a), (a, 255 - a)):
+        theirs = kornia_metrics.ssim(pred.float() / 255, truth.float() / 255, window_size=window, max_val=1.0)
+        assert torch.allclose(ssim_per_image(pred, truth), theirs.flatten(1).mean(1), atol=1e-5)
+
+
 def test_colorfulness_of_gray_is_zero_and_grows_with_saturation():
     gray = torch.full((1, 3, 8, 8), 100, dtype=torch.uint8)
     assert colorfulness(gray).item() == 0
