@@ -130,7 +130,7 @@ def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
         tmp_path / "p.png",
     )
     assert r.exit_code == 0 and json.loads(r.stdout.strip().splitlines()[-1])["images"] == 24
-    assert Image.open(tmp_path / "p.png").height == 8 * 204 + 4
+    assert Image.open(tmp_path / "p.png").height == 20 + 8 * 204 + 4  # column labels, then 8 rows
     src = next(image_folder.rglob("*.png"))
     r = invoke("colorize", src, "-o", tmp_path / "c.png", "--checkpoint", run / "best.pt")
     assert r.exit_code == 0 and Image.open(tmp_path / "c.png").size == Image.open(src).size
@@ -149,6 +149,28 @@ def test_a_dataset_that_names_nothing_is_a_usage_error_with_a_hint(tmp_path):
     (tmp_path / "empty").mkdir()
     r = invoke("eval", "--dataset", tmp_path / "empty", "--full-res")
     assert r.exit_code == 1 and "no images found" in r.output, r.output
+
+
+def test_a_torchvision_that_cannot_be_imported_is_one_line_saying_what_to_install(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    import sys as _sys
+
+    class Mismatched:  # what a torchvision built for another torch does on import
+        def __getattr__(self, name):
+            raise RuntimeError("operator torchvision::nms does not exist")
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    colour_image(40, 40).save(folder / "a.png")
+    base = ("eval", "--dataset", folder, "--checkpoint", tiny_checkpoint)
+    for broken in (Mismatched(), None):  # None: not installed (ImportError)
+        monkeypatch.setitem(_sys.modules, "torchvision.utils", broken)
+        r = invoke(*base, "--grid", tmp_path / "g.png")
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        [line] = [x for x in r.output.splitlines() if "torchvision" in x]
+        assert line.startswith("colorcli: error: torchvision cannot be imported") and "pip install" in line, line
+        assert not (tmp_path / "g.png").exists()
 
 
 def test_a_run_that_fails_before_writing_leaves_no_empty_folders(tmp_path, monkeypatch):

@@ -1,9 +1,16 @@
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from colorcli.evaluate import evaluate_tensor, save_grid
+from colorcli.evaluate import (
+    evaluate_tensor,
+    save_grid,
+    save_photo_grid,
+)
+from colorcli.inference import ColorizeOptions
 from colorcli.metrics import colorfulness, psnr_per_image, ssim_per_image
+from helpers import colour_image
 
 
 def test_psnr_known_values():
@@ -94,8 +101,38 @@ def test_black_and_white_originals_are_also_left_out_in_color_figures(tiny_model
         assert both[f"color_{key}"] == pytest.approx(only_colour[key], rel=1e-5)
 
 
-def test_grid_has_rows_of_gray_colorized_truth(tiny_model, tmp_path):
+def _label_ink(im: Image.Image, band: int, columns: list[tuple[int, int]]) -> list[int]:
+    """Dark pixels in the top ``band`` rows over each (left, width) column of a grid."""
+    top = torch.from_numpy(np.asarray(im.convert("L"))[:band].copy())
+    return [int((top[:, left : left + width] < 128).sum()) for left, width in columns]
+
+
+def test_grid_has_rows_of_gray_colorized_truth_under_column_labels(tiny_model, tmp_path):
     data = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
     save_grid(tiny_model, data, tmp_path / "g.png", rows=4, zoom=2)
     im = Image.open(tmp_path / "g.png")
-    assert im.size == (3 * 64 + 4 * 2, 4 * 64 + 5 * 2)
+    band = 16  # the labels: gray input | colorcli | original
+    assert im.size == (3 * 64 + 4 * 2, band + 4 * 64 + 5 * 2)
+    ink = _label_ink(im, band, [(2 + j * 66, 64) for j in range(3)])
+    assert all(n > 20 for n in ink), ink  # a word over each column
+    assert len(set(ink)) == 3  # three different words
+    truth = torch.from_numpy(np.asarray(im)[band + 2 : band + 66, 2 + 2 * 66 : 2 + 2 * 66 + 64].copy())
+    assert torch.equal(truth.permute(2, 0, 1), data[0].repeat_interleave(2, -1).repeat_interleave(2, -2))
+
+
+def test_photo_grid_columns_line_up_under_their_labels(tiny_model, tmp_path):
+    paths = []
+    for i, (w, h) in enumerate([(60, 40), (30, 50)]):  # a wide and a tall photo
+        paths.append(tmp_path / f"{i}.png")
+        colour_image(w, h, seed=i).save(paths[-1])
+    save_photo_grid(tiny_model, paths, tmp_path / "p.png", ColorizeOptions(), height=100)
+    im = Image.open(tmp_path / "p.png")
+    band, pad, slot = 20, 4, 150  # the widest photo sets each column's width
+    assert im.size == (3 * slot + 4 * pad, band + 2 * (100 + pad) + pad)
+    ink = _label_ink(im, band, [(pad + j * (slot + pad), slot) for j in range(3)])
+    assert all(n > 20 for n in ink) and len(set(ink)) == 3, ink
+    arr = np.asarray(im)
+    for j in range(3):  # the tall photo (60 wide at this height) sits centred in its column
+        left = pad + j * (slot + pad) + (slot - 60) // 2
+        row = arr[band + 2 * pad + 100 + 50, :, :]
+        assert (row[left - 1] == 255).all() and not (row[left + 1] == 255).all()
