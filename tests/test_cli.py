@@ -148,7 +148,35 @@ def test_a_dataset_that_names_nothing_is_a_usage_error_with_a_hint(tmp_path):
     assert r.exit_code == 2 and "not a folder" in r.output, r.output
     (tmp_path / "empty").mkdir()
     r = invoke("eval", "--dataset", tmp_path / "empty", "--full-res")
-    assert r.exit_code == 1 and "no images found" in r.output, r.output
+    assert r.exit_code == 2 and "no images found" in r.output, r.output
+
+
+def test_an_empty_folder_is_a_usage_error_for_eval_as_for_colorize(tmp_path, tiny_checkpoint):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("no photos here")
+    for args in (
+        ["eval", "--dataset", empty],
+        ["eval", "--dataset", empty, "--full-res"],
+        ["colorize", empty, "-o", tmp_path / "o"],
+    ):
+        r = invoke(*args, "--checkpoint", tiny_checkpoint)
+        assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
+        assert "no images found" in r.output or "no images colorcli can read" in r.output, r.output
+    colour_image(40, 40).save(empty / "sub" / "a.png")  # one image, in a subfolder, is enough for eval
+    assert invoke("eval", "--dataset", empty, "--checkpoint", tiny_checkpoint, "--json").exit_code == 0
+
+
+def test_a_missing_dataset_is_named_before_the_run_already_in_out(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"hours of training")
+    r = invoke("train", "--dataset", tmp_path / "nosuchdir", "--out", run)
+    assert r.exit_code == 2 and "nosuchdir: no such folder" in r.output, r.output
+    assert "already holds a run" not in r.output
+    r = invoke("train", "--dataset", tmp_path, "--out", run)  # a real dataset: now the run is what stands in the way
+    assert r.exit_code == 2 and "already holds a run" in r.output, r.output
+    assert (run / "best.pt").read_bytes() == b"hours of training"
 
 
 def test_a_torchvision_that_cannot_be_imported_is_one_line_saying_what_to_install(

@@ -331,9 +331,16 @@ def evaluate(
         import torch
 
         from colorcli.checkpoint import load_model
-        from colorcli.data import load_dataset
+        from colorcli.data import CIFAR_NAMES, load_dataset
         from colorcli.errors import UsageError, warn
-        from colorcli.evaluate import evaluate_photos, evaluate_tensor, holdout_images, save_grid, save_photo_grid
+        from colorcli.evaluate import (
+            check_has_images,
+            evaluate_photos,
+            evaluate_tensor,
+            holdout_images,
+            save_grid,
+            save_photo_grid,
+        )
         from colorcli.images import find_images, plugin_note
         from colorcli.inference import ColorizeOptions, check_output_file
         from colorcli.train import pick_device
@@ -348,6 +355,8 @@ def evaluate(
             raise UsageError("--per-image scores photos at their own size: add --full-res")
         if scale is not None and not full_res:
             raise UsageError("--scale is the working scale of --full-res photos: add --full-res")
+        if not holdout and dataset not in CIFAR_NAMES and Path(dataset).is_dir():
+            check_has_images(Path(dataset))  # an empty folder is a usage error, as for colorize
         model = load_model(checkpoint).to(pick_device(device))
         data = None
         if holdout:
@@ -364,7 +373,7 @@ def evaluate(
             if heic:
                 warn(f"{dataset}: {plugin_note(heic)}")
             if not paths:
-                raise ColorcliError(f"{dataset}: no images found (no files with an image suffix Pillow reads)")
+                raise UsageError(f"{dataset}: no images found (no files with an image suffix Pillow reads)")
             opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)
             result = evaluate_photos(model.cpu(), paths, opts, per_image=per_image)
         else:

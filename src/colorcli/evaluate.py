@@ -13,7 +13,7 @@ import torch
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, skipped_warning
 from colorcli.errors import ColorcliError, InputError, UsageError, torchvision_unusable, warn
-from colorcli.images import load_rgb
+from colorcli.images import find_images, is_image_name, load_rgb, plugin_note
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
 
@@ -263,3 +263,15 @@ def _with_column_labels(sheet, columns: list[tuple[int, int]], size: int):
     for (left, width), text in zip(columns, GRID_LABELS, strict=True):
         draw.text((left + width / 2, band / 2), text, fill="black", font=font, anchor="mm")
     return out
+
+
+def check_has_images(folder: Path) -> None:
+    """Refuse a folder with no image to score as a usage error (exit 2), as colorize refuses one.
+
+    Stops at the first image, so a large folder costs next to nothing."""
+    if any(is_image_name(p) and p.is_file() for p in folder.rglob("*")):
+        return
+    heic: list[Path] = []
+    find_images(folder, needing_plugin=heic)
+    why = plugin_note(heic) if heic else "no files with an image suffix Pillow reads"
+    raise UsageError(f"{folder}: no images found ({why})")

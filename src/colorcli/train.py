@@ -34,6 +34,7 @@ from colorcli.checkpoint import (
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.data import (
     CIFAR_NAMES,
+    _not_a_dataset,
     changed_count,
     changed_files,
     epoch_flips,
@@ -263,6 +264,14 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
     except UsageError as e:
         return str(e)
     return None
+
+
+def _dataset_problem(dataset: str) -> str | None:
+    """Why a new run's --dataset names no dataset, or None. Looked at before the run folder, so
+    a mistyped dataset is not reported as a clash with the run already in --out."""
+    if dataset in CIFAR_NAMES or Path(dataset).is_dir():
+        return None
+    return str(_not_a_dataset(dataset))
 
 
 def _fitting_batch(images: int, world: int) -> int | None:
@@ -593,7 +602,8 @@ def _train(
     out = Path(cfg.out)
     problem = None
     if d.main:
-        problem = _run_folder_problem(out, fresh=state is None, overwrite=overwrite)
+        problem = _dataset_problem(cfg.dataset) if state is None else None
+        problem = problem or _run_folder_problem(out, fresh=state is None, overwrite=overwrite)
         if problem is None and state is not None:
             problem = _resumed_data_problem(cfg, state, resume)
     if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
