@@ -108,16 +108,19 @@ def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
     r = invoke(*tiny_train_args(image_folder, run), "--threads", "1")
     assert r.exit_code == 0, r.output
     assert (run / "best.pt").exists() and (run / "last.pt").exists()
+    # one epoch of a tiny model paints nearly gray (0.05 of the colour): the closing message says so
+    assert "looks undertrained" in r.output and f"--init {run / 'best.pt'}" in r.output, r.output
     r = invoke(
         "eval", "--checkpoint", run / "best.pt", "--dataset", image_folder, "--json", "--grid", tmp_path / "g.png"
     )
     assert r.exit_code == 0, r.output
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert scores["images"] == 24 and scores["gray_colorfulness"] == 0 and scores["bw_originals"] == 0
+    assert scores["colorfulness_ratio"] < 0.15 and "looks undertrained" in r.stderr and "hint" not in r.stdout
     assert Image.open(tmp_path / "g.png").size[0] > 0
     r = invoke("eval", "--checkpoint", run / "best.pt", "--dataset", image_folder)
     assert r.exit_code == 0 and "gain over the gray copy" in r.stdout
-    assert "colour originals only" not in r.stdout  # no black-and-white originals here
+    assert "headline" not in r.stdout  # no black-and-white originals here: one figure, nothing to choose
     r = invoke(
         "eval",
         "--checkpoint",
@@ -219,7 +222,12 @@ def test_eval_reports_colour_originals_apart_from_black_and_white_ones(tmp_path,
     colour_image(40, 32, seed=9).convert("L").convert("RGB").save(folder / "bw.png")
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder)
     assert r.exit_code == 0, r.output
-    assert "colour originals only (1 black-and-white left out)" in r.stdout
+    lines = r.stdout.splitlines()
+    [headline] = [x for x in lines if x.startswith("headline")]
+    [everything] = [x for x in lines if x.startswith("over all")]
+    assert "over the 3 colour originals" in headline and "over the gray copy" in headline
+    assert "over all 4 images (the table)" in everything and "Not the headline" in everything
+    assert "black-and-white originals (1 here) count against any colorizer" in everything
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder, "--json")
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert scores["bw_originals"] == 1 and scores["color_gray_psnr"] < scores["gray_psnr"]

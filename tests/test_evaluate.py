@@ -5,8 +5,10 @@ from PIL import Image
 
 from colorcli.evaluate import (
     evaluate_tensor,
+    model_colour_share,
     save_grid,
     save_photo_grid,
+    undertrained_hint,
 )
 from colorcli.inference import ColorizeOptions
 from colorcli.metrics import colorfulness, psnr_per_image, ssim_per_image
@@ -136,3 +138,16 @@ def test_photo_grid_columns_line_up_under_their_labels(tiny_model, tmp_path):
         left = pad + j * (slot + pad) + (slot - 60) // 2
         row = arr[band + 2 * pad + 100 + 50, :, :]
         assert (row[left - 1] == 255).all() and not (row[left + 1] == 255).all()
+
+
+def test_undertrained_hint_below_0_15_of_the_true_colour(tiny_model):
+    assert "undertrained" in undertrained_hint(0.05) and "--epochs" in undertrained_hint(0.05)
+    assert undertrained_hint(0.5) is None and undertrained_hint(None) is None  # None: truth without colour
+
+    class Gray(torch.nn.Module):  # paints nothing: zero chrominance
+        def forward(self, y):
+            return torch.zeros(y.shape[0], 2, *y.shape[2:])
+
+    gray = Gray().train()
+    data = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+    assert model_colour_share(gray, data) == 0.0 and gray.training  # put back in training mode

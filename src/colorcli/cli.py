@@ -340,6 +340,7 @@ def evaluate(
             holdout_images,
             save_grid,
             save_photo_grid,
+            undertrained_hint,
         )
         from colorcli.images import find_images, plugin_note
         from colorcli.inference import ColorizeOptions, check_output_file
@@ -388,6 +389,11 @@ def evaluate(
             print(json.dumps(result))
         else:
             _print_table(result)
+        # The colour originals' share where there are black-and-white ones: those have no colour to give.
+        share = result["color_colorfulness_ratio"] if result["bw_originals"] else result["colorfulness_ratio"]
+        hint = undertrained_hint(share)
+        if hint:
+            _stderr().print(hint, style="yellow", markup=False)
 
     _run(body, debug)
 
@@ -411,19 +417,29 @@ def _print_table(r: dict) -> None:
     t.add_row("ground truth", "", "", "", f"{r['truth_colorfulness']:.1f}")
     console = Console()
     console.print(t)
-    console.print(
-        f"gain over the gray copy: {r['psnr_gain_db']:+.2f} dB per image; "
-        f"colour {_share(r['colorfulness_ratio'])} of the truth's",
-        soft_wrap=True,
-    )
-    if r["bw_originals"] and r.get("color_psnr") is None:
-        console.print(f"all {r['bw_originals']} originals are black-and-white: there is no true colour to score")
-    elif r["bw_originals"]:
+    bw = r["bw_originals"]
+    if bw and r.get("color_psnr") is not None:
+        # Black-and-white originals cost any colorizer PSNR (their gray copy is exact), so the
+        # figure that says how well it colours is the one over the colour originals.
         console.print(
-            f"colour originals only ({r['bw_originals']} black-and-white left out): "
-            f"{r['color_psnr_gain_db']:+.2f} dB per image; colour {_share(r['color_colorfulness_ratio'])}",
+            f"headline, over the {r['images'] - bw} colour originals: {r['color_psnr_gain_db']:+.2f} dB per image "
+            f"over the gray copy; colour {_share(r['color_colorfulness_ratio'])} of the truth's",
             soft_wrap=True,
         )
+        console.print(
+            f"over all {r['images']} images (the table): {r['psnr_gain_db']:+.2f} dB per image; "
+            f"colour {_share(r['colorfulness_ratio'])}. Not the headline: black-and-white originals ({bw} here) "
+            "count against any colorizer, as their gray copy is exact and any colour costs PSNR there",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"gain over the gray copy: {r['psnr_gain_db']:+.2f} dB per image; "
+            f"colour {_share(r['colorfulness_ratio'])} of the truth's",
+            soft_wrap=True,
+        )
+    if bw and r.get("color_psnr") is None:
+        console.print(f"all {bw} originals are black-and-white: there is no true colour to score")
     if "per_image" in r:
         photos = Table(title="each photo")
         for col in ("file", "PSNR dB", "gray copy dB", "gain dB", "SSIM", "colour / truth"):

@@ -265,6 +265,31 @@ def _with_column_labels(sheet, columns: list[tuple[int, int]], size: int):
     return out
 
 
+UNDERTRAINED_SHARE = 0.15  # a model whose colour is below this share of the truth's paints nearly gray
+
+
+def undertrained_hint(
+    share: float | None, what: str = "the model's colour", advice: str = "train it longer (more --epochs)"
+) -> str | None:
+    """A one-line hint when a model's colour is far below the truth's, as after an epoch or two
+    of training, or None (also where the truth has no colour to compare with)."""
+    if share is None or share >= UNDERTRAINED_SHARE:
+        return None
+    return f"hint: {what} is only {share:.2f} of the truth's (nearly gray): the model looks undertrained; {advice}"
+
+
+def model_colour_share(model, rgb_u8: torch.Tensor, batch_size: int = 500) -> float | None:
+    """The model's mean colorfulness on true-colour images (N, 3, H, W) uint8, as a share of
+    theirs (None where they have no colour). The model is put in eval mode for this and back after."""
+    was_training = model.training
+    model.eval()
+    try:
+        pred = torch.cat([colorfulness(colorize_batch(model, rgb)[1]) for rgb in rgb_u8.split(batch_size)])
+    finally:
+        model.train(was_training)
+    return colour_share(pred.double().mean().item(), colorfulness(rgb_u8).double().mean().item())
+
+
 def check_has_images(folder: Path) -> None:
     """Refuse a folder with no image to score as a usage error (exit 2), as colorize refuses one.
 

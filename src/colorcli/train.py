@@ -50,6 +50,7 @@ from colorcli.data import (
     zoom_in,
 )
 from colorcli.errors import MainProcessFailed, TrainingError, UsageError, printable
+from colorcli.evaluate import model_colour_share, undertrained_hint
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
 
@@ -272,6 +273,16 @@ def _dataset_problem(dataset: str) -> str | None:
     if dataset in CIFAR_NAMES or Path(dataset).is_dir():
         return None
     return str(_not_a_dataset(dataset))
+
+
+def _undertrained(model: Colorizer, val: torch.Tensor, out: Path, images: int = 1000) -> str | None:
+    """A hint for the closing message when the model paints its validation images (the first
+    ``images``) nearly gray, as a run of an epoch or two does, so eval's figures do not puzzle."""
+    share = model_colour_share(model, val[:images])
+    advice = (
+        f"train longer: a new run with more --epochs, or on from these weights with --init {_quoted(out / 'best.pt')}"
+    )
+    return undertrained_hint(share, "the model's colour on its validation images", advice)
 
 
 def _fitting_batch(images: int, world: int) -> int | None:
@@ -788,6 +799,9 @@ def _train(
             if _any_rank(stopping or stop.requested, d, device) and epoch < cfg.epochs:
                 raise Interrupted(out / "last.pt")
     say(f"best validation loss {best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
+    hint = _undertrained(model, val_data, out) if d.main and console is not None else None
+    if hint:
+        say(hint, style="yellow")
     if d.world > 1:
         dist.barrier()
     return TrainResult(out / "best.pt", model)
