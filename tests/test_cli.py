@@ -31,6 +31,45 @@ def test_every_command_has_help(command):
     assert "--device" in r.output
 
 
+def _help(*args: str) -> str:
+    """A help page as a user's terminal shows it, wide enough that no option wraps."""
+    return CliRunner().invoke(app, [*args], env={"COLUMNS": "200"}, terminal_width=200).output
+
+
+def test_help_lists_choices_and_commands_in_the_order_a_newcomer_needs_them():
+    top = _help("-h")
+    names = [line.split()[1] for line in top.splitlines() if line.startswith("│ ") and line.split()[1].isalpha()]
+    assert [n for n in names if n in ("colorize", "eval", "train", "export")] == ["colorize", "eval", "train", "export"]
+    assert "--install-completion" in top and "--show-completion" in top
+    train, colorize, ev = _help("train", "-h"), _help("colorize", "-h"), _help("eval", "-h")
+    for page, choices in (
+        (train, ["<auto|cpu|cuda|mps>", "<unet|seed>", "<bins|regress>", "<ce|psnr|mse|l1|huber|logmse>"]),
+        (train, ["<onecycle|plateau>", "<batch|group>"]),
+        (colorize, ["<png|jpg|jpeg|webp|tif|tiff|bmp>", "<auto|cpu|cuda|mps>"]),
+        (ev, ["<auto|cpu|cuda|mps>"]),
+    ):
+        assert all(c in page for c in choices), page
+    for page in (top, train, colorize, ev, _help("export", "-h")):
+        assert "<bool>" not in page  # flags take no value
+        for option in ("--device", "--format", "--arch", "--head", "--loss", "--norm", "--schedule"):
+            assert not [line for line in page.splitlines() if f" {option} " in line and "<str>" in line], page
+        assert page is top or "Example" in page  # every command shows how it is used
+
+
+def test_choice_options_offer_what_the_library_accepts():
+    from colorcli.cli import Arch, Head, ImageFormat, Loss, Norm, Schedule
+    from colorcli.inference import OUTPUT_FORMATS
+    from colorcli.model import ARCHS, HEAD_LOSSES, HEADS
+    from colorcli.train import SCHEDULES
+
+    assert [a.value for a in Arch] == list(ARCHS) and [h.value for h in Head] == list(HEADS)
+    assert {loss.value for loss in Loss} == {x for losses in HEAD_LOSSES.values() for x in losses}
+    assert [s.value for s in Schedule] == list(SCHEDULES) and [n.value for n in Norm] == ["batch", "group"]
+    assert ["." + f.value for f in ImageFormat] == list(OUTPUT_FORMATS)
+    r = invoke("train", "--schedule", "cosine")
+    assert r.exit_code == 2 and "'cosine' is not one of" in r.output and "'plateau'" in r.output, r.output
+
+
 def test_help_does_not_import_torch():
     code = (
         "import sys\nfrom typer.testing import CliRunner\nfrom colorcli.cli import app\n"
@@ -47,7 +86,7 @@ def test_colorize_usage_errors_exit_2(tmp_path):
     r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out.xyz")
     assert r.exit_code == 2 and "out.xyz" in r.output and "Traceback" not in r.output
     r = invoke("colorize", tmp_path / "a.png", tmp_path / "a.png", "-o", tmp_path / "o", "--format", "xyz")
-    assert r.exit_code == 2 and "cannot write this format" in r.output
+    assert r.exit_code == 2 and "'xyz' is not one of" in r.output and "'webp'" in r.output, r.output
 
 
 def test_colorize_bad_checkpoint_is_one_line(tmp_path):

@@ -10,18 +10,47 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from colorcli import __version__
 from colorcli.errors import ColorcliError, printable
 
+COMMAND_ORDER = ("colorize", "eval", "train", "export")  # what a newcomer wants first
+
+
+def _untyped_flags(params: list[Any]) -> list[Any]:
+    """Flags take no value, so the help shows no type for them; Typer shows <bool> for the
+    ones it adds itself (-h/--help, --install-completion, --show-completion)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Group(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: COMMAND_ORDER.index(n) if n in COMMAND_ORDER else len(COMMAND_ORDER))
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     help="Colorize grayscale photos with a small PyTorch model.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
@@ -99,16 +128,74 @@ def root(
     """Colorize grayscale photos with a small PyTorch model."""
 
 
-Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")]
+# Choice options are Enums, so the help lists the choices and a typo is refused with them.
+class DeviceName(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Arch(str, Enum):
+    unet = "unet"
+    seed = "seed"
+
+
+class Head(str, Enum):
+    bins = "bins"
+    regress = "regress"
+
+
+class Loss(str, Enum):
+    ce = "ce"
+    psnr = "psnr"
+    mse = "mse"
+    l1 = "l1"
+    huber = "huber"
+    logmse = "logmse"
+
+
+class Norm(str, Enum):
+    batch = "batch"
+    group = "group"
+
+
+class Schedule(str, Enum):
+    onecycle = "onecycle"
+    plateau = "plateau"
+
+
+class ImageFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    jpeg = "jpeg"
+    webp = "webp"
+    tif = "tif"
+    tiff = "tiff"
+    bmp = "bmp"
+
+
+def _value(option: Any) -> Any:
+    """A choice option's plain string (Typer hands the command the Enum member); anything else as it is."""
+    return option.value if isinstance(option, Enum) else option
+
+
+Device = Annotated[DeviceName, typer.Option(help="auto: CUDA, then MPS, then CPU.")]
 Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full traceback on errors.")]
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    epilog="Examples:\n\n"
+    "colorcli train --dataset cifar10 --out runs/c10    (downloads CIFAR-10 once)\n\n"
+    "colorcli train --dataset ~/Pictures/family --epochs 30    (your own colour photos, any size)\n\n"
+    "colorcli train --resume runs/c10/last.pt    (go on where it stopped)",
+)
 def train(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="cifar10, cifar100, or a folder of your own colour images.")] = "cifar10",
     arch: Annotated[
-        str | None, typer.Option(help="unet (default) or seed (the original Keras autoencoder).", show_default=False)
+        Arch | None, typer.Option(help="unet (default) or seed (the original Keras autoencoder).", show_default=False)
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training split.")] = 18,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per optimizer step (global under torchrun).")] = 128,
@@ -123,7 +210,7 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", metavar="", help="Replace the run already in --out (default: refuse).")
     ] = False,
-    device: Device = "auto",
+    device: Device = DeviceName.auto,
     seed: Annotated[int, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = 0,
     data_dir: Annotated[
         Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
@@ -140,11 +227,11 @@ def train(
         typer.Option(min=4, help="Channels of the first level (doubles per level); default 32.", show_default=False),
     ] = None,
     head: Annotated[
-        str | None,
+        Head | None,
         typer.Option(help="unet output: bins (classify chrominance, the default) or regress.", show_default=False),
     ] = None,
     loss: Annotated[
-        str | None,
+        Loss | None,
         typer.Option(
             help="bins: ce (default) or psnr; regress: mse (default), l1, huber, logmse or psnr; seed: mse. "
             "psnr scores the output RGB as shipped (see --vivid). With --init: the starting model's unless given."
@@ -159,7 +246,7 @@ def train(
         ),
     ] = None,
     norm: Annotated[
-        str | None,
+        Norm | None,
         typer.Option(help="unet normalisation: batch (the default) or group (batch-independent).", show_default=False),
     ] = None,
     aux_logmse: Annotated[
@@ -197,7 +284,7 @@ def train(
     zoom_min: Annotated[
         float, typer.Option(min=0.05, max=1.0, help="Smallest zoomed crop, as a share of the image side.")
     ] = 0.5,
-    schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
+    schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule.")] = Schedule.onecycle,
     compile: Annotated[
         bool, typer.Option("--compile", metavar="", help="Compile the model with torch.compile.")
     ] = False,
@@ -205,6 +292,7 @@ def train(
     debug: Debug = False,
 ) -> None:
     """Train a colorizer on CIFAR or your own images; keeps the best checkpoint."""
+    arch, head, loss, norm, schedule, device = map(_value, (arch, head, loss, norm, schedule, device))
 
     def body() -> None:
         from colorcli.data import CIFAR_NAMES
@@ -219,7 +307,7 @@ def train(
         # What was typed, for --resume to check against the run (all but where its data is must agree).
         typed = {name: ctx.params[name] for name in ctx.params if _from_command_line(ctx, name)}
         typed = {
-            k: str(v) if isinstance(v, Path) else v
+            k: str(v) if isinstance(v, Path) else _value(v)
             for k, v in typed.items()
             if k not in {"resume", "device", "threads", "debug", "overwrite"}
         }
@@ -278,7 +366,13 @@ def train(
     _run(body, debug)
 
 
-@app.command("eval")
+@app.command(
+    "eval",
+    cls=_Command,
+    epilog="Examples:\n\n"
+    "colorcli eval --dataset cifar10    (the shipped model on the CIFAR-10 test split)\n\n"
+    "colorcli eval --checkpoint runs/c10/best.pt --dataset my-photos/ --full-res --grid grid.png",
+)
 def evaluate(
     ctx: typer.Context,
     checkpoint: Annotated[
@@ -320,10 +414,11 @@ def evaluate(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", metavar="", help="Replace an existing --grid file.")
     ] = False,
-    device: Device = "auto",
+    device: Device = DeviceName.auto,
     debug: Debug = False,
 ) -> None:
     """Score a checkpoint against the gray-copy baseline: PSNR, SSIM, colorfulness."""
+    device = _value(device)
 
     def body() -> None:
         import json
@@ -460,7 +555,12 @@ def _print_table(r: dict) -> None:
         console.print(photos)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    epilog="Example:\n\n"
+    "colorcli export runs/c10/best.pt -o my-model.safetensors --temperature 0.5, then "
+    "colorcli colorize photo.jpg --checkpoint my-model.safetensors",
+)
 def export(
     checkpoint: Annotated[
         Path, typer.Argument(help="Checkpoint (.pt, or a .safetensors model) to export.", show_default=False)
@@ -498,7 +598,13 @@ def export(
     _run(body, debug)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    epilog="Examples:\n\n"
+    "colorcli colorize old-photo.jpg -o old-photo-colour.png\n\n"
+    "colorcli colorize scans/ -o coloured/ --recursive    (a folder and its subfolders)\n\n"
+    "colorcli colorize 'album/*.tif' -o out/ --format jpg    (a glob, quoted)",
+)
 def colorize(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
     output: Annotated[
@@ -510,7 +616,7 @@ def colorize(
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
-    device: Device = "auto",
+    device: Device = DeviceName.auto,
     scale: Annotated[
         int | None,
         typer.Option(
@@ -529,8 +635,9 @@ def colorize(
         bool, typer.Option("--overwrite", metavar="", help="Replace existing outputs (default: skip them).")
     ] = False,
     fmt: Annotated[
-        str, typer.Option("--format", help="Output format for folder outputs: png, jpg, webp, tiff or bmp.")
-    ] = "png",
+        ImageFormat,
+        typer.Option("--format", case_sensitive=False, help="Output format for folder outputs."),
+    ] = ImageFormat.png,
     json_out: Annotated[
         bool, typer.Option("--json", metavar="", help="Print one JSON line per file: input, output, status, seconds.")
     ] = False,
@@ -540,6 +647,7 @@ def colorize(
     debug: Debug = False,
 ) -> None:
     """Colorize photos of any size; luminance stays the input's."""
+    fmt, device = _value(fmt), _value(device)
 
     def body() -> int:
         from colorcli.errors import UsageError
