@@ -1,3 +1,4 @@
+import io
 import json
 import subprocess
 import sys
@@ -81,12 +82,110 @@ def test_help_does_not_import_torch():
 
 
 def test_colorize_usage_errors_exit_2(tmp_path):
-    assert invoke("colorize", tmp_path / "a.png").exit_code == 2  # no -o
+    assert invoke("colorize", "-").exit_code == 2  # standard input has no name to write a result beside
     colour_image(8, 8).save(tmp_path / "a.png")
     r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out.xyz")
     assert r.exit_code == 2 and "out.xyz" in r.output and "Traceback" not in r.output
     r = invoke("colorize", tmp_path / "a.png", tmp_path / "a.png", "-o", tmp_path / "o", "--format", "xyz")
     assert r.exit_code == 2 and "'xyz' is not one of" in r.output and "'webp'" in r.output, r.output
+
+
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _luma_gap(result: Image.Image, source: Image.Image) -> float:
+    """Mean absolute difference of the two images' 8-bit luma."""
+    a = np.asarray(result.convert("L"), dtype=np.int16)
+    return float(np.abs(a - np.asarray(source.convert("L"), dtype=np.int16)).mean())
+
+
+def test_without_o_each_result_goes_beside_its_input_and_a_rerun_skips_it(tmp_path, tiny_checkpoint):
+    album, other = tmp_path / "album", tmp_path / "other"
+    (album / "sub").mkdir(parents=True)
+    other.mkdir()
+    colour_image(40, 30, seed=1).save(album / "a.png")
+    colour_image(40, 30, seed=2).save(album / "a.jpg")  # the same stem: told apart by the suffix
+    colour_image(30, 40, seed=3).save(album / "sub" / "c.png")
+    colour_image(36, 36, seed=4).save(other / "d.png")
+    ckpt = ("--checkpoint", tiny_checkpoint)
+    r = invoke("colorize", album / "a.png", *ckpt)
+    assert r.exit_code == 0, r.output
+    assert _luma_gap(Image.open(album / "a-color.png"), Image.open(album / "a.png")) <= 1.0
+    r = invoke("colorize", album / "a.png", *ckpt)  # never overwritten: skipped, and said to be
+    assert r.exit_code == 0 and f"skipped: {album / 'a-color.png'} exists" in r.output, r.output
+    r = invoke("colorize", album, other / "d.png", "--recursive", "--format", "jpg", *ckpt)
+    assert r.exit_code == 0, r.output
+    assert "left out 1 earlier result(s) beside their inputs (a-color.png)" in r.output  # not a-color-color.jpg
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*-color*")) == [
+        "album/a-color.png",
+        "album/a-color_jpg.jpg",
+        "album/a-color_png.jpg",
+        "album/sub/c-color.jpg",
+        "other/d-color.jpg",
+    ]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*-color*")}
+    r = invoke("colorize", album, other / "d.png", "--recursive", "--format", "jpg", *ckpt)
+    assert r.exit_code == 0 and "0 colorized, 4 skipped" in r.output, r.output
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*-color*")} == before
+
+
+def test_standard_input_to_standard_output_and_nothing_else_on_it(tmp_path, tiny_checkpoint):
+    photo = colour_image(50, 34, seed=5)
+    ckpt = ("--checkpoint", tiny_checkpoint)
+    r = runner.invoke(app, ["colorize", "-", "-o", "-", *map(str, ckpt)], input=_png(photo))
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout_bytes
+    assert out.startswith(b"\x89PNG\r\n\x1a\n") and out.endswith(b"IEND\xaeB`\x82")  # one PNG, nothing around it
+    result = Image.open(io.BytesIO(out))
+    assert result.size == (50, 34) and _luma_gap(result, photo) <= 1.0
+    r = runner.invoke(app, ["colorize", "-", "-o", "-", "--format", "webp", *map(str, ckpt)], input=_png(photo))
+    assert r.exit_code == 0 and Image.open(io.BytesIO(r.stdout_bytes)).format == "WEBP"
+    r = runner.invoke(
+        app, ["colorize", "-", "-o", str(tmp_path / "from-stdin.jpg"), *map(str, ckpt)], input=_png(photo)
+    )
+    assert r.exit_code == 0 and Image.open(tmp_path / "from-stdin.jpg").size == (50, 34) and not r.stdout_bytes
+    photo.save(tmp_path / "p.png")
+    r = invoke("colorize", tmp_path / "p.png", "-o", "-", *ckpt)
+    assert r.exit_code == 0 and Image.open(io.BytesIO(r.stdout_bytes)).size == (50, 34)
+    r = runner.invoke(app, ["colorize", "-", "-o", "-", *map(str, ckpt)], input=b"not an image")
+    assert r.exit_code == 1 and "standard input: not a readable image" in r.stderr and not r.stdout_bytes
+    r = runner.invoke(app, ["colorize", "-", "-o", "-", *map(str, ckpt)], input=b"")
+    assert r.exit_code == 1 and "standard input: empty" in r.stderr, r.stderr
+
+
+def test_standard_input_and_output_take_one_image(tmp_path, tiny_checkpoint):
+    colour_image(20, 20).save(tmp_path / "a.png")
+    (tmp_path / "folder").mkdir()
+    for args, says in (
+        (["-"], "give -o FILE, or -o -"),
+        (["-", tmp_path / "a.png", "-o", tmp_path / "out/"], "take one image"),
+        ([tmp_path / "a.png", tmp_path / "a.png", "-o", "-"], "take one image"),
+        ([tmp_path / "folder", "-o", "-"], "name one file"),
+        ([tmp_path / "a.png", "-o", "-", "--json"], "--json and -o -"),
+        (["-", "-o", tmp_path / "folder"], "is a folder"),
+    ):
+        r = invoke("colorize", *args, "--checkpoint", tiny_checkpoint)
+        assert r.exit_code == 2 and says in r.output and not r.stdout_bytes, (args, r.output)
+
+
+@pytest.mark.slow
+def test_a_shell_pipe_through_colorize(tmp_path, tiny_checkpoint):
+    """cat x.png | colorcli colorize - -o - > y.png, as a shell runs it (a fresh process: a few seconds)."""
+    import shlex
+
+    colour_image(64, 48, seed=6).save(tmp_path / "x.png")
+    q = shlex.quote
+    cmd = (
+        f"cat {q(str(tmp_path / 'x.png'))} | {q(sys.executable)} -m colorcli colorize - -o - "
+        f"--checkpoint {q(str(tiny_checkpoint))} > {q(str(tmp_path / 'y.png'))}"
+    )
+    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    result = Image.open(tmp_path / "y.png")
+    assert result.size == (64, 48) and _luma_gap(result, Image.open(tmp_path / "x.png")) <= 1.0
 
 
 def test_colorize_bad_checkpoint_is_one_line(tmp_path):

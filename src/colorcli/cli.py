@@ -601,18 +601,25 @@ def export(
 @app.command(
     cls=_Command,
     epilog="Examples:\n\n"
-    "colorcli colorize old-photo.jpg -o old-photo-colour.png\n\n"
+    "colorcli colorize old-photo.jpg    (writes old-photo-color.png beside it)\n\n"
     "colorcli colorize scans/ -o coloured/ --recursive    (a folder and its subfolders)\n\n"
-    "colorcli colorize 'album/*.tif' -o out/ --format jpg    (a glob, quoted)",
+    "cat old.png | colorcli colorize - -o - > new.png    (standard input to standard output)",
 )
 def colorize(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
-    output: Annotated[
-        str,
-        typer.Option(
-            "-o", "--output", help="Output file (one input) or folder (a trailing / makes it one).", show_default=False
-        ),
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Image files, folders or glob patterns; - reads standard input.", show_default=False),
     ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file (one input) or folder (a trailing / makes it one); - writes standard output. "
+            "Default: each result beside its input, as NAME-color.png.",
+            show_default=False,
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
@@ -636,7 +643,9 @@ def colorize(
     ] = False,
     fmt: Annotated[
         ImageFormat,
-        typer.Option("--format", case_sensitive=False, help="Output format for folder outputs."),
+        typer.Option(
+            "--format", case_sensitive=False, help="Output format for folder outputs, results beside inputs and -o -."
+        ),
     ] = ImageFormat.png,
     json_out: Annotated[
         bool, typer.Option("--json", metavar="", help="Print one JSON line per file: input, output, status, seconds.")
@@ -651,17 +660,22 @@ def colorize(
 
     def body() -> int:
         from colorcli.errors import UsageError
-        from colorcli.inference import ColorizeOptions, check_output_folders, plan_jobs, run_jobs
+        from colorcli.inference import STDIO, ColorizeOptions, check_output_folders, plan_jobs, plan_stdio, run_jobs
 
-        if any(not item.strip() for item in inputs) or not output.strip():
+        if any(not item.strip() for item in inputs) or (output is not None and not output.strip()):
             raise UsageError("an empty path was given (an unset variable?); name the files, folders or -o")
-        as_dir = output.endswith(("/", os.sep))
-        notes: list[str] = []
-        paths = [Path(item) for item in inputs]
-        jobs = plan_jobs(paths, Path(output), recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
-        for note in notes:
-            _stderr().print(f"note: {printable(note)}", markup=False)
-        check_output_folders(jobs, Path(output))
+        stdio, jobs = None, []
+        if STDIO in inputs or output == STDIO:  # one image through a pipe: checked here, run below
+            stdio = plan_stdio(inputs, output, fmt, as_json=json_out, stdin=sys.stdin, stdout=sys.stdout)
+        else:
+            out = None if output is None else Path(output)
+            as_dir = output is not None and output.endswith(("/", os.sep))
+            notes: list[str] = []
+            paths = [Path(item) for item in inputs]
+            jobs = plan_jobs(paths, out, recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
+            for note in notes:
+                _stderr().print(f"note: {printable(note)}", markup=False)
+            check_output_folders(jobs, out)
         from colorcli.checkpoint import load_model
         from colorcli.train import pick_device
 
@@ -670,9 +684,16 @@ def colorize(
         opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
         err = _stderr()
         with _sigterm_interrupts():
-            report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
-        if len(jobs) == 1 and report.skipped and not json_out:
-            err.print(f"skipped: {printable(str(jobs[0].dst))} exists (--overwrite replaces it)", markup=False)
+            if stdio is not None:
+                from colorcli.inference import run_stdio
+
+                streams = {"stdin": sys.stdin.buffer if stdio.src is None else None, "stdout": sys.stdout.buffer}
+                report = run_stdio(model, stdio, opts, overwrite=overwrite, err_console=err, **streams)
+            else:
+                report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
+        single = stdio if stdio is not None else jobs[0] if len(jobs) == 1 else None
+        if single is not None and report.skipped and not json_out:
+            err.print(f"skipped: {printable(str(single.dst))} exists (--overwrite replaces it)", markup=False)
         if len(jobs) > 1 and not json_out:
             left = len(jobs) - report.done - report.skipped - report.failed
             err.print(
