@@ -866,11 +866,16 @@ def run_jobs(
     err_console=None,
     batch_pixels: int = 16_000_000,
     batch_files: int = 64,
+    batch_tiles: int = 128,
 ) -> BatchReport:
     """Colorize every job; a failing file is reported on stderr and the batch goes on.
 
     Files are loaded in groups (at most ``batch_files`` files or ``batch_pixels``
-    pixels, which bounds memory) whose tiles share model calls.
+    pixels, which bounds memory) whose tiles share model calls. A group also ends
+    once it holds ``batch_tiles`` tiles: about four photos (a photo is some 35 tiles
+    at the default scale), so the progress bar moves while a folder of photos is
+    colorized. Small files still go 64 to a call, where sharing calls pays; for photos,
+    model calls of four measured as fast as calls of twelve.
     """
     import time
 
@@ -928,7 +933,7 @@ def run_jobs(
 
     def run_all() -> None:
         pending: list[tuple[Job, LoadedImage, float]] = []
-        pixels = 0
+        pixels = tiles = 0
         for n, job in enumerate(jobs):
             t0 = time.perf_counter()
             if job.error is not None or job.dst is None:
@@ -948,9 +953,11 @@ def run_jobs(
                 else:
                     pending.append((job, loaded, time.perf_counter() - t0))
                     pixels += loaded.gray.size[0] * loaded.gray.size[1]
-            if pending and (pixels >= batch_pixels or len(pending) >= batch_files or n == len(jobs) - 1):
+                    tiles += _tile_count(loaded.gray.size, options)
+            full = pixels >= batch_pixels or tiles >= batch_tiles or len(pending) >= batch_files
+            if pending and (full or n == len(jobs) - 1):
                 _colorize_group(model, pending, options, finish, err_console, as_json)
-                pending, pixels = [], 0
+                pending, pixels, tiles = [], 0, 0
 
     with progress, _flush_on_exit(ready):
         task = progress.add_task("", total=len(jobs), ips=0.0)
@@ -966,6 +973,13 @@ def run_jobs(
                 if id(job) not in finished:
                     finish(job, "failed", 0.0, f"{job.src}: not written, stopped: {report.stopped}", quiet=True)
     return report
+
+
+def _tile_count(size: tuple[int, int], options: ColorizeOptions) -> int:
+    """How many tiles the model sees for an image of ``size`` (width, height) at the working scale."""
+    w, h = working_size(*size, options.scale)
+    stride = TILE - options.overlap
+    return len(_tile_starts(max(TILE, h), TILE, stride)) * len(_tile_starts(max(TILE, w), TILE, stride))
 
 
 def _file_in_the_way(folder: Path, known: dict[Path, Path | None]) -> Path | None:
@@ -991,19 +1005,30 @@ def _flush_on_exit(ready: dict[int, str]) -> Iterator[None]:
 
 
 def _colorize_group(model, pending, options: ColorizeOptions, finish, err_console, as_json: bool) -> None:
-    """Colorize loaded files together and save each; per-file errors go to `finish`."""
+    """Colorize loaded files together and save each; per-file errors go to `finish`.
+
+    The group's tiles share model calls (as in ``colorize_grays``); then each file is
+    enlarged to full resolution and saved before the next is, so the progress bar
+    moves per file and one full-size result is held at a time.
+    """
     import time
 
     t0 = time.perf_counter()
     try:
-        results = colorize_grays(model, [loaded.gray for _, loaded, _ in pending], options)
+        working = [_working_gray(loaded.gray, options.scale) for _, loaded, _ in pending]
+        chroma = predict_chroma_many(model, working, options)
     except (RuntimeError, MemoryError) as e:  # out of memory on a huge group: report, go on with the rest
         for job, _, load_s in pending:
             finish(job, "failed", load_s, f"{job.src}: colorizing failed ({first_line(e)})")
         return
     share = (time.perf_counter() - t0) / len(pending)
-    for (job, loaded, load_s), rgb in zip(pending, results, strict=True):
+    for (job, loaded, load_s), small, c in zip(pending, working, chroma, strict=True):
         t1 = time.perf_counter()
+        try:
+            rgb = _full_resolution(loaded.gray, small, c, options)
+        except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo: report, go on with the rest
+            finish(job, "failed", load_s + share, f"{job.src}: colorizing failed ({first_line(e)})")
+            continue
         try:
             job.dst.parent.mkdir(parents=True, exist_ok=True)
             save_result(rgb, loaded, job.dst)
@@ -1015,6 +1040,7 @@ def _colorize_group(model, pending, options: ColorizeOptions, finish, err_consol
             if getattr(e, "errno", None) in STOP_ERRNOS:  # every later file would fail the same way
                 raise StopBatch(f"{job.dst.parent}: {reason}") from None
             continue
+        del rgb  # before the next file is enlarged
         note = "; ".join(n for n in (loaded.note, format_note(loaded, job.dst)) if n) or None
         if note and err_console is not None and not as_json:
             err_console.print(f"note: {printable(f'{job.src}: {note}')}", highlight=False, markup=False)
