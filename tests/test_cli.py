@@ -1,3 +1,4 @@
+import io
 import json
 import subprocess
 import sys
@@ -31,6 +32,45 @@ def test_every_command_has_help(command):
     assert "--device" in r.output
 
 
+def _help(*args: str) -> str:
+    """A help page as a user's terminal shows it, wide enough that no option wraps."""
+    return CliRunner().invoke(app, [*args], env={"COLUMNS": "200"}, terminal_width=200).output
+
+
+def test_help_lists_choices_and_commands_in_the_order_a_newcomer_needs_them():
+    top = _help("-h")
+    names = [line.split()[1] for line in top.splitlines() if line.startswith("│ ") and line.split()[1].isalpha()]
+    assert [n for n in names if n in ("colorize", "eval", "train", "export")] == ["colorize", "eval", "train", "export"]
+    assert "--install-completion" in top and "--show-completion" in top
+    train, colorize, ev = _help("train", "-h"), _help("colorize", "-h"), _help("eval", "-h")
+    for page, choices in (
+        (train, ["<auto|cpu|cuda|mps>", "<unet|seed>", "<bins|regress>", "<ce|psnr|mse|l1|huber|logmse>"]),
+        (train, ["<onecycle|plateau>", "<batch|group>"]),
+        (colorize, ["<png|jpg|jpeg|webp|tif|tiff|bmp>", "<auto|cpu|cuda|mps>"]),
+        (ev, ["<auto|cpu|cuda|mps>"]),
+    ):
+        assert all(c in page for c in choices), page
+    for page in (top, train, colorize, ev, _help("export", "-h")):
+        assert "<bool>" not in page  # flags take no value
+        for option in ("--device", "--format", "--arch", "--head", "--loss", "--norm", "--schedule"):
+            assert not [line for line in page.splitlines() if f" {option} " in line and "<str>" in line], page
+        assert page is top or "Example" in page  # every command shows how it is used
+
+
+def test_choice_options_offer_what_the_library_accepts():
+    from colorcli.cli import Arch, Head, ImageFormat, Loss, Norm, Schedule
+    from colorcli.inference import OUTPUT_FORMATS
+    from colorcli.model import ARCHS, HEAD_LOSSES, HEADS
+    from colorcli.train import SCHEDULES
+
+    assert [a.value for a in Arch] == list(ARCHS) and [h.value for h in Head] == list(HEADS)
+    assert {loss.value for loss in Loss} == {x for losses in HEAD_LOSSES.values() for x in losses}
+    assert [s.value for s in Schedule] == list(SCHEDULES) and [n.value for n in Norm] == ["batch", "group"]
+    assert ["." + f.value for f in ImageFormat] == list(OUTPUT_FORMATS)
+    r = invoke("train", "--schedule", "cosine")
+    assert r.exit_code == 2 and "'cosine' is not one of" in r.output and "'plateau'" in r.output, r.output
+
+
 def test_help_does_not_import_torch():
     code = (
         "import sys\nfrom typer.testing import CliRunner\nfrom colorcli.cli import app\n"
@@ -42,12 +82,110 @@ def test_help_does_not_import_torch():
 
 
 def test_colorize_usage_errors_exit_2(tmp_path):
-    assert invoke("colorize", tmp_path / "a.png").exit_code == 2  # no -o
+    assert invoke("colorize", "-").exit_code == 2  # standard input has no name to write a result beside
     colour_image(8, 8).save(tmp_path / "a.png")
     r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out.xyz")
     assert r.exit_code == 2 and "out.xyz" in r.output and "Traceback" not in r.output
     r = invoke("colorize", tmp_path / "a.png", tmp_path / "a.png", "-o", tmp_path / "o", "--format", "xyz")
-    assert r.exit_code == 2 and "cannot write this format" in r.output
+    assert r.exit_code == 2 and "'xyz' is not one of" in r.output and "'webp'" in r.output, r.output
+
+
+def _png(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _luma_gap(result: Image.Image, source: Image.Image) -> float:
+    """Mean absolute difference of the two images' 8-bit luma."""
+    a = np.asarray(result.convert("L"), dtype=np.int16)
+    return float(np.abs(a - np.asarray(source.convert("L"), dtype=np.int16)).mean())
+
+
+def test_without_o_each_result_goes_beside_its_input_and_a_rerun_skips_it(tmp_path, tiny_checkpoint):
+    album, other = tmp_path / "album", tmp_path / "other"
+    (album / "sub").mkdir(parents=True)
+    other.mkdir()
+    colour_image(40, 30, seed=1).save(album / "a.png")
+    colour_image(40, 30, seed=2).save(album / "a.jpg")  # the same stem: told apart by the suffix
+    colour_image(30, 40, seed=3).save(album / "sub" / "c.png")
+    colour_image(36, 36, seed=4).save(other / "d.png")
+    ckpt = ("--checkpoint", tiny_checkpoint)
+    r = invoke("colorize", album / "a.png", *ckpt)
+    assert r.exit_code == 0, r.output
+    assert _luma_gap(Image.open(album / "a-color.png"), Image.open(album / "a.png")) <= 1.0
+    r = invoke("colorize", album / "a.png", *ckpt)  # never overwritten: skipped, and said to be
+    assert r.exit_code == 0 and f"skipped: {album / 'a-color.png'} exists" in r.output, r.output
+    r = invoke("colorize", album, other / "d.png", "--recursive", "--format", "jpg", *ckpt)
+    assert r.exit_code == 0, r.output
+    assert "left out 1 earlier result(s) beside their inputs (a-color.png)" in r.output  # not a-color-color.jpg
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*-color*")) == [
+        "album/a-color.png",
+        "album/a-color_jpg.jpg",
+        "album/a-color_png.jpg",
+        "album/sub/c-color.jpg",
+        "other/d-color.jpg",
+    ]
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*-color*")}
+    r = invoke("colorize", album, other / "d.png", "--recursive", "--format", "jpg", *ckpt)
+    assert r.exit_code == 0 and "0 colorized, 4 skipped" in r.output, r.output
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*-color*")} == before
+
+
+def test_standard_input_to_standard_output_and_nothing_else_on_it(tmp_path, tiny_checkpoint):
+    photo = colour_image(50, 34, seed=5)
+    ckpt = ("--checkpoint", tiny_checkpoint)
+    r = runner.invoke(app, ["colorize", "-", "-o", "-", *map(str, ckpt)], input=_png(photo))
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout_bytes
+    assert out.startswith(b"\x89PNG\r\n\x1a\n") and out.endswith(b"IEND\xaeB`\x82")  # one PNG, nothing around it
+    result = Image.open(io.BytesIO(out))
+    assert result.size == (50, 34) and _luma_gap(result, photo) <= 1.0
+    r = runner.invoke(app, ["colorize", "-", "-o", "-", "--format", "webp", *map(str, ckpt)], input=_png(photo))
+    assert r.exit_code == 0 and Image.open(io.BytesIO(r.stdout_bytes)).format == "WEBP"
+    r = runner.invoke(
+        app, ["colorize", "-", "-o", str(tmp_path / "from-stdin.jpg"), *map(str, ckpt)], input=_png(photo)
+    )
+    assert r.exit_code == 0 and Image.open(tmp_path / "from-stdin.jpg").size == (50, 34) and not r.stdout_bytes
+    photo.save(tmp_path / "p.png")
+    r = invoke("colorize", tmp_path / "p.png", "-o", "-", *ckpt)
+    assert r.exit_code == 0 and Image.open(io.BytesIO(r.stdout_bytes)).size == (50, 34)
+    r = runner.invoke(app, ["colorize", "-", "-o", "-", *map(str, ckpt)], input=b"not an image")
+    assert r.exit_code == 1 and "standard input: not a readable image" in r.stderr and not r.stdout_bytes
+    r = runner.invoke(app, ["colorize", "-", "-o", "-", *map(str, ckpt)], input=b"")
+    assert r.exit_code == 1 and "standard input: empty" in r.stderr, r.stderr
+
+
+def test_standard_input_and_output_take_one_image(tmp_path, tiny_checkpoint):
+    colour_image(20, 20).save(tmp_path / "a.png")
+    (tmp_path / "folder").mkdir()
+    for args, says in (
+        (["-"], "give -o FILE, or -o -"),
+        (["-", tmp_path / "a.png", "-o", tmp_path / "out/"], "take one image"),
+        ([tmp_path / "a.png", tmp_path / "a.png", "-o", "-"], "take one image"),
+        ([tmp_path / "folder", "-o", "-"], "name one file"),
+        ([tmp_path / "a.png", "-o", "-", "--json"], "--json and -o -"),
+        (["-", "-o", tmp_path / "folder"], "is a folder"),
+    ):
+        r = invoke("colorize", *args, "--checkpoint", tiny_checkpoint)
+        assert r.exit_code == 2 and says in r.output and not r.stdout_bytes, (args, r.output)
+
+
+@pytest.mark.slow
+def test_a_shell_pipe_through_colorize(tmp_path, tiny_checkpoint):
+    """cat x.png | colorcli colorize - -o - > y.png, as a shell runs it (a fresh process: a few seconds)."""
+    import shlex
+
+    colour_image(64, 48, seed=6).save(tmp_path / "x.png")
+    q = shlex.quote
+    cmd = (
+        f"cat {q(str(tmp_path / 'x.png'))} | {q(sys.executable)} -m colorcli colorize - -o - "
+        f"--checkpoint {q(str(tiny_checkpoint))} > {q(str(tmp_path / 'y.png'))}"
+    )
+    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-2000:]
+    result = Image.open(tmp_path / "y.png")
+    assert result.size == (64, 48) and _luma_gap(result, Image.open(tmp_path / "x.png")) <= 1.0
 
 
 def test_colorize_bad_checkpoint_is_one_line(tmp_path):
@@ -108,16 +246,19 @@ def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
     r = invoke(*tiny_train_args(image_folder, run), "--threads", "1")
     assert r.exit_code == 0, r.output
     assert (run / "best.pt").exists() and (run / "last.pt").exists()
+    # one epoch of a tiny model paints nearly gray (0.05 of the colour): the closing message says so
+    assert "looks undertrained" in r.output and f"--init {run / 'best.pt'}" in r.output, r.output
     r = invoke(
         "eval", "--checkpoint", run / "best.pt", "--dataset", image_folder, "--json", "--grid", tmp_path / "g.png"
     )
     assert r.exit_code == 0, r.output
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert scores["images"] == 24 and scores["gray_colorfulness"] == 0 and scores["bw_originals"] == 0
+    assert scores["colorfulness_ratio"] < 0.15 and "looks undertrained" in r.stderr and "hint" not in r.stdout
     assert Image.open(tmp_path / "g.png").size[0] > 0
     r = invoke("eval", "--checkpoint", run / "best.pt", "--dataset", image_folder)
     assert r.exit_code == 0 and "gain over the gray copy" in r.stdout
-    assert "colour originals only" not in r.stdout  # no black-and-white originals here
+    assert "headline" not in r.stdout  # no black-and-white originals here: one figure, nothing to choose
     r = invoke(
         "eval",
         "--checkpoint",
@@ -130,7 +271,7 @@ def test_end_to_end_train_eval_colorize(image_folder, tmp_path):
         tmp_path / "p.png",
     )
     assert r.exit_code == 0 and json.loads(r.stdout.strip().splitlines()[-1])["images"] == 24
-    assert Image.open(tmp_path / "p.png").height == 8 * 204 + 4
+    assert Image.open(tmp_path / "p.png").height == 20 + 8 * 204 + 4  # column labels, then 8 rows
     src = next(image_folder.rglob("*.png"))
     r = invoke("colorize", src, "-o", tmp_path / "c.png", "--checkpoint", run / "best.pt")
     assert r.exit_code == 0 and Image.open(tmp_path / "c.png").size == Image.open(src).size
@@ -148,7 +289,57 @@ def test_a_dataset_that_names_nothing_is_a_usage_error_with_a_hint(tmp_path):
     assert r.exit_code == 2 and "not a folder" in r.output, r.output
     (tmp_path / "empty").mkdir()
     r = invoke("eval", "--dataset", tmp_path / "empty", "--full-res")
-    assert r.exit_code == 1 and "no images found" in r.output, r.output
+    assert r.exit_code == 2 and "no images found" in r.output, r.output
+
+
+def test_an_empty_folder_is_a_usage_error_for_eval_as_for_colorize(tmp_path, tiny_checkpoint):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "notes.txt").write_text("no photos here")
+    for args in (
+        ["eval", "--dataset", empty],
+        ["eval", "--dataset", empty, "--full-res"],
+        ["colorize", empty, "-o", tmp_path / "o"],
+    ):
+        r = invoke(*args, "--checkpoint", tiny_checkpoint)
+        assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
+        assert "no images found" in r.output or "no images colorcli can read" in r.output, r.output
+    colour_image(40, 40).save(empty / "sub" / "a.png")  # one image, in a subfolder, is enough for eval
+    assert invoke("eval", "--dataset", empty, "--checkpoint", tiny_checkpoint, "--json").exit_code == 0
+
+
+def test_a_missing_dataset_is_named_before_the_run_already_in_out(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"hours of training")
+    r = invoke("train", "--dataset", tmp_path / "nosuchdir", "--out", run)
+    assert r.exit_code == 2 and "nosuchdir: no such folder" in r.output, r.output
+    assert "already holds a run" not in r.output
+    r = invoke("train", "--dataset", tmp_path, "--out", run)  # a real dataset: now the run is what stands in the way
+    assert r.exit_code == 2 and "already holds a run" in r.output, r.output
+    assert (run / "best.pt").read_bytes() == b"hours of training"
+
+
+def test_a_torchvision_that_cannot_be_imported_is_one_line_saying_what_to_install(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    import sys as _sys
+
+    class Mismatched:  # what a torchvision built for another torch does on import
+        def __getattr__(self, name):
+            raise RuntimeError("operator torchvision::nms does not exist")
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    colour_image(40, 40).save(folder / "a.png")
+    base = ("eval", "--dataset", folder, "--checkpoint", tiny_checkpoint)
+    for broken in (Mismatched(), None):  # None: not installed (ImportError)
+        monkeypatch.setitem(_sys.modules, "torchvision.utils", broken)
+        r = invoke(*base, "--grid", tmp_path / "g.png")
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        [line] = [x for x in r.output.splitlines() if "torchvision" in x]
+        assert line.startswith("colorcli: error: torchvision cannot be imported") and "pip install" in line, line
+        assert not (tmp_path / "g.png").exists()
 
 
 def test_a_run_that_fails_before_writing_leaves_no_empty_folders(tmp_path, monkeypatch):
@@ -169,7 +360,12 @@ def test_eval_reports_colour_originals_apart_from_black_and_white_ones(tmp_path,
     colour_image(40, 32, seed=9).convert("L").convert("RGB").save(folder / "bw.png")
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder)
     assert r.exit_code == 0, r.output
-    assert "colour originals only (1 black-and-white left out)" in r.stdout
+    lines = r.stdout.splitlines()
+    [headline] = [x for x in lines if x.startswith("headline")]
+    [everything] = [x for x in lines if x.startswith("over all")]
+    assert "over the 3 colour originals" in headline and "over the gray copy" in headline
+    assert "over all 4 images (the table)" in everything and "Not the headline" in everything
+    assert "black-and-white originals (1 here) count against any colorizer" in everything
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", folder, "--json")
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     assert scores["bw_originals"] == 1 and scores["color_gray_psnr"] < scores["gray_psnr"]

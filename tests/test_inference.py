@@ -742,11 +742,11 @@ def test_an_image_too_wide_for_its_format_fails_before_colorizing(tmp_path, tiny
     Image.new("L", (17_000, 2), 128).save(tmp_path / "strip.png")
     colour_image(30, 30).save(tmp_path / "ok.png")
     seen = []
-    real = inference_module.colorize_grays
-    monkeypatch.setattr(inference_module, "colorize_grays", lambda m, g, o: seen.extend(g) or real(m, g, o))
+    real = inference_module.predict_chroma_many  # what reaches the model
+    monkeypatch.setattr(inference_module, "predict_chroma_many", lambda m, g, o: seen.extend(g) or real(m, g, o))
     jobs = plan_jobs([tmp_path / "strip.png", tmp_path / "ok.png"], tmp_path / "out", fmt="webp")
     report = run_jobs(tiny_model, jobs, ColorizeOptions())
-    assert (report.done, report.failed) == (1, 1) and [g.size for g in seen] == [(30, 30)]
+    assert (report.done, report.failed) == (1, 1) and [g.shape for g in seen] == [(30, 30)]
     Image.new("L", (66_000, 1), 128).save(tmp_path / "line.png")
     jobs = plan_jobs([tmp_path / "line.png"], tmp_path / "line.jpg")
     report = run_jobs(tiny_model, jobs, ColorizeOptions())
@@ -839,8 +839,8 @@ def test_a_result_whose_folder_is_a_file_fails_before_it_is_colorized(tmp_path, 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "sub").write_text("a file where results/sub/ should go")
     seen = []
-    real = inference_module.colorize_grays
-    monkeypatch.setattr(inference_module, "colorize_grays", lambda m, g, o: seen.extend(g) or real(m, g, o))
+    real = inference_module.predict_chroma_many  # what reaches the model
+    monkeypatch.setattr(inference_module, "predict_chroma_many", lambda m, g, o: seen.extend(g) or real(m, g, o))
     errors = Console(file=io.StringIO(), width=300)
     jobs = plan_jobs([tmp_path / "in"], tmp_path / "out", recursive=True)
     report = run_jobs(tiny_model, jobs, ColorizeOptions(), err_console=errors)
@@ -945,3 +945,49 @@ def test_a_jpeg_with_damaged_data_is_colorized_with_a_note_naming_it(tmp_path, t
     run_jobs(tiny_model, jobs, ColorizeOptions(), overwrite=True, err_console=errors)
     [line] = errors.file.getvalue().splitlines()
     assert line.startswith(f"note: {tmp_path / 'damaged.jpg'}: corrupt JPEG data (")
+
+
+def test_the_progress_bar_moves_as_each_file_is_written(tmp_path, tiny_model, monkeypatch):
+    import rich.progress
+
+    import colorcli.inference as inference_module
+
+    for i in range(6):
+        colour_image(200, 150, seed=i).save(tmp_path / f"{i}.png")  # 35 tiles each at the default scale
+    events = []
+    model_call, enlarge = inference_module.predict_chroma_many, inference_module._full_resolution
+    monkeypatch.setattr(
+        inference_module, "predict_chroma_many", lambda m, g, o: events.append(len(g)) or model_call(m, g, o)
+    )
+    monkeypatch.setattr(inference_module, "_full_resolution", lambda *a: events.append("enlarge") or enlarge(*a))
+    update = rich.progress.Progress.update
+
+    def seen(self, task, **kw):
+        if kw.get("completed"):
+            events.append(f"{kw['completed']}/6")
+        update(self, task, **kw)
+
+    monkeypatch.setattr(rich.progress.Progress, "update", seen)
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)  # the bar is drawn, as on a terminal
+    jobs = plan_jobs([tmp_path / f"{i}.png" for i in range(6)], tmp_path / "out")
+    assert run_jobs(tiny_model, jobs, ColorizeOptions(), err_console=terminal).done == 6
+    # Four photos share a model call (140 tiles, past 128), then each is finished before the next is enlarged.
+    assert events == [
+        4, "enlarge", "1/6", "enlarge", "2/6", "enlarge", "3/6", "enlarge", "4/6",
+        2, "enlarge", "5/6", "enlarge", "6/6",
+    ]  # fmt: skip
+    assert "6/6" in terminal.file.getvalue()
+
+
+def test_small_files_still_share_model_calls_64_at_a_time(tmp_path, tiny_model, monkeypatch):
+    import colorcli.inference as inference_module
+
+    src = tmp_path / "small"
+    src.mkdir()
+    for i in range(70):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32), dtype=np.uint8)).save(src / f"{i:02d}.png")
+    calls = []
+    real = inference_module.predict_chroma_many
+    monkeypatch.setattr(inference_module, "predict_chroma_many", lambda m, g, o: calls.append(len(g)) or real(m, g, o))
+    assert run_jobs(tiny_model, plan_jobs([src], tmp_path / "out"), ColorizeOptions()).done == 70
+    assert calls == [64, 6]

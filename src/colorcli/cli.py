@@ -10,18 +10,47 @@ import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterator
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from colorcli import __version__
 from colorcli.errors import ColorcliError, printable
 
+COMMAND_ORDER = ("colorize", "eval", "train", "export")  # what a newcomer wants first
+
+
+def _untyped_flags(params: list[Any]) -> list[Any]:
+    """Flags take no value, so the help shows no type for them; Typer shows <bool> for the
+    ones it adds itself (-h/--help, --install-completion, --show-completion)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Group(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: COMMAND_ORDER.index(n) if n in COMMAND_ORDER else len(COMMAND_ORDER))
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _untyped_flags(super().get_params(ctx))
+
+
 app = typer.Typer(
+    cls=_Group,
     help="Colorize grayscale photos with a small PyTorch model.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
 )
@@ -99,7 +128,59 @@ def root(
     """Colorize grayscale photos with a small PyTorch model."""
 
 
-Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps.")]
+# Choice options are Enums, so the help lists the choices and a typo is refused with them.
+class DeviceName(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Arch(str, Enum):
+    unet = "unet"
+    seed = "seed"
+
+
+class Head(str, Enum):
+    bins = "bins"
+    regress = "regress"
+
+
+class Loss(str, Enum):
+    ce = "ce"
+    psnr = "psnr"
+    mse = "mse"
+    l1 = "l1"
+    huber = "huber"
+    logmse = "logmse"
+
+
+class Norm(str, Enum):
+    batch = "batch"
+    group = "group"
+
+
+class Schedule(str, Enum):
+    onecycle = "onecycle"
+    plateau = "plateau"
+
+
+class ImageFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    jpeg = "jpeg"
+    webp = "webp"
+    tif = "tif"
+    tiff = "tiff"
+    bmp = "bmp"
+
+
+def _value(option: Any) -> Any:
+    """A choice option's plain string (Typer hands the command the Enum member); anything else as it is."""
+    return option.value if isinstance(option, Enum) else option
+
+
+Device = Annotated[DeviceName, typer.Option(help="auto: CUDA, then MPS, then CPU.")]
 ModelName = Annotated[
     str | None,
     typer.Option(
@@ -112,12 +193,18 @@ ModelName = Annotated[
 Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full traceback on errors.")]
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    epilog="Examples:\n\n"
+    "colorcli train --dataset cifar10 --out runs/c10    (downloads CIFAR-10 once)\n\n"
+    "colorcli train --dataset ~/Pictures/family --epochs 30    (your own colour photos, any size)\n\n"
+    "colorcli train --resume runs/c10/last.pt    (go on where it stopped)",
+)
 def train(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option(help="cifar10, cifar100, or a folder of your own colour images.")] = "cifar10",
     arch: Annotated[
-        str | None, typer.Option(help="unet (default) or seed (the original Keras autoencoder).", show_default=False)
+        Arch | None, typer.Option(help="unet (default) or seed (the original Keras autoencoder).", show_default=False)
     ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Passes over the training split.")] = 18,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per optimizer step (global under torchrun).")] = 128,
@@ -132,7 +219,7 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", metavar="", help="Replace the run already in --out (default: refuse).")
     ] = False,
-    device: Device = "auto",
+    device: Device = DeviceName.auto,
     seed: Annotated[int, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = 0,
     data_dir: Annotated[
         Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
@@ -149,11 +236,11 @@ def train(
         typer.Option(min=4, help="Channels of the first level (doubles per level); default 32.", show_default=False),
     ] = None,
     head: Annotated[
-        str | None,
+        Head | None,
         typer.Option(help="unet output: bins (classify chrominance, the default) or regress.", show_default=False),
     ] = None,
     loss: Annotated[
-        str | None,
+        Loss | None,
         typer.Option(
             help="bins: ce (default) or psnr; regress: mse (default), l1, huber, logmse or psnr; seed: mse. "
             "psnr scores the output RGB as shipped (see --vivid). With --init: the starting model's unless given."
@@ -168,7 +255,7 @@ def train(
         ),
     ] = None,
     norm: Annotated[
-        str | None,
+        Norm | None,
         typer.Option(help="unet normalisation: batch (the default) or group (batch-independent).", show_default=False),
     ] = None,
     aux_logmse: Annotated[
@@ -241,7 +328,7 @@ def train(
         str | None, typer.Option(help="A second dataset (cifar10, cifar100 or a folder) mixed into every batch.")
     ] = None,
     mix_share: Annotated[float, typer.Option(min=0.0, max=0.95, help="Share of every batch drawn from --mix.")] = 0.5,
-    schedule: Annotated[str, typer.Option(help="Learning-rate schedule: onecycle or plateau.")] = "onecycle",
+    schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule.")] = Schedule.onecycle,
     compile: Annotated[
         bool, typer.Option("--compile", metavar="", help="Compile the model with torch.compile.")
     ] = False,
@@ -249,6 +336,7 @@ def train(
     debug: Debug = False,
 ) -> None:
     """Train a colorizer on CIFAR or your own images; keeps the best checkpoint."""
+    arch, head, loss, norm, schedule, device = map(_value, (arch, head, loss, norm, schedule, device))
 
     def body() -> None:
         from colorcli.data import CIFAR_NAMES
@@ -263,7 +351,7 @@ def train(
         # What was typed, for --resume to check against the run (all but where its data is must agree).
         typed = {name: ctx.params[name] for name in ctx.params if _from_command_line(ctx, name)}
         typed = {
-            k: str(v) if isinstance(v, Path) else v
+            k: str(v) if isinstance(v, Path) else _value(v)
             for k, v in typed.items()
             if k not in {"resume", "device", "threads", "debug", "overwrite"}
         }
@@ -331,7 +419,13 @@ def train(
     _run(body, debug)
 
 
-@app.command("eval")
+@app.command(
+    "eval",
+    cls=_Command,
+    epilog="Examples:\n\n"
+    "colorcli eval --dataset cifar10    (the shipped model on the CIFAR-10 test split)\n\n"
+    "colorcli eval --checkpoint runs/c10/best.pt --dataset my-photos/ --full-res --grid grid.png",
+)
 def evaluate(
     ctx: typer.Context,
     checkpoint: Annotated[
@@ -374,10 +468,11 @@ def evaluate(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", metavar="", help="Replace an existing --grid file.")
     ] = False,
-    device: Device = "auto",
+    device: Device = DeviceName.auto,
     debug: Debug = False,
 ) -> None:
     """Score a checkpoint against the gray-copy baseline: PSNR, SSIM, colorfulness."""
+    device = _value(device)
 
     def body() -> None:
         import json
@@ -385,9 +480,17 @@ def evaluate(
         import torch
 
         from colorcli.checkpoint import load_model, model_source
-        from colorcli.data import load_dataset
+        from colorcli.data import CIFAR_NAMES, load_dataset
         from colorcli.errors import UsageError, warn
-        from colorcli.evaluate import evaluate_photos, evaluate_tensor, holdout_images, save_grid, save_photo_grid
+        from colorcli.evaluate import (
+            check_has_images,
+            evaluate_photos,
+            evaluate_tensor,
+            holdout_images,
+            save_grid,
+            save_photo_grid,
+            undertrained_hint,
+        )
         from colorcli.images import find_images, plugin_note
         from colorcli.inference import ColorizeOptions, check_output_file
         from colorcli.train import pick_device
@@ -402,6 +505,8 @@ def evaluate(
             raise UsageError("--per-image scores photos at their own size: add --full-res")
         if scale is not None and not full_res:
             raise UsageError("--scale is the working scale of --full-res photos: add --full-res")
+        if not holdout and dataset not in CIFAR_NAMES and Path(dataset).is_dir():
+            check_has_images(Path(dataset))  # an empty folder is a usage error, as for colorize
         model = load_model(model_source(checkpoint, model_name, dataset)).to(pick_device(device))
         data = None
         if holdout:
@@ -418,7 +523,7 @@ def evaluate(
             if heic:
                 warn(f"{dataset}: {plugin_note(heic)}")
             if not paths:
-                raise ColorcliError(f"{dataset}: no images found (no files with an image suffix Pillow reads)")
+                raise UsageError(f"{dataset}: no images found (no files with an image suffix Pillow reads)")
             opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)
             result = evaluate_photos(model.cpu(), paths, opts, per_image=per_image)
         else:
@@ -433,6 +538,11 @@ def evaluate(
             print(json.dumps(result))
         else:
             _print_table(result)
+        # The colour originals' share where there are black-and-white ones: those have no colour to give.
+        share = result["color_colorfulness_ratio"] if result["bw_originals"] else result["colorfulness_ratio"]
+        hint = undertrained_hint(share)
+        if hint:
+            _stderr().print(hint, style="yellow", markup=False)
 
     _run(body, debug)
 
@@ -456,19 +566,29 @@ def _print_table(r: dict) -> None:
     t.add_row("ground truth", "", "", "", f"{r['truth_colorfulness']:.1f}")
     console = Console()
     console.print(t)
-    console.print(
-        f"gain over the gray copy: {r['psnr_gain_db']:+.2f} dB per image; "
-        f"colour {_share(r['colorfulness_ratio'])} of the truth's",
-        soft_wrap=True,
-    )
-    if r["bw_originals"] and r.get("color_psnr") is None:
-        console.print(f"all {r['bw_originals']} originals are black-and-white: there is no true colour to score")
-    elif r["bw_originals"]:
+    bw = r["bw_originals"]
+    if bw and r.get("color_psnr") is not None:
+        # Black-and-white originals cost any colorizer PSNR (their gray copy is exact), so the
+        # figure that says how well it colours is the one over the colour originals.
         console.print(
-            f"colour originals only ({r['bw_originals']} black-and-white left out): "
-            f"{r['color_psnr_gain_db']:+.2f} dB per image; colour {_share(r['color_colorfulness_ratio'])}",
+            f"headline, over the {r['images'] - bw} colour originals: {r['color_psnr_gain_db']:+.2f} dB per image "
+            f"over the gray copy; colour {_share(r['color_colorfulness_ratio'])} of the truth's",
             soft_wrap=True,
         )
+        console.print(
+            f"over all {r['images']} images (the table): {r['psnr_gain_db']:+.2f} dB per image; "
+            f"colour {_share(r['colorfulness_ratio'])}. Not the headline: black-and-white originals ({bw} here) "
+            "count against any colorizer, as their gray copy is exact and any colour costs PSNR there",
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"gain over the gray copy: {r['psnr_gain_db']:+.2f} dB per image; "
+            f"colour {_share(r['colorfulness_ratio'])} of the truth's",
+            soft_wrap=True,
+        )
+    if bw and r.get("color_psnr") is None:
+        console.print(f"all {bw} originals are black-and-white: there is no true colour to score")
     if "per_image" in r:
         photos = Table(title="each photo")
         for col in ("file", "PSNR dB", "gray copy dB", "gain dB", "SSIM", "colour / truth"):
@@ -520,7 +640,12 @@ def models(
     _run(body, debug)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    epilog="Example:\n\n"
+    "colorcli export runs/c10/best.pt -o my-model.safetensors --temperature 0.5, then "
+    "colorcli colorize photo.jpg --checkpoint my-model.safetensors",
+)
 def export(
     checkpoint: Annotated[
         Path, typer.Argument(help="Checkpoint (.pt, or a .safetensors model) to export.", show_default=False)
@@ -564,20 +689,33 @@ def export(
     _run(body, debug)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    epilog="Examples:\n\n"
+    "colorcli colorize old-photo.jpg    (writes old-photo-color.png beside it)\n\n"
+    "colorcli colorize scans/ -o coloured/ --recursive    (a folder and its subfolders)\n\n"
+    "cat old.png | colorcli colorize - -o - > new.png    (standard input to standard output)",
+)
 def colorize(
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns.", show_default=False)],
-    output: Annotated[
-        str,
-        typer.Option(
-            "-o", "--output", help="Output file (one input) or folder (a trailing / makes it one).", show_default=False
-        ),
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Image files, folders or glob patterns; - reads standard input.", show_default=False),
     ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file (one input) or folder (a trailing / makes it one); - writes standard output. "
+            "Default: each result beside its input, as NAME-color.png.",
+            show_default=False,
+        ),
+    ] = None,
     checkpoint: Annotated[
         Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
     ] = None,
     model_name: ModelName = None,
-    device: Device = "auto",
+    device: Device = DeviceName.auto,
     scale: Annotated[
         int | None,
         typer.Option(
@@ -596,8 +734,11 @@ def colorize(
         bool, typer.Option("--overwrite", metavar="", help="Replace existing outputs (default: skip them).")
     ] = False,
     fmt: Annotated[
-        str, typer.Option("--format", help="Output format for folder outputs: png, jpg, webp, tiff or bmp.")
-    ] = "png",
+        ImageFormat,
+        typer.Option(
+            "--format", case_sensitive=False, help="Output format for folder outputs, results beside inputs and -o -."
+        ),
+    ] = ImageFormat.png,
     json_out: Annotated[
         bool, typer.Option("--json", metavar="", help="Print one JSON line per file: input, output, status, seconds.")
     ] = False,
@@ -607,20 +748,26 @@ def colorize(
     debug: Debug = False,
 ) -> None:
     """Colorize photos of any size; luminance stays the input's."""
+    fmt, device = _value(fmt), _value(device)
 
     def body() -> int:
         from colorcli.errors import UsageError
-        from colorcli.inference import ColorizeOptions, check_output_folders, plan_jobs, run_jobs
+        from colorcli.inference import STDIO, ColorizeOptions, check_output_folders, plan_jobs, plan_stdio, run_jobs
 
-        if any(not item.strip() for item in inputs) or not output.strip():
+        if any(not item.strip() for item in inputs) or (output is not None and not output.strip()):
             raise UsageError("an empty path was given (an unset variable?); name the files, folders or -o")
-        as_dir = output.endswith(("/", os.sep))
-        notes: list[str] = []
-        paths = [Path(item) for item in inputs]
-        jobs = plan_jobs(paths, Path(output), recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
-        for note in notes:
-            _stderr().print(f"note: {printable(note)}", markup=False)
-        check_output_folders(jobs, Path(output))
+        stdio, jobs = None, []
+        if STDIO in inputs or output == STDIO:  # one image through a pipe: checked here, run below
+            stdio = plan_stdio(inputs, output, fmt, as_json=json_out, stdin=sys.stdin, stdout=sys.stdout)
+        else:
+            out = None if output is None else Path(output)
+            as_dir = output is not None and output.endswith(("/", os.sep))
+            notes: list[str] = []
+            paths = [Path(item) for item in inputs]
+            jobs = plan_jobs(paths, out, recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
+            for note in notes:
+                _stderr().print(f"note: {printable(note)}", markup=False)
+            check_output_folders(jobs, out)
         from colorcli.checkpoint import load_model, model_source
         from colorcli.train import pick_device
 
@@ -629,9 +776,16 @@ def colorize(
         opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
         err = _stderr()
         with _sigterm_interrupts():
-            report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
-        if len(jobs) == 1 and report.skipped and not json_out:
-            err.print(f"skipped: {printable(str(jobs[0].dst))} exists (--overwrite replaces it)", markup=False)
+            if stdio is not None:
+                from colorcli.inference import run_stdio
+
+                streams = {"stdin": sys.stdin.buffer if stdio.src is None else None, "stdout": sys.stdout.buffer}
+                report = run_stdio(model, stdio, opts, overwrite=overwrite, err_console=err, **streams)
+            else:
+                report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
+        single = stdio if stdio is not None else jobs[0] if len(jobs) == 1 else None
+        if single is not None and report.skipped and not json_out:
+            err.print(f"skipped: {printable(str(single.dst))} exists (--overwrite replaces it)", markup=False)
         if len(jobs) > 1 and not json_out:
             left = len(jobs) - report.done - report.skipped - report.failed - report.left_out
             err.print(

@@ -85,3 +85,16 @@ def warn(text: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(
         f"warning: {printable(text)}", style="yellow", markup=False
     )
+
+
+def torchvision_unusable(e: BaseException) -> ColorcliError:
+    """The error for a torchvision that cannot be imported: missing, or built for another torch
+    (which fails on import with anything from ImportError to RuntimeError: operator
+    torchvision::nms does not exist), with the command that installs the matching one."""
+    import torch
+
+    version = torch.__version__.split("+")[0]  # 2.14.1, without a local build tag such as +cpu
+    return ColorcliError(
+        f"torchvision cannot be imported ({first_line(e)}); install the torchvision made for torch {version}: "
+        f"pip install 'torch=={version}' torchvision (with the --index-url torch came from, if any)"
+    )

@@ -12,8 +12,8 @@ import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, skipped_warning
-from colorcli.errors import ColorcliError, InputError, UsageError, warn
-from colorcli.images import load_rgb
+from colorcli.errors import ColorcliError, InputError, UsageError, torchvision_unusable, warn
+from colorcli.images import find_images, is_image_name, load_rgb, plugin_note
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
 
@@ -214,18 +214,23 @@ def save_photo_grid(model, paths: list[Path], path: Path, options, height: int =
     if not rows:
         raise InputError(f"{path}: no readable photo to draw")
     pad = 4
-    width = max(3 * r[0].width + 4 * pad for r in rows)
-    sheet = Image.new("RGB", (width, len(rows) * (height + pad) + pad), "white")
+    slot = max(r[0].width for r in rows)  # columns line up under their labels, each photo centred in its slot
+    sheet = Image.new("RGB", (3 * slot + 4 * pad, len(rows) * (height + pad) + pad), "white")
     for i, row in enumerate(rows):
         for j, im in enumerate(row):
-            sheet.paste(im, (pad + j * (im.width + pad), pad + i * (height + pad)))
+            sheet.paste(im, (pad + j * (slot + pad) + (slot - im.width) // 2, pad + i * (height + pad)))
+    sheet = _with_column_labels(sheet, [(pad + j * (slot + pad), slot) for j in range(3)], size=14)
     atomic_write(Path(path), lambda f: sheet.save(f, format="PNG"))
 
 
 def save_grid(model, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 3) -> None:
     """A PNG with one row per image: gray | colorized | ground truth (nearest-neighbour zoom)."""
     from PIL import Image
-    from torchvision.utils import make_grid
+
+    try:
+        from torchvision.utils import make_grid
+    except Exception as e:  # noqa: BLE001 - a torchvision built for another torch fails with RuntimeError, OSError, ...
+        raise torchvision_unusable(e) from None
 
     from colorcli.checkpoint import atomic_write
 
@@ -233,6 +238,65 @@ def save_grid(model, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 
     g, p = colorize_batch(model, rgb)
     triplets = torch.stack([g, p, rgb], 1).flatten(0, 1)  # (3*rows, 3, H, W) row-major
     big = triplets.repeat_interleave(zoom, -1).repeat_interleave(zoom, -2)  # (3*rows, 3, zH, zW)
-    grid = make_grid(big, nrow=3, padding=2, pad_value=255)  # (3, H', W') uint8
+    pad = 2
+    grid = make_grid(big, nrow=3, padding=pad, pad_value=255)  # (3, H', W') uint8
     img = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    cell = big.shape[-1]
+    img = _with_column_labels(img, [(pad + j * (cell + pad), cell) for j in range(3)], size=10)
     atomic_write(Path(path), lambda f: img.save(f, format="PNG"))
+
+
+GRID_LABELS = ("gray input", "colorcli", "original")
+
+
+def _with_column_labels(sheet, columns: list[tuple[int, int]], size: int):
+    """The grid ``sheet`` (a PIL image) under a white band that names its columns (GRID_LABELS),
+    each label centred over its column; ``columns`` holds each column's (left, width) in pixels."""
+    from PIL import Image, ImageDraw, ImageFont, features
+
+    # A bitmap font where Pillow has no FreeType: smaller, but readable.
+    font = ImageFont.load_default(size) if features.check_module("freetype2") else ImageFont.load_default()
+    band = size + 6
+    out = Image.new("RGB", (sheet.width, sheet.height + band), "white")
+    out.paste(sheet, (0, band))
+    draw = ImageDraw.Draw(out)
+    for (left, width), text in zip(columns, GRID_LABELS, strict=True):
+        draw.text((left + width / 2, band / 2), text, fill="black", font=font, anchor="mm")
+    return out
+
+
+UNDERTRAINED_SHARE = 0.15  # a model whose colour is below this share of the truth's paints nearly gray
+
+
+def undertrained_hint(
+    share: float | None, what: str = "the model's colour", advice: str = "train it longer (more --epochs)"
+) -> str | None:
+    """A one-line hint when a model's colour is far below the truth's, as after an epoch or two
+    of training, or None (also where the truth has no colour to compare with)."""
+    if share is None or share >= UNDERTRAINED_SHARE:
+        return None
+    return f"hint: {what} is only {share:.2f} of the truth's (nearly gray): the model looks undertrained; {advice}"
+
+
+def model_colour_share(model, rgb_u8: torch.Tensor, batch_size: int = 500) -> float | None:
+    """The model's mean colorfulness on true-colour images (N, 3, H, W) uint8, as a share of
+    theirs (None where they have no colour). The model is put in eval mode for this and back after."""
+    was_training = model.training
+    model.eval()
+    try:
+        pred = torch.cat([colorfulness(colorize_batch(model, rgb)[1]) for rgb in rgb_u8.split(batch_size)])
+    finally:
+        model.train(was_training)
+    return colour_share(pred.double().mean().item(), colorfulness(rgb_u8).double().mean().item())
+
+
+def check_has_images(folder: Path) -> None:
+    """Refuse a folder with no image to score as a usage error (exit 2), as colorize refuses one.
+
+    Stops at the first image, so a large folder costs next to nothing."""
+    if any(is_image_name(p) and p.is_file() for p in folder.rglob("*")):
+        return
+    heic: list[Path] = []
+    find_images(folder, needing_plugin=heic)
+    why = plugin_note(heic) if heic else "no files with an image suffix Pillow reads"
+    raise UsageError(f"{folder}: no images found ({why})")

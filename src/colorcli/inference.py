@@ -16,6 +16,9 @@ import errno
 import fnmatch
 import json
 import math
+import os
+import shutil
+import tempfile
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterator
@@ -724,7 +727,7 @@ def expand_inputs(
 
 def plan_jobs(
     inputs: list[Path],
-    output: Path,
+    output: Path | None,
     recursive: bool = False,
     fmt: str = "png",
     output_is_dir: bool = False,
@@ -732,6 +735,7 @@ def plan_jobs(
 ) -> list[Job]:
     """Where each input's result goes.
 
+    No output (None): each result goes beside its input (see ``_jobs_beside_inputs``).
     One input file and an output that is not an existing folder (nor written as
     one, with a trailing slash: ``output_is_dir``): the output is that file.
     Otherwise the output is a folder and each result is named after its input's
@@ -742,6 +746,8 @@ def plan_jobs(
     inputs left out (earlier results, non-images a glob matched) are said in ``notes``.
     """
     suffix = "." + fmt.lower().lstrip(".")
+    if output is None:
+        return _jobs_beside_inputs(inputs, recursive, suffix, notes)
     for item in inputs:
         searched = item if item.is_dir() else _glob_root(item) if _is_glob(item) else None
         if searched is None or not output.exists() or output.resolve() != searched.resolve():
@@ -756,8 +762,7 @@ def plan_jobs(
     files = [e for e in entries if not isinstance(e, Job)]
     refused = [e for e in entries if isinstance(e, Job)]
     if not files:
-        reasons = "; ".join([j.error for j in refused if j.error] + (notes or []))
-        raise UsageError("no input images found" + (f" ({reasons})" if reasons else ""))
+        raise _no_input_images(refused, notes)
     named_files = not any(item.is_dir() or _is_glob(item) for item in inputs)
     if named_files and len(entries) == 1 and not output.is_dir() and not output_is_dir:
         output_format(output)
@@ -774,6 +779,65 @@ def plan_jobs(
         raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(_format_names())}")
     dst = _output_names(files, output, suffix)
     return [entry if isinstance(entry, Job) else Job(entry[0], dst[entry[0]]) for entry in entries]
+
+
+def _no_input_images(refused: list[Job], notes: list[str] | None) -> UsageError:
+    """The error for inputs that hold no image at all, with why each was refused or left out."""
+    reasons = "; ".join([j.error for j in refused if j.error] + (notes or []))
+    return UsageError("no input images found" + (f" ({reasons})" if reasons else ""))
+
+
+RESULT_TAG = "-color"  # without -o, photo.jpg's result is photo-color.png beside it
+
+
+def _jobs_beside_inputs(inputs: list[Path], recursive: bool, suffix: str, notes: list[str] | None) -> list[Job]:
+    """Jobs whose results go beside their inputs, each named after its input's stem plus
+    RESULT_TAG, with ``suffix`` (photo.jpg: photo-color.png; photo.jpg and photo.png beside
+    each other: photo-color_jpg.png and photo-color_png.png).
+
+    Results of an earlier run found among the inputs (a folder colorized before, in any
+    output format) are left out, with a note, so the same command again colorizes nothing twice.
+    """
+    if suffix not in OUTPUT_FORMATS:
+        raise UsageError(f"--format {suffix[1:]}: cannot write this format; use one of {', '.join(_format_names())}")
+    entries = expand_inputs(inputs, recursive, notes=notes)
+    files = [e[0] for e in entries if not isinstance(e, Job)]
+    if not files:
+        raise _no_input_images([e for e in entries if isinstance(e, Job)], notes)
+    results = {_place_key(f.parent / name) for f in files for name in _result_names(f)}
+    earlier = {f for f in files if _place_key(f) in results}
+    if earlier and notes is not None:
+        names = sorted(f.name for f in earlier)
+        notes.append(
+            f"left out {len(earlier)} earlier result(s) beside their inputs "
+            f"({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
+        )
+    dst = _names_beside([f for f in files if f not in earlier], suffix)
+    return [e if isinstance(e, Job) else Job(e[0], dst[e[0]]) for e in entries if isinstance(e, Job) or e[0] in dst]
+
+
+def _result_names(src: Path) -> list[str]:
+    """The names a result of ``src`` beside it can have, in every output format: photo-color.png,
+    and photo-color_jpg.png where photo.jpg had a namesake."""
+    told_apart = f"{src.stem}{RESULT_TAG}_{src.suffix.lstrip('.').lower()}"
+    return [f"{stem}{suffix}" for stem in (src.stem + RESULT_TAG, told_apart) for suffix in OUTPUT_FORMATS]
+
+
+def _names_beside(files: list[Path], suffix: str) -> dict[Path, Path]:
+    """Each file's result beside it (see ``_jobs_beside_inputs``), told apart from its neighbours' as
+    ``_output_names`` tells results in one output folder apart."""
+    by_folder: dict[Path, list[Path]] = {}
+    for f in files:
+        by_folder.setdefault(f.parent.resolve(), []).append(f)
+    dst: dict[Path, Path] = {}
+    for group in by_folder.values():
+        dst.update(_output_names([(f, Path(f.stem + RESULT_TAG)) for f in group], group[0].parent, suffix))
+    return dst
+
+
+def _place_key(path: Path) -> str:
+    """Where a file is (its folder resolved, so in/a.png and ./in/a.png agree), as ``_name_key`` compares names."""
+    return _name_key(path.parent.resolve() / path.name)
 
 
 def _name_key(path: Path) -> str:
@@ -817,9 +881,10 @@ def _format_names() -> list[str]:
     return [suffix.lstrip(".") for suffix in OUTPUT_FORMATS]
 
 
-def check_output_folders(jobs: list[Job], output: Path) -> None:
+def check_output_folders(jobs: list[Job], output: Path | None) -> None:
     """Fail before any work when the output folder (``output``, or the folder of ``output``
-    when it names the one result file) could not be created or written.
+    when it names the one result file; without an output, each folder results go into
+    beside their inputs) could not be created or written.
 
     Nothing is made here: folders are made as their first result is written, so a run
     whose inputs all fail, or that is stopped early, leaves no empty folders behind.
@@ -828,6 +893,11 @@ def check_output_folders(jobs: list[Job], output: Path) -> None:
 
     results = [j.dst for j in jobs if j.dst is not None]
     if not results:
+        return
+    if output is None:
+        for folder in sorted({r.parent for r in results}):
+            if folder.is_dir() and not os.access(folder, os.W_OK):  # a missing one: its inputs fail alone
+                raise UsageError(f"{folder}: folder is not writable, so results cannot go beside their inputs; use -o")
         return
     folder = output.parent if results == [output] else output
     existing = next(f for f in (folder, *folder.parents) if f.exists())  # "." or "/" at the latest
@@ -879,17 +949,23 @@ def run_jobs(
     err_console=None,
     batch_pixels: int = 16_000_000,
     batch_files: int = 64,
+    batch_tiles: int = 128,
 ) -> BatchReport:
     """Colorize every job; a failing file is reported on stderr and the batch goes on.
 
     Files are loaded in groups (at most ``batch_files`` files or ``batch_pixels``
-    pixels, which bounds memory) whose tiles share model calls.
+    pixels, which bounds memory) whose tiles share model calls. A group also ends
+    once it holds ``batch_tiles`` tiles: about four photos (a photo is some 35 tiles
+    at the default scale), so the progress bar moves while a folder of photos is
+    colorized. Small files still go 64 to a call, where sharing calls pays; for photos,
+    model calls of four measured as fast as calls of twelve.
     """
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     report = BatchReport()
+    tiling = options.for_model(model)
     inputs = {_resolved(j.src) for j in jobs if j.error is None}
     progress = Progress(
         TextColumn("colorizing"),
@@ -943,7 +1019,7 @@ def run_jobs(
 
     def run_all() -> None:
         pending: list[tuple[Job, LoadedImage, float]] = []
-        pixels = 0
+        pixels = tiles = 0
         for n, job in enumerate(jobs):
             t0 = time.perf_counter()
             if job.left_out:
@@ -965,9 +1041,11 @@ def run_jobs(
                 else:
                     pending.append((job, loaded, time.perf_counter() - t0))
                     pixels += loaded.gray.size[0] * loaded.gray.size[1]
-            if pending and (pixels >= batch_pixels or len(pending) >= batch_files or n == len(jobs) - 1):
+                    tiles += _tile_count(loaded.gray.size, tiling)
+            full = pixels >= batch_pixels or tiles >= batch_tiles or len(pending) >= batch_files
+            if pending and (full or n == len(jobs) - 1):
                 _colorize_group(model, pending, options, finish, err_console, as_json)
-                pending, pixels = [], 0
+                pending, pixels, tiles = [], 0, 0
 
     with progress, _flush_on_exit(ready):
         task = progress.add_task("", total=len(jobs), ips=0.0)
@@ -987,6 +1065,15 @@ def run_jobs(
                 else:
                     finish(job, "failed", 0.0, f"{job.src}: not written, stopped: {report.stopped}", quiet=True)
     return report
+
+
+def _tile_count(size: tuple[int, int], tiling: ResolvedOptions) -> int:
+    """How much model work an image of ``size`` (width, height) is, in 32x32 tiles' worth
+    (a 64x64 tile counts 4), at the working scale."""
+    w, h = working_size(*size, tiling.scale)
+    t, stride = tiling.tile, tiling.tile - tiling.overlap
+    count = len(_tile_starts(max(t, h), t, stride)) * len(_tile_starts(max(t, w), t, stride))
+    return count * (t * t) // (TILE * TILE)
 
 
 def _file_in_the_way(folder: Path, known: dict[Path, Path | None]) -> Path | None:
@@ -1012,19 +1099,31 @@ def _flush_on_exit(ready: dict[int, str]) -> Iterator[None]:
 
 
 def _colorize_group(model, pending, options: ColorizeOptions, finish, err_console, as_json: bool) -> None:
-    """Colorize loaded files together and save each; per-file errors go to `finish`."""
+    """Colorize loaded files together and save each; per-file errors go to `finish`.
+
+    The group's tiles share model calls (as in ``colorize_grays``); then each file is
+    enlarged to full resolution and saved before the next is, so the progress bar
+    moves per file and one full-size result is held at a time.
+    """
     import time
 
     t0 = time.perf_counter()
     try:
-        results = colorize_grays(model, [loaded.gray for _, loaded, _ in pending], options)
+        scale = options.for_model(model).scale
+        working = [_working_gray(loaded.gray, scale) for _, loaded, _ in pending]
+        chroma = predict_chroma_many(model, working, options)
     except (RuntimeError, MemoryError) as e:  # out of memory on a huge group: report, go on with the rest
         for job, _, load_s in pending:
             finish(job, "failed", load_s, f"{job.src}: colorizing failed ({first_line(e)})")
         return
     share = (time.perf_counter() - t0) / len(pending)
-    for (job, loaded, load_s), rgb in zip(pending, results, strict=True):
+    for (job, loaded, load_s), small, c in zip(pending, working, chroma, strict=True):
         t1 = time.perf_counter()
+        try:
+            rgb = _full_resolution(loaded.gray, small, c, options)
+        except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo: report, go on with the rest
+            finish(job, "failed", load_s + share, f"{job.src}: colorizing failed ({first_line(e)})")
+            continue
         try:
             job.dst.parent.mkdir(parents=True, exist_ok=True)
             save_result(rgb, loaded, job.dst)
@@ -1036,7 +1135,127 @@ def _colorize_group(model, pending, options: ColorizeOptions, finish, err_consol
             if getattr(e, "errno", None) in STOP_ERRNOS:  # every later file would fail the same way
                 raise StopBatch(f"{job.dst.parent}: {reason}") from None
             continue
+        del rgb  # before the next file is enlarged
         note = "; ".join(n for n in (loaded.note, format_note(loaded, job.dst)) if n) or None
         if note and err_console is not None and not as_json:
             err_console.print(f"note: {printable(f'{job.src}: {note}')}", highlight=False, markup=False)
         finish(job, "ok", load_s + share + time.perf_counter() - t1, note=note)
+
+
+# ---------------------------------------------------------------- standard input and output
+
+STDIO = "-"  # as an input: read the image from standard input; as -o: write the result to standard output
+STDIN_NAME = "standard input"
+
+
+@dataclass(frozen=True)
+class StdioJob:
+    """The one image of a command line with ``-`` as its input or its output."""
+
+    src: Path | None  # None: standard input
+    dst: Path | None  # None: standard output
+    suffix: str  # the result's format (".png")
+
+
+def _is_terminal(stream: Any) -> bool:
+    return stream is not None and hasattr(stream, "isatty") and stream.isatty()
+
+
+def plan_stdio(
+    inputs: list[str],
+    output: str | None,
+    fmt: str = "png",
+    as_json: bool = False,
+    stdin: Any = None,
+    stdout: Any = None,
+) -> StdioJob:
+    """The job of a command line that reads standard input (input ``-``) or writes standard
+    output (``-o -``, in ``fmt``), or a UsageError saying why it cannot be one. ``stdin`` and
+    ``stdout`` are only asked whether they are terminals (no image comes from, or goes to, one)."""
+    if len(inputs) != 1:
+        raise UsageError("- (standard input) and -o - (standard output) take one image; name one input")
+    if output == STDIO:
+        if as_json:
+            raise UsageError("--json and -o - would both write to standard output; leave one out")
+        if _is_terminal(stdout):
+            raise UsageError("-o -: standard output is a terminal; send the image to a file (> out.png) or a program")
+        suffix = "." + fmt.lower().lstrip(".")
+        if suffix not in OUTPUT_FORMATS:
+            raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(_format_names())}")
+        dst = None
+    elif output is None:
+        raise UsageError("- reads standard input, which has no name to write a result beside: give -o FILE, or -o -")
+    else:
+        dst = Path(output)
+        if output.endswith(("/", os.sep)) or dst.is_dir():
+            raise UsageError(
+                f"{output}: is a folder; standard input has no name to give the result, so -o names a file"
+            )
+        suffix = dst.suffix.lower()
+        output_format(dst)  # an unknown suffix is refused before any work
+    if inputs[0] == STDIO:
+        if _is_terminal(stdin):
+            raise UsageError(
+                "-: standard input is a terminal; pipe an image in (colorcli colorize - -o out.png < in.jpg)"
+            )
+        return StdioJob(None, dst, suffix)
+    src = Path(inputs[0])
+    if src.is_dir() or _is_glob(src):
+        raise UsageError(f"{src}: -o - writes one image to standard output; name one file")
+    return StdioJob(src, dst, suffix)
+
+
+def run_stdio(
+    model, job: StdioJob, options: ColorizeOptions, overwrite: bool = False, stdin=None, stdout=None, err_console=None
+) -> BatchReport:
+    """Colorize a StdioJob's image; ``stdin`` and ``stdout`` are binary streams.
+
+    Standard input is copied to a temporary file first (Pillow seeks in what it reads), and
+    a result for standard output is written to one and copied out, so each format keeps
+    what ``save_result`` keeps. A failure raises: with one image there is no batch to go on with.
+    """
+    report = BatchReport()
+    if job.dst is not None and job.dst.exists() and not overwrite:
+        report.count("skipped")
+        return report
+    with tempfile.TemporaryDirectory(prefix="colorcli-") as tmp:
+        src = job.src if job.src is not None else _spool(stdin, Path(tmp) / "stdin")
+        dst = job.dst if job.dst is not None else Path(tmp) / f"result{job.suffix}"
+        try:
+            loaded = load_image(src, options.max_pixels, output_format(dst)[0])
+        except InputError as e:
+            # Name standard input, not the temporary file it went through.
+            raise InputError(str(e).replace(str(src), STDIN_NAME) if job.src is None else str(e)) from None
+        rgb = colorize_gray(model, loaded.gray, options)
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            save_result(rgb, loaded, dst)
+        except (OSError, ValueError) as e:  # disk full, permissions, metadata the format refuses
+            reason = getattr(e, "strerror", None) or first_line(e)
+            raise ColorcliError(f"{job.src or STDIN_NAME}: cannot write {job.dst or 'the result'}: {reason}") from None
+        if job.dst is None:
+            _copy_out(dst, stdout)
+    note = "; ".join(n for n in (loaded.note, format_note(loaded, dst)) if n)
+    if note and err_console is not None:
+        err_console.print(f"note: {printable(f'{job.src or STDIN_NAME}: {note}')}", highlight=False, markup=False)
+    report.count("ok")
+    return report
+
+
+def _spool(stdin, path: Path) -> Path:
+    """Copy all of binary ``stdin`` into ``path``; an empty stream is refused."""
+    with path.open("wb") as f:
+        shutil.copyfileobj(stdin, f)
+    if path.stat().st_size == 0:
+        raise InputError(f"{STDIN_NAME}: empty; pipe an image in (colorcli colorize - -o out.png < in.jpg)")
+    return path
+
+
+def _copy_out(path: Path, stdout) -> None:
+    """Write the file at ``path`` to binary ``stdout``."""
+    try:
+        with path.open("rb") as f:
+            shutil.copyfileobj(f, stdout)
+        stdout.flush()
+    except BrokenPipeError:  # the reader went away (| head): say so once, not with a traceback
+        raise ColorcliError("standard output was closed before the whole image was written") from None

@@ -35,13 +35,39 @@ def mse_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return (pred.float() - truth.float()).square().flatten(1).mean(1)
 
 
+def gaussian_window(size: int, sigma: float = 1.5) -> torch.Tensor:
+    """A sampled, normalised 1-D Gaussian of ``size`` taps (odd), centred on the middle one: (size,)."""
+    x = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-x.square() / (2 * sigma**2))
+    return (g / g.sum()).float()
+
+
 def ssim_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Mean SSIM of each image over its RGB channels (Gaussian window 11, sigma 1.5); (B,) in -1..1."""
-    from kornia.metrics import ssim
+    """Mean SSIM of each image over its RGB channels (Gaussian window 11, sigma 1.5); (B,) in -1..1.
+
+    SSIM as Wang et al. (2004) define it, on 0..1 values: local means, variances and
+    covariance under a Gaussian window, C1 = 0.01^2, C2 = 0.03^2, averaged over every
+    pixel. The map is computed at every pixel with the borders reflected (what kornia's
+    ``ssim`` does, which this replaces: the figures in the README stay comparable), and
+    the window shrinks to the largest odd size that fits an image smaller than 11 pixels.
+    """
+    import torch.nn.functional as F
 
     side = min(11, *pred.shape[-2:])
-    window = side if side % 2 else side - 1  # odd, and no larger than the image
-    m = ssim(pred.float() / 255.0, truth.float() / 255.0, window_size=window, max_val=1.0)  # (B, 3, H, W)
+    size = side if side % 2 else side - 1  # odd, and no larger than the image
+    x, y = pred.float() / 255.0, truth.float() / 255.0  # (B, C, H, W)
+    channels, r = x.shape[1], size // 2
+    g = gaussian_window(size).to(x.device)
+    across, down = g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), g.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:  # separable Gaussian, borders reflected: (B, C, H, W)
+        t = F.conv2d(F.pad(t, (r, r, 0, 0), mode="reflect"), across, groups=channels)
+        return F.conv2d(F.pad(t, (0, 0, r, r), mode="reflect"), down, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x, var_y, cov = blur(x * x) - mu_x.square(), blur(y * y) - mu_y.square(), blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    m = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2))
     return m.flatten(1).mean(1)
 
 

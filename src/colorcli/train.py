@@ -35,6 +35,7 @@ from colorcli.checkpoint import (
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.data import (
     CIFAR_NAMES,
+    _not_a_dataset,
     changed_count,
     changed_files,
     crop_views,
@@ -53,6 +54,7 @@ from colorcli.data import (
     zoom_in,
 )
 from colorcli.errors import MainProcessFailed, TrainingError, UsageError, printable
+from colorcli.evaluate import model_colour_share, undertrained_hint
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
 
@@ -285,6 +287,24 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
     except UsageError as e:
         return str(e)
     return None
+
+
+def _dataset_problem(dataset: str) -> str | None:
+    """Why a new run's --dataset names no dataset, or None. Looked at before the run folder, so
+    a mistyped dataset is not reported as a clash with the run already in --out."""
+    if dataset in CIFAR_NAMES or Path(dataset).is_dir():
+        return None
+    return str(_not_a_dataset(dataset))
+
+
+def _undertrained(model: Colorizer, val: torch.Tensor, out: Path, images: int = 1000) -> str | None:
+    """A hint for the closing message when the model paints its validation images (the first
+    ``images``) nearly gray, as a run of an epoch or two does, so eval's figures do not puzzle."""
+    share = model_colour_share(model, val[:images])
+    advice = (
+        f"train longer: a new run with more --epochs, or on from these weights with --init {_quoted(out / 'best.pt')}"
+    )
+    return undertrained_hint(share, "the model's colour on its validation images", advice)
 
 
 def _fitting_batch(images: int, world: int) -> int | None:
@@ -668,7 +688,8 @@ def _train(
     out = Path(cfg.out)
     problem = None
     if d.main:
-        problem = _run_folder_problem(out, fresh=state is None, overwrite=overwrite)
+        problem = _dataset_problem(cfg.dataset) if state is None else None
+        problem = problem or _run_folder_problem(out, fresh=state is None, overwrite=overwrite)
         if problem is None and state is not None:
             problem = _resumed_data_problem(cfg, state, resume)
     if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
@@ -869,6 +890,9 @@ def _train(
             if _any_rank(stopping or stop.requested, d, device) and epoch < cfg.epochs:
                 raise Interrupted(out / "last.pt")
     say(f"best validation loss {best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
+    hint = _undertrained(model, val_data, out) if d.main and console is not None else None
+    if hint:
+        say(hint, style="yellow")
     if d.world > 1:
         dist.barrier()
     return TrainResult(out / "best.pt", model)
