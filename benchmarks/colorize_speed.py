@@ -2,6 +2,10 @@
 
     python benchmarks/colorize_speed.py            # 12 MP photo, 2000 small files, --help
     python benchmarks/colorize_speed.py --large    # also a 50 MP photo
+    python benchmarks/colorize_speed.py --photos data/photos-val --model photo   # + 200 real photos
+
+With ``--photos DIR`` it also colorizes the first 200 photos of DIR as one folder (photos/s
+with start-up, and peak memory). ``--model`` picks the shipped model every run uses.
 
 The floor is a fresh Python process that only decodes the JPEG with Pillow,
 converts it to gray and writes the RGB PNG; colorcli runs as a fresh process
@@ -56,8 +60,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--small", type=int, default=2000, help="number of 32x32 files for the throughput figure")
     ap.add_argument("--large", action="store_true", help="also colorize a 50-megapixel photo")
+    ap.add_argument("--small-side", type=int, default=32, help="side of the small files (64: 3000 files of 64x64)")
+    ap.add_argument("--photos", type=Path, default=None, help="a folder whose first 200 photos are colorized")
+    ap.add_argument("--model", default=None, help="the shipped model to run (default: the default)")
     args = ap.parse_args()
     colorcli = [sys.executable, "-m", "colorcli"]
+    model = ["--model", args.model] if args.model else []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         sizes = [(4000, 3000)] + ([(8660, 5773)] if args.large else [])
@@ -66,7 +74,7 @@ def main() -> None:
             photo(src, w, h)
             floor_s, floor_mb = median_run([sys.executable, "-c", FLOOR, str(src), str(tmp / "floor.png")], args.repeat)
             ours_s, ours_mb = median_run(
-                colorcli + ["colorize", str(src), "-o", str(tmp / "out.png"), "--overwrite"], args.repeat
+                colorcli + ["colorize", str(src), "-o", str(tmp / "out.png"), "--overwrite", *model], args.repeat
             )
             mp = w * h / 1e6
             print(
@@ -77,18 +85,33 @@ def main() -> None:
         small = tmp / "small"
         small.mkdir()
         for i in range(args.small):
-            Image.fromarray(np.random.default_rng(i).integers(0, 256, (32, 32), dtype=np.uint8)).save(
+            side = args.small_side
+            Image.fromarray(np.random.default_rng(i).integers(0, 256, (side, side), dtype=np.uint8)).save(
                 small / f"{i}.png"
             )
         one_s, _ = median_run(
-            colorcli + ["colorize", str(small / "0.png"), "-o", str(tmp / "one.png"), "--overwrite"], args.repeat
+            colorcli + ["colorize", str(small / "0.png"), "-o", str(tmp / "one.png"), "--overwrite", *model],
+            args.repeat,
         )
-        many_s, many_mb = run(colorcli + ["colorize", str(small), "-o", str(tmp / "many"), "--overwrite"])
+        many_s, many_mb = run(colorcli + ["colorize", str(small), "-o", str(tmp / "many"), "--overwrite", *model])
         print(
-            f"{args.small} files of 32x32: {many_s:.2f} s in all, {args.small / many_s:.0f} images/s including "
+            f"{args.small} files of {args.small_side}x{args.small_side}: {many_s:.2f} s in all, "
+            f"{args.small / many_s:.0f} images/s including "
             f"start-up, {args.small / max(many_s - one_s, 1e-9):.0f} images/s after start-up ({one_s:.2f} s), "
             f"{many_mb:.0f} MiB"
         )
+        if args.photos is not None:
+            folder = tmp / "photos"
+            folder.mkdir()
+            from colorcli.images import find_images
+
+            for i, path in enumerate(find_images(args.photos)[:200]):
+                (folder / f"{i:03d}{path.suffix}").write_bytes(path.read_bytes())
+            photos_s, photos_mb = run(colorcli + ["colorize", str(folder), "-o", str(tmp / "coloured"), *model])
+            print(
+                f"200 photos of {args.photos}: {photos_s:.2f} s, {200 / photos_s:.1f} photos/s including start-up, "
+                f"{photos_mb:.0f} MiB"
+            )
         help_s, _ = median_run(colorcli + ["--help"], args.repeat)
         print(f"colorcli --help: {help_s:.2f} s")
 
