@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 from colorcli import __version__
 from colorcli.errors import ColorcliError, printable
 
-COMMAND_ORDER = ("colorize", "eval", "train", "export")  # what a newcomer wants first
+COMMAND_ORDER = ("colorize", "eval", "train", "models", "export")  # what a newcomer wants first
 
 
 def _untyped_flags(params: list[Any]) -> list[Any]:
@@ -198,7 +198,8 @@ Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full tr
     epilog="Examples:\n\n"
     "colorcli train --dataset cifar10 --out runs/c10    (downloads CIFAR-10 once)\n\n"
     "colorcli train --dataset ~/Pictures/family --epochs 30    (your own colour photos, any size)\n\n"
-    "colorcli train --resume runs/c10/last.pt    (go on where it stopped)",
+    "colorcli train --resume runs/c10/last.pt    (go on where it stopped)\n\n"
+    "colorcli train --init default --dataset ~/Pictures/family --epochs 5    (adapt the shipped model)",
 )
 def train(
     ctx: typer.Context,
@@ -609,7 +610,12 @@ def _print_table(r: dict) -> None:
         console.print(photos)
 
 
-@app.command()
+@app.command(
+    cls=_Command,
+    epilog="Examples:\n\n"
+    "colorcli models    (a table: name, training data, tile, working scale, figures)\n\n"
+    "colorcli colorize photo.jpg --model cifar10    (use one by name)",
+)
 def models(
     json_out: Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object per model.")] = False,
     debug: Debug = False,
