@@ -204,3 +204,16 @@ def test_code_is_named_as_code_in_every_pickle_form_and_the_message_is_whole(tmp
         "that loading would run; a checkpoint holds data only"
     )
     assert not payload.marker.exists()
+
+
+def test_a_half_precision_export_is_half_the_size_and_colours_the_same(tmp_path, tiny_checkpoint):
+    from colorcli.checkpoint import export_model, load_model
+
+    export_model(tiny_checkpoint, tmp_path / "full.safetensors")
+    export_model(tiny_checkpoint, tmp_path / "half.safetensors", half=True, scale=80)
+    full, half = load_model(tmp_path / "full.safetensors"), load_model(tmp_path / "half.safetensors")
+    assert (tmp_path / "half.safetensors").stat().st_size < 0.6 * (tmp_path / "full.safetensors").stat().st_size
+    assert next(half.parameters()).dtype == torch.float32 and half.config.scale == 80
+    y = torch.rand(2, 1, 32, 32) * 255
+    with torch.no_grad():
+        assert (full(y) - half(y)).abs().max() < 1.0  # CbCr units of -128..128

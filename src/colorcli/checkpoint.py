@@ -279,11 +279,13 @@ def _compare_state(expected: dict[str, Any], got: dict[str, Any]) -> tuple[list[
     return missing, unexpected, mismatched
 
 
-def export_safetensors(model, path: Path, info: dict[str, Any] | None = None) -> None:
+def export_safetensors(model, path: Path, info: dict[str, Any] | None = None, half: bool = False) -> None:
     """Write a model's weights and config as safetensors (weights only, never code).
 
-    info: JSON-able extras kept as metadata (the training config, metrics).
+    info: JSON-able extras kept as metadata (the training config, metrics). half: store
+    floating-point tensors as float16 (half the file; they load back into float32).
     """
+    import torch
     from safetensors.torch import save
 
     path = Path(path)
@@ -291,6 +293,8 @@ def export_safetensors(model, path: Path, info: dict[str, Any] | None = None) ->
         raise UsageError(f"{path}: an exported model is a .safetensors file (colorcli reads the format by suffix)")
     ensure_folder(path.parent, "the output folder")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.dtype == torch.float32 else v for k, v in state.items()}
     meta = {"format": FORMAT, "model_config": json.dumps(model.config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (info or {}).items()})
     data = save(state, metadata=meta)
@@ -300,13 +304,13 @@ def export_safetensors(model, path: Path, info: dict[str, Any] | None = None) ->
         raise ColorcliError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
-def export_model(source: Path, path: Path, overwrite: bool = False, **decode: float) -> None:
+def export_model(source: Path, path: Path, overwrite: bool = False, half: bool = False, **decode: float) -> None:
     """Export a checkpoint (or model) to a weights-only .safetensors file, with new decoding settings.
 
     decode: temperature, prior_correction and confidence (bins head only), saturation,
     tile_saturation, and scale (colorize's default working scale for the model).
     The training config and metrics go along as metadata; the history does not. An
-    existing file is replaced only with ``overwrite``.
+    existing file is replaced only with ``overwrite``; ``half`` stores float16 weights.
     """
     if Path(path).exists() and not overwrite:
         raise UsageError(f"{path}: exists; --overwrite replaces it")
@@ -315,7 +319,7 @@ def export_model(source: Path, path: Path, overwrite: bool = False, **decode: fl
     if bins_only and getattr(model, "bins", None) is None:
         raise UsageError(f"{', '.join(bins_only)}: {source} has no bins head to decode")
     _, _, extras = read_weights(source)
-    export_safetensors(model, path, {k: v for k, v in extras.items() if k != "history"})
+    export_safetensors(model, path, {k: v for k, v in extras.items() if k != "history"}, half=half)
 
 
 def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

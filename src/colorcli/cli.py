@@ -671,6 +671,9 @@ def export(
         float | None, typer.Option(min=0.0, help="Fade colour where the bins posterior is flat (0 = off).")
     ] = None,
     scale: Annotated[int | None, typer.Option(min=8, help="colorize's default working scale for this model.")] = None,
+    half: Annotated[
+        bool, typer.Option("--half", metavar="", help="Store the weights as float16 (half the file size).")
+    ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", metavar="", help="Replace an existing output file.")
     ] = False,
@@ -689,7 +692,8 @@ def export(
             "confidence": confidence,
             "scale": scale,
         }
-        export_model(checkpoint, output, overwrite=overwrite, **{k: v for k, v in decode.items() if v is not None})
+        given = {k: v for k, v in decode.items() if v is not None}
+        export_model(checkpoint, output, overwrite=overwrite, half=half, **given)
         _stderr().print(f"wrote {printable(str(output))}", markup=False)
 
     _run(body, debug)
