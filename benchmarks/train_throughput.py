@@ -91,7 +91,7 @@ def main() -> None:
     config = ModelConfig(width=args.width)
     photo: dict = {}
     if args.photo:
-        config = ModelConfig(width=args.width, tile=64, context=True, loss="psnr", vivid=0.065)
+        config = ModelConfig(width=args.width, depth=4, tile=64, context=True, loss="psnr", vivid=0.065)
         photo = {"scale_min": 64, "scale_max": 112, "mix": args.mix}
     threads = set_cpu_threads(None, Dist())
     data = load_dataset(args.folder, None, train=True, size=photo.get("scale_max", 32))[: args.images]
@@ -111,7 +111,11 @@ def main() -> None:
     real = max(h["images_per_s"] or 0.0 for h in history)  # null for an epoch resumed with no steps left
     floor = bare_step_rate(config, data, args.batch_size, steps=max(10, args.images // args.batch_size // 2))
     usual = usual_way_rate(config, args.folder, args.images, args.batch_size, args.workers)
-    what = f"photo model ({config.tile}x{config.tile} tiles, context)" if args.photo else "default model"
+    what = (
+        f"photo model ({config.tile}x{config.tile} tiles, depth {config.depth}, context)"
+        if args.photo
+        else "default model"
+    )
     print(f"{what} {config.arch} width {config.width}, batch {args.batch_size}, {threads} CPU threads")
     print(f"real training epochs (data pipeline included): {real:7.1f} images/s")
     print(f"bare model step (compute floor):                {floor:7.1f} images/s")

@@ -583,7 +583,7 @@ def test_tiles_scale_and_overlap_come_from_the_model():
 
     model = build_model(ModelConfig(width=4, depth=2, tile=64, scale=80, context=True)).eval()
     tiling = ColorizeOptions().for_model(model)
-    assert (tiling.tile, tiling.overlap, tiling.scale, tiling.tiles_per_call) == (64, 32, 80, 128)
+    assert (tiling.tile, tiling.overlap, tiling.scale, tiling.tiles_per_call) == (64, 32, 80, 16)
     assert ColorizeOptions(scale=50, overlap=8).for_model(model).scale == 50
     gray = Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 200), dtype=np.uint8))
     out = colorize_gray(model, gray, ColorizeOptions())

@@ -18,7 +18,7 @@ EXAMPLE = HERE.parent / "examples" / "chelsea-gray.png"
 PHOTOS = sorted((HERE / "data").glob("*.png"))
 # Mean PSNR gain over the gray copy on the three CC0 photos, each model well below what it scores
 # (measured: see the README's model card), so only a broken model falls under it.
-GAIN_FLOOR_DB = {"photo": 0.5, "cifar10": 1.0}  # cifar10 measured +3.1
+GAIN_FLOOR_DB = {"photo": 1.5, "cifar10": 1.0}  # measured: photo +3.99, cifar10 +3.1
 
 
 def as_tensor(im: Image.Image) -> torch.Tensor:

@@ -30,6 +30,14 @@ FORMAT = "colorcli-checkpoint"
 FORMAT_VERSION = 1
 # The models shipped inside the package, by the name --model takes: file, training data, summary.
 SHIPPED_MODELS: dict[str, dict[str, str]] = {
+    "photo": {
+        "file": "colorcli-unet-photo.safetensors",
+        "data": "photos-train (15,199 real photos: faces, pets, clothing, scenes; mostly non-commercial "
+        "or research-only licences) with CIFAR-10 mixed in",
+        "about": "the U-Net grown to 4 levels with a global-context branch, on 64x64 tiles",
+        "figures": "1,014 validation photos +3.94 dB over the gray copy at 0.69 of the colour; "
+        "38 held-out scene photos +0.38 dB at 0.30",
+    },
     "cifar10": {
         "file": "colorcli-unet-cifar10.safetensors",
         "data": "CIFAR-10 training split (50,000 images of 32x32; research use)",
@@ -37,7 +45,7 @@ SHIPPED_MODELS: dict[str, dict[str, str]] = {
         "figures": "CIFAR-10 colour originals +1.19 dB over the gray copy at 0.64 of the colour",
     },
 }
-DEFAULT_MODEL = "cifar10"
+DEFAULT_MODEL = "photo"
 DEFAULT_MODEL_NAME = SHIPPED_MODELS[DEFAULT_MODEL]["file"]
 
 

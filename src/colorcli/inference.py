@@ -85,7 +85,9 @@ class ColorizeOptions:
     guide_radius: int = 2
     guide_eps: float = 1e-3
     max_pixels: int = DEFAULT_MAX_PIXELS
-    tile_batch: int = 512  # tiles of 32x32 per model call; larger tiles go in proportionally fewer
+    # Tiles of 32x32 per model call (larger tiles go in proportionally fewer): the bins head's
+    # logits are 289 floats per output pixel, so this bounds a call's memory (about 20 MB of logits).
+    tile_batch: int = 64
 
     def for_model(self, model: Any) -> ResolvedOptions:
         """These options with the model's own tile, and its working scale and overlap where None."""
