@@ -340,3 +340,14 @@ def test_resize_images_keeps_uint8_and_flat_colour():
     out = resize_images(rgb, 64)
     assert out.shape == (3, 3, 64, 64) and out.dtype == torch.uint8 and (out == 90).all()
     assert resize_images(rgb, 32) is rgb
+
+
+def test_a_torchvision_that_cannot_be_imported_is_one_line_when_training_crops(monkeypatch):
+    import sys
+
+    from colorcli.data import crop_views
+    from colorcli.errors import ColorcliError
+
+    monkeypatch.setitem(sys.modules, "torchvision.ops", None)  # as if torchvision were built for another torch
+    with pytest.raises(ColorcliError, match="torchvision cannot be imported .*install the torchvision made for"):
+        crop_views(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.tensor([[1.0, 0.0, 0.0]]), 4)

@@ -15,16 +15,28 @@ import urllib.error
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from colorcli.color import luma_u8
-from colorcli.errors import ColorcliError, DataError, UsageError, warn
+from colorcli.errors import ColorcliError, DataError, UsageError, torchvision_unusable, warn
 from colorcli.images import find_images, load_rgb, plugin_note
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 MIRROR_ENV = "COLORCLI_CIFAR_MIRROR"
+
+
+def _torchvision(name: str) -> Any:
+    """A torchvision submodule, or one line saying which torchvision to install (one built for
+    another torch fails on import with anything from ImportError to RuntimeError)."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"torchvision.{name}")
+    except Exception as e:  # noqa: BLE001 - see above
+        raise torchvision_unusable(e) from None
 
 
 def default_data_dir() -> Path:
@@ -237,7 +249,7 @@ def some_names(paths: list[Path], shown: int = 3) -> str:
 
 def _cifar_class(name: str, mirror: str | None) -> type:
     """torchvision's CIFAR class, pointed at a mirror when one is given (same archive and checksums)."""
-    from torchvision import datasets
+    datasets = _torchvision("datasets")
 
     base = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
     mirror = mirror or os.environ.get(MIRROR_ENV)
@@ -355,7 +367,7 @@ def zoom_in(rgb: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
     (roi_align), rounded back to uint8, so the luma is computed from the crop's pixels.
     Images whose crop is the whole image are returned untouched (roi_align would blur them).
     """
-    from torchvision.ops import roi_align
+    roi_align = _torchvision("ops").roi_align
 
     crops = crops.to(rgb.device, torch.float32)
     zoomed = (crops[:, 0] < 1).nonzero().flatten()  # (k,) rows to crop
@@ -392,7 +404,7 @@ def epoch_crops(n: int, seed: int, epoch: int, tile: int, scales: tuple[int, int
 def crop_views(rgb: torch.Tensor, crops: torch.Tensor, size: int) -> torch.Tensor:
     """Each image of a (B, 3, H, W) uint8 batch cut to its crop (B, 3) and resampled to
     (B, 3, size, size) uint8, batched (roi_align, 2x2 samples per output pixel)."""
-    from torchvision.ops import roi_align
+    roi_align = _torchvision("ops").roi_align
 
     crops = crops.to(rgb.device, torch.float32)
     _, _, h, w = rgb.shape
