@@ -900,3 +900,10 @@ def test_a_folder_of_odd_entries_colorizes_the_photos_and_names_each_other_entry
     assert r.exit_code == 1 and len(records) == 24  # every entry named like a photo, once
     by_name = {Path(x["input"]).name: x["status"] for x in records}
     assert [by_name[name] for name in reasons] == ["left out", "failed", "left out", "ok"]
+
+
+def test_train_on_a_folder_without_images_is_a_usage_error_as_for_colorize_and_eval(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = invoke("train", "--dataset", tmp_path / "empty", "--out", tmp_path / "run", "--device", "cpu")
+    assert r.exit_code == 2 and "no images found" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "run").exists()

@@ -47,7 +47,7 @@ def test_unreadable_images_are_skipped_with_a_count(image_folder, capsys):
 
 def test_empty_or_imageless_folder_is_a_clear_error(tmp_path):
     (tmp_path / "notes.txt").write_text("hi")
-    with pytest.raises(DataError, match="no images found"):
+    with pytest.raises(UsageError, match="no images found"):
         load_folder(tmp_path, show_progress=False)
     with pytest.raises(UsageError, match="no such folder"):
         load_folder(tmp_path / "missing", show_progress=False)

@@ -162,7 +162,7 @@ def load_folder(
     paths = find_images(root, needing_plugin=heic)
     if not paths:
         why = plugin_note(heic) if heic else "no files with an image suffix Pillow reads"
-        raise DataError(f"{root}: no images found ({why})")
+        raise UsageError(f"{root}: no images found ({why})")  # named on the command line, as colorize and eval
     if heic:
         warn(f"{root}: {plugin_note(heic)}")
     cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy" if cache_dir is not None else None
