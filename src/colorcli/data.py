@@ -367,20 +367,12 @@ def zoom_in(rgb: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
     (roi_align), rounded back to uint8, so the luma is computed from the crop's pixels.
     Images whose crop is the whole image are returned untouched (roi_align would blur them).
     """
-    roi_align = _torchvision("ops").roi_align
-
     crops = crops.to(rgb.device, torch.float32)
     zoomed = (crops[:, 0] < 1).nonzero().flatten()  # (k,) rows to crop
     if len(zoomed) == 0:
         return rgb
-    _, _, h, w = rgb.shape
-    side = crops[zoomed, 0] * min(h, w)
-    left, top = crops[zoomed, 1] * w, crops[zoomed, 2] * h
-    index = torch.arange(len(zoomed), device=rgb.device, dtype=torch.float32)
-    boxes = torch.stack([index, left, top, left + side, top + side], 1)  # (k, 5): image, x0, y0, x1, y1
-    views = roi_align(rgb[zoomed].float(), boxes, output_size=(h, w), sampling_ratio=2, aligned=True)  # (k, 3, H, W)
     out = rgb.clone()
-    out[zoomed] = views.round_().clamp_(0, 255).to(torch.uint8)
+    out[zoomed] = crop_views(rgb[zoomed], crops[zoomed], rgb.shape[-2:])  # (k, 3, H, W)
     return out
 
 
@@ -401,19 +393,21 @@ def epoch_crops(n: int, seed: int, epoch: int, tile: int, scales: tuple[int, int
     return torch.stack([side, left, top], 1)  # (n, 3)
 
 
-def crop_views(rgb: torch.Tensor, crops: torch.Tensor, size: int) -> torch.Tensor:
-    """Each image of a (B, 3, H, W) uint8 batch cut to its crop (B, 3) and resampled to
-    (B, 3, size, size) uint8, batched (roi_align, 2x2 samples per output pixel)."""
+def crop_views(rgb: torch.Tensor, crops: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Each image of a (B, 3, H, W) uint8 batch cut to its square crop (B, 3) of (side, left,
+    top), fractions of the shorter side, width and height, and resampled to ``size`` (a side,
+    or (height, width)): (B, 3, h, w) uint8, batched (roi_align, 2x2 samples per output pixel)."""
     roi_align = _torchvision("ops").roi_align
 
+    out_hw = (size, size) if isinstance(size, int) else tuple(size)
     crops = crops.to(rgb.device, torch.float32)
     _, _, h, w = rgb.shape
     side = crops[:, 0] * min(h, w)
     left, top = crops[:, 1] * w, crops[:, 2] * h
     index = torch.arange(len(crops), device=rgb.device, dtype=torch.float32)
     boxes = torch.stack([index, left, top, left + side, top + side], 1)  # (B, 5): image, x0, y0, x1, y1
-    views = roi_align(rgb.float(), boxes, output_size=(size, size), sampling_ratio=2, aligned=True)
-    return views.round_().clamp_(0, 255).to(torch.uint8)  # (B, 3, size, size)
+    views = roi_align(rgb.float(), boxes, output_size=out_hw, sampling_ratio=2, aligned=True)
+    return views.round_().clamp_(0, 255).to(torch.uint8)  # (B, 3, h, w)
 
 
 def resize_images(rgb: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tensor:
