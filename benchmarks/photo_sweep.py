@@ -36,13 +36,12 @@ GROUPS = {
 
 
 def load(spec: str, keep_tile_saturation: bool, confidence: float | None):
-    from colorcli.checkpoint import load_model, shipped_model_path
+    from colorcli.checkpoint import load_model, named_model_path
 
     decode = {} if keep_tile_saturation else {"tile_saturation": 1.0}
     if confidence is not None:
         decode["confidence"] = confidence
-    path = shipped_model_path(spec) if spec in ("default", "photo", "cifar10") else Path(spec)
-    return load_model(path, **decode)
+    return load_model(named_model_path(spec), **decode)
 
 
 def group_of(path: Path, root: Path) -> str:

@@ -32,17 +32,15 @@ __all__ = ["__version__", "colorize", "load_model"]
 def load_model(name_or_path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> Colorizer:
     """A model ready to colorize: a shipped model by name ("photo", "cifar10"; None or
     "default": the default), or a checkpoint file (.pt or .safetensors). In eval mode, on ``device``."""
-    from pathlib import Path
-
-    from colorcli.checkpoint import SHIPPED_MODELS, shipped_model_path
     from colorcli.checkpoint import load_model as load_file
+    from colorcli.checkpoint import named_model_path, shipped_model_path
     from colorcli.train import pick_device
 
     spec = "default" if name_or_path is None else name_or_path
-    if isinstance(spec, str) and (spec == "default" or spec in SHIPPED_MODELS or _looks_like_a_name(spec)):
+    if isinstance(spec, str) and _looks_like_a_name(spec):
         path = shipped_model_path(spec)  # an unknown name is refused with the list of names
     else:
-        path = Path(spec)
+        path = named_model_path(spec)
     return load_file(path).to(pick_device(device))
 
 

@@ -401,6 +401,14 @@ def model_source(checkpoint: Path | None, name: str | None, dataset: str | None 
     return shipped_model_path(name or DEFAULT_MODEL)
 
 
+def named_model_path(spec: str | os.PathLike[str]) -> Path:
+    """The file a model argument names: a shipped model by name ("default", "photo",
+    "cifar10"), or else ``spec`` itself as a path (.pt or .safetensors)."""
+    if isinstance(spec, str) and (spec == "default" or spec in SHIPPED_MODELS):
+        return shipped_model_path(spec)
+    return Path(spec)
+
+
 def shipped_model_path(name: str) -> Path:
     """The file of a model shipped inside the installed package (or a source checkout's models/),
     by its name ("default" is the default model)."""

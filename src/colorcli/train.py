@@ -28,6 +28,7 @@ from colorcli.checkpoint import (
     ensure_folder,
     load_checkpoint,
     model_from_state,
+    named_model_path,
     read_weights,
     remove_stale_temps,
     save_checkpoint,
@@ -416,13 +417,6 @@ LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; 
 GROWTH_SETTINGS = ("depth", "context", "tile", "scale")
 
 
-def _init_path(init: str) -> Path:
-    """The weights ``--init`` names: a file, or a shipped model by name ("default", "cifar10", ...)."""
-    from colorcli.checkpoint import SHIPPED_MODELS, shipped_model_path
-
-    return shipped_model_path(init) if init == "default" or init in SHIPPED_MODELS else Path(init)
-
-
 def fine_tune_config(init: str, **given: Any) -> ModelConfig:
     """The config of the model at ``init`` (a file or "default"), with the loss settings given.
 
@@ -433,7 +427,7 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
     if unknown:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in unknown)
         raise UsageError(f"{flags}: a fine-tune (--init) keeps the starting model's architecture and decoding")
-    init_cfg, _, _ = read_weights(_init_path(init))
+    init_cfg, _, _ = read_weights(named_model_path(init))
     return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
 
 
@@ -623,20 +617,21 @@ def grown_model(model_cfg: ModelConfig, state: dict[str, Any], source: Path) -> 
     return model
 
 
-def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device, tile: int) -> torch.Tensor:
-    """The mix dataset's colour images at the tile's size, on the training device: (M, 3, tile, tile)."""
-    mix = _load_once(cfg, d, device, spec=cfg.mix, size=32)  # CIFAR's own size; enlarged below
+def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
+    """The mix dataset's colour images at CIFAR's size, on the training device: (M, 3, 32, 32).
+    Each step enlarges only its own share to the tile (50,000 images kept at 64x64 would be 614 MB)."""
+    mix = _load_once(cfg, d, device, spec=cfg.mix, size=32)
     if cfg.skip_gray:
         mix = mix[~grayscale_images(mix)]
-    return resize_images(mix, tile).to(device)
+    return mix.to(device)
 
 
 class _MixBatches:
     """Each step's share of the mix dataset: an epoch's own shuffle, cycled, per rank, flipped."""
 
-    def __init__(self, data: torch.Tensor, seed: int, epoch: int, per_step: int, d: Dist) -> None:
+    def __init__(self, data: torch.Tensor, seed: int, epoch: int, per_step: int, d: Dist, tile: int) -> None:
         n = len(data)
-        self.data, self.per_step, self.d = data, per_step, d
+        self.data, self.per_step, self.d, self.tile = data, per_step, d, tile
         self.order = epoch_order(n, seed + 1, epoch)
         self.flips = epoch_flips(n, seed + 1, epoch)
 
@@ -645,7 +640,7 @@ class _MixBatches:
         start = (step * self.d.world + self.d.rank) * self.per_step
         pos = torch.arange(start, start + self.per_step) % len(self.order)
         idx = self.order[pos]
-        return flip_where(self.data[idx.to(self.data.device)], self.flips[idx])
+        return flip_where(resize_images(self.data[idx.to(self.data.device)], self.tile), self.flips[idx])
 
 
 def _train(
@@ -667,7 +662,7 @@ def _train(
     if state is None and cfg.init:
         # Architecture, weights, decoding and chrominance prior come from the starting model,
         # the loss settings from model_cfg (fine_tune_config fills in the ones not given).
-        init_cfg, init_state, _ = read_weights(_init_path(cfg.init))
+        init_cfg, init_state, _ = read_weights(named_model_path(cfg.init))
         model_cfg = ModelConfig.from_dict(
             {**init_cfg, **{k: getattr(model_cfg, k) for k in LOSS_SETTINGS + GROWTH_SETTINGS}}
         )
@@ -712,13 +707,13 @@ def _train(
     train_data, val_data = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
     del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
     val_data = resize_images(val_data, tile)  # (V, 3, tile, tile): each whole, at the working scale of one tile
-    mix_data = _mix_images(cfg, d, device, tile) if cfg.mix else None
+    mix_data = _mix_images(cfg, d, device) if cfg.mix else None
 
     torch.manual_seed(cfg.seed)
     if state is not None:
         model = model_from_state(state["model_config"], state["model"], resume).train()
     elif init_state is not None:
-        model = grown_model(model_cfg, init_state, _init_path(cfg.init)).train()
+        model = grown_model(model_cfg, init_state, named_model_path(cfg.init)).train()
     else:
         model = build_model(model_cfg)
         counts = class_prior_counts(model, train_data.cpu())
@@ -806,7 +801,7 @@ def _train(
             flips = epoch_flips(len(train_data), cfg.seed, epoch)
             zooms = epoch_zooms(len(train_data), cfg.seed, epoch, cfg.zoom, cfg.zoom_min) if cfg.zoom > 0 else None
             crops = epoch_crops(len(train_data), cfg.seed, epoch, tile, cfg.scales) if cfg.scales else None
-            mixed = _MixBatches(mix_data, cfg.seed, epoch, local_mix, d) if mix_data is not None else None
+            mixed = _MixBatches(mix_data, cfg.seed, epoch, local_mix, d, tile) if mix_data is not None else None
             for idx in iter_batches(order, local_main, start=step):
                 rgb_u8 = flip_where(train_data[idx.to(device)], flips[idx])
                 if zooms is not None:
