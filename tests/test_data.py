@@ -351,3 +351,25 @@ def test_a_torchvision_that_cannot_be_imported_is_one_line_when_training_crops(m
     monkeypatch.setitem(sys.modules, "torchvision.ops", None)  # as if torchvision were built for another torch
     with pytest.raises(ColorcliError, match="torchvision cannot be imported .*install the torchvision made for"):
         crop_views(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.tensor([[1.0, 0.0, 0.0]]), 4)
+
+
+def test_balanced_sources_weigh_each_image_by_its_subfolders_size(tmp_path):
+    from colorcli.data import epoch_draws, source_weights
+
+    root = tmp_path / "photos"
+    for sub, n in (("faces", 6), ("scenes", 2)):
+        (root / sub).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (8, 8), (i * 30, 0, 0)).save(root / sub / f"{i}.png")
+    Image.new("RGB", (8, 8)).save(root / "loose.png")
+    weights, sizes = source_weights(str(root), 9, balance=1.0)
+    assert sizes == {"faces": 6, "scenes": 2, ".": 1}
+    # In sorted order (faces/, loose.png, scenes/), each source draws alike: 6 x 1/6 = 1 x 1 = 2 x 1/2.
+    assert torch.allclose(weights, torch.tensor([1 / 6] * 6 + [1.0] + [1 / 2] * 2, dtype=torch.float64))
+    half, _ = source_weights(str(root), 9, balance=0.5)
+    assert half[0] == pytest.approx(6**-0.5)
+    assert source_weights(str(root), 9, balance=0.0) is None and source_weights("cifar10", 9, 1.0) is None
+    draws = epoch_draws(weights, seed=0, epoch=0)
+    assert draws.shape == (9,) and torch.equal(draws, epoch_draws(weights, seed=0, epoch=0))
+    many = torch.cat([epoch_draws(weights, 0, e) for e in range(300)])
+    assert 0.25 < (many == 6).float().mean() < 0.42  # the lone file: a third of draws, not a ninth

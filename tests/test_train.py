@@ -11,7 +11,7 @@ from colorcli.checkpoint import load_checkpoint, load_model, save_checkpoint
 from colorcli.errors import TrainingError, UsageError
 from colorcli.model import ModelConfig, UNet
 from colorcli.train import Interrupted, TrainConfig, fine_tune_config, train
-from helpers import StopAfter
+from helpers import StopAfter, colour_image
 
 TINY = ModelConfig(width=4, depth=2)
 
@@ -323,3 +323,17 @@ def test_resume_removes_the_temporary_files_a_killed_save_left(image_folder, tmp
         os.utime(path, (path.stat().st_atime - 600, path.stat().st_mtime - 600))
     train(config(image_folder, run, epochs=1), TINY, resume=run / "last.pt")  # finished: writes nothing
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "history.json", "last.pt"]
+
+
+def test_balance_draws_subfolders_evenly_and_is_kept_with_the_run(image_folder, tmp_path, capsys):
+    from rich.console import Console
+
+    extra = image_folder / "c"
+    extra.mkdir()
+    colour_image(40, 40, seed=99).save(extra / "only.png")
+    cfg = config(image_folder, tmp_path / "bal", epochs=1, balance=1.0)
+    train(cfg, TINY, console=Console(stderr=True, highlight=False))
+    assert "balancing 3 sources (--balance 1)" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "bal" / "last.pt")["train_config"]["balance"] == 1.0
+    with pytest.raises(UsageError, match="balance 2"):
+        train(config(image_folder, tmp_path / "bad", epochs=1, balance=2.0), TINY)

@@ -329,6 +329,14 @@ def train(
         str | None, typer.Option(help="A second dataset (cifar10, cifar100 or a folder) mixed into every batch.")
     ] = None,
     mix_share: Annotated[float, typer.Option(min=0.0, max=0.95, help="Share of every batch drawn from --mix.")] = 0.5,
+    balance: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Draw a folder's subfolders more evenly: 0 every image equally often, 1 every subfolder.",
+        ),
+    ] = 0.0,
     schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule.")] = Schedule.onecycle,
     compile: Annotated[
         bool, typer.Option("--compile", metavar="", help="Compile the model with torch.compile.")
@@ -408,6 +416,7 @@ def train(
             scale_max=scale_max,
             mix=mix if mix is None or mix in CIFAR_NAMES else str(Path(mix).resolve()),
             mix_share=mix_share,
+            balance=balance,
         )
         try:
             with _sigterm_interrupts():  # also while decoding or downloading, before training's own handler

@@ -330,6 +330,38 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
+def source_weights(spec: str, count: int, balance: float) -> tuple[torch.Tensor, dict[str, int]] | None:
+    """How often each of a folder dataset's first ``count`` images is drawn: ((count,) float
+    weights, images per source), or None where nothing is balanced (CIFAR, balance 0, one source).
+
+    An image's source is its top-level subfolder (files directly in the folder are one more
+    source). Each image weighs n ** -balance, n its source's size: 0 draws every image
+    equally often, 1 every source, 0.5 between (a source's share grows as sqrt(n)). Images
+    are matched to files by their sorted position; an unreadable file that decoding skipped
+    moves the boundary after it by one image, which matters little to a sampling weight.
+    """
+    if balance <= 0 or spec in CIFAR_NAMES:
+        return None
+    root = Path(spec)
+    names = [p.relative_to(root).parts for p in find_images(root)[:count]]
+    sources = [parts[0] if len(parts) > 1 else "." for parts in names]
+    sources += [sources[-1]] * (count - len(sources))  # files gone since decoding: rare, and harmless
+    sizes: dict[str, int] = {}
+    for s in sources:
+        sizes[s] = sizes.get(s, 0) + 1
+    if len(sizes) < 2:
+        return None
+    weights = torch.tensor([sizes[s] ** -balance for s in sources], dtype=torch.float64)  # (count,)
+    return weights, sizes
+
+
+def epoch_draws(weights: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
+    """Epoch ``epoch``'s order when sources are balanced: len(weights) indices drawn with
+    replacement in proportion to ``weights``, deterministic like ``epoch_order``."""
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.multinomial(weights.float(), len(weights), replacement=True, generator=g)
+
+
 def epoch_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
     """Which of the n training images are mirrored this epoch: (n,) bool.
 

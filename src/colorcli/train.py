@@ -41,6 +41,7 @@ from colorcli.data import (
     changed_files,
     crop_views,
     epoch_crops,
+    epoch_draws,
     epoch_flips,
     epoch_order,
     epoch_zooms,
@@ -51,6 +52,7 @@ from colorcli.data import (
     load_dataset,
     make_pair,
     resize_images,
+    source_weights,
     split_indices,
     zoom_in,
 )
@@ -85,6 +87,9 @@ class TrainConfig:
     mix: a second dataset (cifar10, cifar100 or a folder) of which ``mix_share`` of every
     batch is drawn, whole images brought to the tile's size; it is only trained on (the
     validation split and the run's identity are the main dataset's).
+    balance: draw a folder's subfolders (its sources) more evenly than their sizes: each
+    image weighs n ** -balance, n its subfolder's size (0: every image equally often, 1:
+    every subfolder); an epoch draws as many images as before, with replacement.
     """
 
     dataset: str = "cifar10"
@@ -110,6 +115,7 @@ class TrainConfig:
     scale_max: int | None = None
     mix: str | None = None
     mix_share: float = 0.5
+    balance: float = 0.0
 
     @property
     def scales(self) -> tuple[int, int] | None:
@@ -617,6 +623,23 @@ def grown_model(model_cfg: ModelConfig, state: dict[str, Any], source: Path) -> 
     return model
 
 
+def _balanced_weights(cfg: TrainConfig, n_images: int, train_idx: torch.Tensor, say) -> torch.Tensor | None:
+    """The training split's draw weights under ``cfg.balance`` (None: every image once per
+    epoch, in a shuffled order), and a line saying what the largest sources become."""
+    found = source_weights(cfg.dataset, n_images, cfg.balance)
+    if found is None:
+        return None
+    weights, sizes = found
+    train_weights = weights[train_idx]  # (T,)
+    total = float(train_weights.sum())
+    shares = {s: n * n**-cfg.balance for s, n in sizes.items()}  # over all images: close enough for a note
+    whole = sum(shares.values())
+    top = sorted(sizes, key=lambda s: -sizes[s])[:3]
+    said = ", ".join(f"{s} {sizes[s] / n_images:.0%} -> {shares[s] / whole:.0%}" for s in top)
+    say(f"balancing {len(sizes)} sources (--balance {cfg.balance:g}): {said} of draws")
+    return train_weights / total
+
+
 def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
     """The mix dataset's colour images at CIFAR's size, on the training device: (M, 3, 32, 32).
     Each step enlarges only its own share to the tile (50,000 images kept at 64x64 would be 614 MB)."""
@@ -672,6 +695,8 @@ def _train(
         raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
     if not (0 <= cfg.zoom <= 1 and 0 < cfg.zoom_min <= 1):
         raise UsageError(f"zoom {cfg.zoom} and zoom_min {cfg.zoom_min}: need 0 <= zoom <= 1 and 0 < zoom_min <= 1")
+    if not 0 <= cfg.balance <= 1:
+        raise UsageError(f"balance {cfg.balance}: need 0 <= balance <= 1")
 
     def say(text: str, **style: Any) -> None:  # paths may hold [brackets]: never read as markup
         if console is not None and d.main:
@@ -708,6 +733,7 @@ def _train(
     del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
     val_data = resize_images(val_data, tile)  # (V, 3, tile, tile): each whole, at the working scale of one tile
     mix_data = _mix_images(cfg, d, device) if cfg.mix else None
+    draw_weights = _balanced_weights(cfg, n_images, train_idx, say)
 
     torch.manual_seed(cfg.seed)
     if state is not None:
@@ -786,7 +812,11 @@ def _train(
     with StopFlag() as stop, _progress(console if d.main else None) as progress:
         while epoch < cfg.epochs:
             # Every rank takes the same number of batches: a disjoint share of the epoch's full batches.
-            order = epoch_order(len(train_data), cfg.seed, epoch)[: steps_per_epoch * local_main * d.world]
+            if draw_weights is not None:
+                order = epoch_draws(draw_weights, cfg.seed, epoch)
+            else:
+                order = epoch_order(len(train_data), cfg.seed, epoch)
+            order = order[: steps_per_epoch * local_main * d.world]
             order = order[d.rank :: d.world]
             task = progress.add_task(
                 f"epoch {epoch + 1}/{cfg.epochs}",
