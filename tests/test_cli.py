@@ -832,7 +832,7 @@ def test_a_rerun_removes_the_temporary_file_a_killed_batch_left(tmp_path, tiny_c
     left = tmp_path / "out" / ".a.png.k3j4l5m6.tmp"  # kill -9 while a.png was being written
     left.write_bytes(b"\x89PNG half")
     left.chmod(0o600)
-    os.utime(left, (left.stat().st_atime - 600, left.stat().st_mtime - 600))
+    os.utime(left, (left.stat().st_atime - 86_400, left.stat().st_mtime - 86_400))  # before this process began
     r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint)
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
@@ -875,7 +875,7 @@ def test_a_folder_of_odd_entries_colorizes_the_photos_and_names_each_other_entry
     stale = out / ".p00.png.k3j4l5m6.tmp"
     stale.write_bytes(b"\x89PNG half")
     stale.chmod(0o600)
-    os.utime(stale, (stale.stat().st_atime - 600, stale.stat().st_mtime - 600))
+    os.utime(stale, (stale.stat().st_atime - 86_400, stale.stat().st_mtime - 86_400))  # before this process began
 
     r = invoke("colorize", photos, "-o", out, "--checkpoint", tiny_checkpoint)
     assert r.exit_code == 1, r.output

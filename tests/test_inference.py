@@ -718,7 +718,7 @@ def test_a_result_is_never_named_like_a_folder_of_results(tmp_path):
 
 
 def test_long_names_that_fit_are_written(tmp_path, tiny_model):
-    from colorcli.checkpoint import atomic_write
+    from colorcli.files import atomic_write
 
     name = "a" * 251 + ".png"  # 255 bytes: the longest a name can be
     atomic_write(tmp_path / name, lambda f: f.write(b"x"))

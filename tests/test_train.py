@@ -320,7 +320,7 @@ def test_resume_removes_the_temporary_files_a_killed_save_left(image_folder, tmp
     for path in left:
         path.write_bytes(b"half a file")
         path.chmod(0o600)  # as mkstemp makes it
-        os.utime(path, (path.stat().st_atime - 600, path.stat().st_mtime - 600))
+        os.utime(path, (path.stat().st_atime - 86_400, path.stat().st_mtime - 86_400))  # before this process began
     train(config(image_folder, run, epochs=1), TINY, resume=run / "last.pt")  # finished: writes nothing
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "history.json", "last.pt"]
 

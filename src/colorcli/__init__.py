@@ -33,8 +33,7 @@ def load_model(name_or_path: str | os.PathLike[str] | None = None, *, device: st
     """A model ready to colorize: a shipped model by name ("photo", "cifar10"; None or
     "default": the default), or a checkpoint file (.pt or .safetensors). In eval mode, on ``device``."""
     from colorcli.checkpoint import load_model as load_file
-    from colorcli.checkpoint import named_model_path, shipped_model_path
-    from colorcli.train import pick_device
+    from colorcli.checkpoint import named_model_path, pick_device, shipped_model_path
 
     spec = "default" if name_or_path is None else name_or_path
     if isinstance(spec, str) and _looks_like_a_name(spec):

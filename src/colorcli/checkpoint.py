@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, safe loading, and models rebuilt from their own config.
+"""Checkpoints: safe loading, models rebuilt from their own config, and the device they run on.
 
 A ``.pt`` checkpoint is a dict of plain data (tensors, numbers, strings) loaded
 with ``torch.load(weights_only=True)``, which refuses any pickled code. A
@@ -8,23 +8,19 @@ that is the format of the default model shipped in the package.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import pickle
 import pickletools
 import re
-import stat
-import tempfile
-import time
 import warnings
 import zipfile
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from colorcli.errors import CheckpointError, ColorcliError, NoSuchCheckpoint, UsageError, first_line
+from colorcli.files import atomic_write, ensure_folder
 
 FORMAT = "colorcli-checkpoint"
 FORMAT_VERSION = 1
@@ -47,122 +43,6 @@ SHIPPED_MODELS: dict[str, dict[str, str]] = {
 }
 DEFAULT_MODEL = "photo"
 DEFAULT_MODEL_NAME = SHIPPED_MODELS[DEFAULT_MODEL]["file"]
-
-
-# The temporary files atomic_write makes: "." + the target's name (at most 100 bytes of it) +
-# "." + mkstemp's 8 random characters + ".tmp". Only names of this form are ever swept away.
-_TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp", re.DOTALL)
-_STARTED = time.time()  # a temporary file older than this process is no write of its own
-_swept: set[str] = set()  # folders this process has cleared of stale temporary files
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write a file through a temporary file in the same folder, then rename it into place.
-
-    A crash at any moment leaves either the old file or the complete new one, and
-    at worst a temporary file, which the next colorcli to write into that folder
-    removes (``remove_stale_temps``).
-    """
-    path = Path(path)
-    folder = os.path.abspath(path.parent)
-    if folder not in _swept:
-        _swept.add(folder)
-        remove_stale_temps(path.parent)
-    # The temporary name adds about 14 bytes; a prefix of at most 100 bytes keeps it within
-    # the file system's 255-byte limit for any name that fits itself (cut by bytes: "写" is 3).
-    prefix = os.fsdecode(os.fsencode(path.name)[:100])
-    fd, tmp = tempfile.mkstemp(prefix=f".{prefix}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _lock(f.fileno(), exclusive=True)  # held while writing: another colorcli's sweep leaves the file be
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temps(folder: Path, before: float | None = None) -> list[Path]:
-    """Remove the temporary files an earlier colorcli left in ``folder`` when it was killed
-    mid-write (kill -9, a power cut); the removed paths.
-
-    Only regular files named as atomic_write names them, with mkstemp's mode 0600,
-    owned by this user, last written before ``before`` (default: when this process
-    started) and not locked by a writer still at work are removed; anything else,
-    and any error, is left alone.
-    """
-    before = _STARTED if before is None else before
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed  # not there yet, or not ours to look into
-    for entry in entries:
-        if not _TEMP_NAME.fullmatch(entry.name):
-            continue
-        try:
-            info = entry.stat(follow_symlinks=False)
-            if not stat.S_ISREG(info.st_mode) or info.st_mtime >= before:
-                continue
-            # mkstemp's 0600 stays until the rename: a file given other permissions is someone else's
-            if os.name == "posix" and (stat.S_IMODE(info.st_mode) != 0o600 or info.st_uid != os.getuid()):
-                continue
-            if _in_use(entry.path):
-                continue
-            os.unlink(entry.path)
-        except OSError:
-            continue
-        removed.append(Path(entry.path))
-    return removed
-
-
-def _lock(fd: int, exclusive: bool) -> bool:
-    """Try, without waiting, to lock ``fd``: exclusively for the writer of a temporary file, shared
-    for a sweep that asks whether its writer is still at work. Whether the lock was free; where
-    the platform or file system has no such locks, it counts as free."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: the age of the file is all there is to go by
-        return True
-    try:
-        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-    except OSError as e:
-        return e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
-    return True
-
-
-def _in_use(path: str) -> bool:
-    """Whether a writer holds the lock atomic_write takes on its temporary file."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    try:
-        return not _lock(fd, exclusive=False)
-    finally:
-        os.close(fd)
-
-
-def ensure_folder(folder: Path, what: str = "output folder") -> None:
-    """Create ``folder`` (and its parents) and check it is writable, or raise a usage error.
-
-    what names the folder in the message ("output folder", "the run folder").
-    """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{folder}: cannot create {what} ({e.strerror or e})") from None
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"{folder}: {what} is not writable")
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()  # read once: os.umask can only be read by setting it
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -362,6 +242,25 @@ def load_model(path: Path | None = None, **decode: float):  # -> Colorizer
     """
     config, state, _ = read_weights(path)
     return model_from_state({**config, **decode}, state, path or default_model_path())
+
+
+def pick_device(name: str):  # -> torch.device
+    """auto -> cuda, then mps, then cpu; an explicit device that is missing is a usage error."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps: no MPS device is available")
+    if name not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
+    return torch.device(name)
 
 
 def default_model_path() -> Path:

@@ -59,9 +59,9 @@ T = TypeVar("T")
 
 
 def _stderr():
-    from rich.console import Console
+    from colorcli.console import stderr_console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return stderr_console()
 
 
 def _from_command_line(ctx: typer.Context, name: str) -> bool:
@@ -489,7 +489,7 @@ def evaluate(
 
         import torch
 
-        from colorcli.checkpoint import load_model, model_source
+        from colorcli.checkpoint import load_model, model_source, pick_device
         from colorcli.data import CIFAR_NAMES, load_dataset
         from colorcli.errors import UsageError, warn
         from colorcli.evaluate import (
@@ -503,7 +503,6 @@ def evaluate(
         )
         from colorcli.images import find_images, plugin_note
         from colorcli.inference import ColorizeOptions, check_output_file
-        from colorcli.train import pick_device
 
         if grid is not None:
             check_output_file(grid, ".png")
@@ -787,8 +786,7 @@ def colorize(
             for note in notes:
                 _stderr().print(f"note: {printable(note)}", markup=False)
             check_output_folders(jobs, out)
-        from colorcli.checkpoint import load_model, model_source
-        from colorcli.train import pick_device
+        from colorcli.checkpoint import load_model, model_source, pick_device
 
         model = load_model(model_source(checkpoint, model_name)).to(pick_device(device))
         given = {"scale": scale, "max_pixels": max_pixels}

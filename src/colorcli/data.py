@@ -191,20 +191,22 @@ def _read_cache(cache: Path, limit: int | None) -> np.ndarray | None:
 def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, show_progress: bool) -> np.ndarray:
     """Decode the files in order until ``limit`` (or all) are read: (N, size, size, 3) uint8.
     Unreadable ones are skipped with one warning line; none readable is a DataError."""
-    from rich.console import Console
-    from rich.progress import track
+    from colorcli.console import progress_bar, stderr_console
 
     arrays: list[np.ndarray] = []
     bad: list[tuple[Path, str]] = []
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    bar = {"disable": not (show_progress and err.is_terminal), "transient": True, "console": err}  # none in logs
-    for p in track(paths, description=f"decoding {root.name}", **bar):
-        if limit and len(arrays) == limit:
-            break
-        try:
-            arrays.append(_decode_fit(p, size))
-        except ColorcliError as e:
-            bad.append((p, str(e)))
+    err = stderr_console()
+    bar = progress_bar(
+        err, f"decoding {root.name}", "", disable=not (show_progress and err.is_terminal), transient=True
+    )
+    with bar:  # none in logs
+        for p in bar.track(paths):
+            if limit and len(arrays) == limit:
+                break
+            try:
+                arrays.append(_decode_fit(p, size))
+            except ColorcliError as e:
+                bad.append((p, str(e)))
     if bad:
         warn(skipped_warning(bad, root))
     if not arrays:
@@ -215,7 +217,7 @@ def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, s
 def _write_cache(cache: Path, stack: np.ndarray) -> None:
     """Save a folder's decoded images and prune stale caches; a cache that cannot be written
     only costs time, so that is a warning."""
-    from colorcli.checkpoint import atomic_write
+    from colorcli.files import atomic_write
 
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -80,11 +80,9 @@ def printable(text: str) -> str:
 def warn(text: str) -> None:
     """Print one warning line on stderr: ``warning:`` and ``text`` made printable, never read
     as markup (file names may hold brackets)."""
-    from rich.console import Console
+    from colorcli.console import stderr_console
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"warning: {printable(text)}", style="yellow", markup=False
-    )
+    stderr_console().print(f"warning: {printable(text)}", style="yellow", markup=False)
 
 
 def torchvision_unusable(e: BaseException) -> ColorcliError:

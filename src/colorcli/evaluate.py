@@ -200,7 +200,7 @@ def save_photo_grid(model, paths: list[Path], path: Path, options, height: int =
     resolution and shown `height` pixels tall: gray | colorized | original."""
     from PIL import Image
 
-    from colorcli.checkpoint import atomic_write
+    from colorcli.files import atomic_write
     from colorcli.inference import colorize_gray
 
     rows = []
@@ -232,7 +232,7 @@ def save_grid(model, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 
     except Exception as e:  # noqa: BLE001 - a torchvision built for another torch fails with RuntimeError, OSError, ...
         raise torchvision_unusable(e) from None
 
-    from colorcli.checkpoint import atomic_write
+    from colorcli.files import atomic_write
 
     rgb = data[:rows]
     g, p = colorize_batch(model, rgb)

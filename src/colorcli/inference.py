@@ -525,7 +525,7 @@ def output_format(path: Path) -> tuple[str, bool]:
 
 def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     """Write the colorized image atomically, keeping alpha, ICC profile and EXIF where the format can."""
-    from colorcli.checkpoint import atomic_write
+    from colorcli.files import atomic_write
 
     fmt, keeps_alpha = output_format(path)
     out = rgb
@@ -913,7 +913,7 @@ def check_output_file(path: Path, suffix: str) -> None:
     """Fail before any work when an output file has the wrong suffix or its folder cannot be made."""
     if path.suffix.lower() != suffix:
         raise UsageError(f"{path}: must be a {suffix} file")
-    from colorcli.checkpoint import ensure_folder
+    from colorcli.files import ensure_folder
 
     ensure_folder(path.parent)
 
@@ -964,18 +964,15 @@ def run_jobs(
     """
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from colorcli.console import progress_bar
 
     report = BatchReport()
     tiling = options.for_model(model)
     inputs = {_resolved(j.src) for j in jobs if j.error is None}
-    progress = Progress(
-        TextColumn("colorizing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[ips]:.1f} img/s"),
-        TimeElapsedColumn(),
-        console=err_console,
+    progress = progress_bar(
+        err_console,
+        "colorizing",
+        "{task.fields[ips]:.1f} img/s",
         # Logs (not a terminal) get the summary line only; a bar there would be printed once, at the end.
         disable=as_json or err_console is None or len(jobs) < 2 or not err_console.is_terminal,
     )

@@ -24,16 +24,15 @@ import torch
 import torch.distributed as dist
 
 from colorcli.checkpoint import (
-    atomic_write,
-    ensure_folder,
     load_checkpoint,
     model_from_state,
     named_model_path,
+    pick_device,
     read_weights,
-    remove_stale_temps,
     save_checkpoint,
 )
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
+from colorcli.console import progress_bar
 from colorcli.data import (
     CIFAR_NAMES,
     _not_a_dataset,
@@ -58,6 +57,7 @@ from colorcli.data import (
 )
 from colorcli.errors import MainProcessFailed, TrainingError, UsageError, printable
 from colorcli.evaluate import model_colour_share, undertrained_hint
+from colorcli.files import atomic_write, ensure_folder, remove_stale_temps
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
 
@@ -138,23 +138,6 @@ class Dist:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def pick_device(name: str) -> torch.device:
-    """auto -> cuda, then mps, then cpu; an explicit device that is missing is a usage error."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: no MPS device is available")
-    if name not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"unknown device {name!r}; choose auto, cpu, cuda or mps")
-    return torch.device(name)
 
 
 def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
@@ -397,15 +380,10 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
 
 
 def _progress(console):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[ips]:.0f} img/s"),
-        TimeElapsedColumn(),
-        console=console,
+    return progress_bar(
+        console,
+        "[bold]{task.description}",
+        "loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[ips]:.0f} img/s",
         # Logs (not a terminal) get one line per epoch instead; a bar there is printed again at the end.
         disable=console is None or not console.is_terminal,
     )
