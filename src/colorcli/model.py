@@ -28,17 +28,49 @@ HEAD_LOSSES = {"bins": ("ce", "psnr"), "regress": (*REGRESSION_LOSSES, "psnr")}
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """How a model's output becomes colour, apart from what the model is (its architecture).
+
+    temperature (0.01..1; bins head): the annealed mean's temperature, 1 the posterior
+    mean, towards 0 its mode. prior_correction (0..1; bins head): how much of the class
+    rebalancing prior is divided out again (1 all, 0 none). confidence (0 or more; bins
+    head): fade each pixel's chrominance by (1 - H / log K) ** confidence, H the entropy of
+    its decoded class distribution over K bins (0: off). saturation (0 or more): factor on
+    every prediction's chrominance. tile_saturation (0 or more): a further factor for photos
+    cut into more than one tile (a tile shows part of a scene, so the model colours it less
+    surely than a whole image); applied by the tiling code, not by the model.
+
+    Checkpoints store these among the ``ModelConfig`` fields (every file written so far
+    does), so the config keeps them as its stored form; ``ModelConfig.decoding`` reads them
+    out as one value, which the model's decoding and the tiling code use.
+    """
+
+    temperature: float = 1.0
+    prior_correction: float = 1.0
+    confidence: float = 0.0
+    saturation: float = 1.0
+    tile_saturation: float = 1.0
+
+    def tile_factor(self, tiles: int) -> float:
+        """The chrominance factor for a photo cut into ``tiles`` tiles: ``tile_saturation``, except for
+        one tile, which shows the whole picture as in training."""
+        return 1.0 if tiles <= 1 else float(self.tile_saturation)
+
+
+DECODING_FIELDS = tuple(f.name for f in fields(Decoding))
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a model; stored in every checkpoint.
 
     width: channels of the first U-Net level (doubles per level); depth: number of
     2x downsamplings. head "bins" classifies CbCr over a grid of ``bin_spacing``
     units (Zhang et al. 2016) with class rebalancing ``rebalance`` (Zhang's lambda: 0 = weights 1/p,
-    1 = no rebalancing); "regress" predicts CbCr directly with ``loss``. Decoding of bins:
-    annealed mean at ``temperature`` (1 = mean, ->0 = mode) of the class posterior
-    with the rebalancing prior divided out to the power ``prior_correction``
-    (1 = full posterior, 0 = the rebalanced distribution as trained).
-    ``saturation`` scales the predicted chrominance of every head. ``head_scale``
+    1 = no rebalancing); "regress" predicts CbCr directly with ``loss``. ``temperature``,
+    ``prior_correction``, ``confidence``, ``saturation`` and ``tile_saturation`` are the stored
+    form of the model's :class:`Decoding` (read them as ``config.decoding``): how its output
+    becomes colour, not what the model is. ``head_scale``
     2 predicts chrominance at half resolution and upsamples it bilinearly, as JPEG's
     4:2:0 subsampling stores it (and so do the CIFAR JPEGs it trains on); 1 predicts
     at full resolution. ``norm`` "batch" or "group" (GroupNorm does not depend on
@@ -48,9 +80,6 @@ class ModelConfig:
     ``loss`` "psnr" (either head) trains on the decoded 8-bit-scale RGB exactly as it is
     shipped: mean per-image PSNR, plus ``vivid`` dB of reward per unit of the output's
     colorfulness (see :func:`psnr_objective`).
-    ``tile_saturation`` is an extra chrominance factor for photos colorized through
-    several 32x32 tiles (colorize, eval --full-res): a tile shows only part of a scene, so
-    the model colours it less surely than a whole image; measured per model, set at export.
     ``tile``: the side, in pixels, of the square inputs the model is trained on and that
     colorize cuts photos into (32 for CIFAR models, larger for photo models: more of the
     scene in view). ``context``: a global-context branch (Iizuka, Simo-Serra and Ishikawa
@@ -58,9 +87,6 @@ class ModelConfig:
     MLP and added back at every position, so each pixel's colour can depend on the scene.
     ``scale``: the working scale colorize uses by default for this model (the photo's
     shorter side, in pixels, before it is cut into tiles).
-    ``confidence`` (bins head): fade each pixel's chrominance by how sure the model is of
-    it, a factor (1 - H / log K) ** confidence where H is the entropy of the decoded class
-    distribution over K bins (0: off; a flat posterior, the model unsure, gives no colour).
     """
 
     arch: str = "unet"
@@ -70,18 +96,23 @@ class ModelConfig:
     loss: str = "ce"
     bin_spacing: float = 16.0
     rebalance: float = 0.5
-    temperature: float = 1.0
-    prior_correction: float = 1.0
-    saturation: float = 1.0
+    temperature: float = Decoding.temperature
+    prior_correction: float = Decoding.prior_correction
+    saturation: float = Decoding.saturation
     head_scale: int = 2
     norm: str = "batch"
     aux_logmse: float = 0.0
     vivid: float = 0.0
-    tile_saturation: float = 1.0
+    tile_saturation: float = Decoding.tile_saturation
     tile: int = 32
     context: bool = False
     scale: int = 96
-    confidence: float = 0.0
+    confidence: float = Decoding.confidence
+
+    @property
+    def decoding(self) -> Decoding:
+        """The decoding settings stored in this config, as one value."""
+        return Decoding(**{name: getattr(self, name) for name in DECODING_FIELDS})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +137,7 @@ class Colorizer(nn.Module):
 
     def chroma(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """CbCr (B, 2, H, W) in -128..128 from the head's raw output, as forward returns it."""
-        return self.decode(raw, y) * self.config.saturation
+        return self.decode(raw, y) * self.config.decoding.saturation
 
     def body(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -254,8 +285,8 @@ class UNet(Colorizer):
 
     def decode(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.bins is not None:
-            cfg = self.config
-            cbcr = self.bins.decode(raw, cfg.temperature, cfg.prior_correction, cfg.confidence)
+            d = self.config.decoding
+            cbcr = self.bins.decode(raw, d.temperature, d.prior_correction, d.confidence)
         else:
             cbcr = torch.tanh(raw.float()) * 128.0  # bounded to the CbCr range
         if cbcr.shape[-2:] != y.shape[-2:]:
