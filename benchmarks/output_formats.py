@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image
 
 from colorcli.checkpoint import load_model
-from colorcli.inference import OUTPUT_FORMATS, ColorizeOptions, colorize_gray, load_image, save_result
+from colorcli.images import OUTPUT_FORMATS, load_image, save_result
+from colorcli.tiling import ColorizeOptions, colorize_gray
 
 
 def main() -> None:

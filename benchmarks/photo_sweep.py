@@ -24,8 +24,8 @@ import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8
 from colorcli.images import find_images, load_rgb
-from colorcli.inference import ColorizeOptions, _full_resolution, _working_gray, predict_chroma
 from colorcli.metrics import colorfulness, psnr_per_image
+from colorcli.tiling import ColorizeOptions, full_resolution, predict_chroma, working_gray
 
 GROUPS = {
     "scenes": {"camvid", "coco", "dpst", "imnet", "lomiri", "plasma", "urban100"},
@@ -98,12 +98,12 @@ def main() -> None:
                 g = group_of(path, args.photos)
                 truth = to_tensor(rgb)
                 gray_im = rgb.convert("L")
-                working = _working_gray(gray_im, shown)
+                working = working_gray(gray_im, shown)
                 chroma = predict_chroma(model, working, options)  # (2, h, w)
                 gray_psnr = psnr_per_image(gray_to_rgb_u8(luma_u8(truth)), truth).item()
                 truth_cf = colorfulness(truth).item()
                 for s in sats:
-                    pred = to_tensor(_full_resolution(gray_im, working, chroma * s, options))
+                    pred = to_tensor(full_resolution(gray_im, working, chroma * s, options))
                     gain[s][g].append(psnr_per_image(pred, truth).item() - gray_psnr)
                     col[s][g].append((colorfulness(pred).item(), truth_cf))
             seconds = time.perf_counter() - t0

@@ -23,8 +23,8 @@ from PIL import Image, ImageDraw
 from colorcli.checkpoint import load_model
 from colorcli.evaluate import evaluate_photos
 from colorcli.images import find_images
-from colorcli.inference import ColorizeOptions, colorize_gray
 from colorcli.metrics import share_or_nan
+from colorcli.tiling import ColorizeOptions, colorize_gray
 
 
 def main() -> None:

@@ -39,9 +39,9 @@ from colorcli.data import (
 )
 from colorcli.evaluate import evaluate_photos, evaluate_tensor
 from colorcli.images import find_images
-from colorcli.inference import ColorizeOptions
 from colorcli.metrics import share_or_nan
 from colorcli.model import Colorizer
+from colorcli.tiling import ColorizeOptions
 
 
 def parse_zoom(text: str) -> tuple[float, float]:

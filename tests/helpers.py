@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -70,3 +72,24 @@ class StopAfter:
                 return outer.checks >= outer.n
 
         return Flag()
+
+
+def luma(path_or_image) -> np.ndarray:
+    im = Image.open(path_or_image) if isinstance(path_or_image, Path) else path_or_image
+    return np.asarray(im.convert("RGB").convert("L"), dtype=np.int16)
+
+
+def mode_image(mode: str, w: int = 45, h: int = 37) -> Image.Image:
+    rgb = colour_image(w, h, seed=1)
+    if mode == "P-transparent":
+        im = rgb.convert("P")
+        im.info["transparency"] = im.getpixel((0, 0))  # a palette entry the image uses
+        return im
+    if mode == "I;16":
+        arr = np.asarray(rgb.convert("L"), dtype=np.uint16) * 257  # full 16-bit range
+        return Image.fromarray(arr)
+    if mode == "LA":
+        im = rgb.convert("L")
+        im.putalpha(128)
+        return im.convert("LA")
+    return rgb.convert(mode)

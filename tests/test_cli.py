@@ -59,7 +59,7 @@ def test_help_lists_choices_and_commands_in_the_order_a_newcomer_needs_them():
 
 def test_choice_options_offer_what_the_library_accepts():
     from colorcli.cli import Arch, Head, ImageFormat, Loss, Norm, Schedule
-    from colorcli.inference import OUTPUT_FORMATS
+    from colorcli.images import OUTPUT_FORMATS
     from colorcli.model import ARCHS, HEAD_LOSSES, HEADS
     from colorcli.train import SCHEDULES
 
@@ -769,12 +769,12 @@ def test_file_names_with_control_characters_stay_on_one_line(tmp_path, tiny_chec
 def test_a_full_disk_prints_the_summary_and_why_it_stopped(tmp_path, tiny_checkpoint, monkeypatch):
     import errno
 
-    import colorcli.inference as inference_module
+    import colorcli.runner as runner_module
 
     def full(rgb, loaded, path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(inference_module, "save_result", full)
+    monkeypatch.setattr(runner_module, "save_result", full)
     for i in range(3):
         colour_image(30, 30).save(tmp_path / f"{i}.png")
     r = invoke(
@@ -841,12 +841,12 @@ def test_a_rerun_removes_the_temporary_file_a_killed_batch_left(tmp_path, tiny_c
 def test_a_single_file_on_a_full_disk_gets_one_line_without_batch_wording(tmp_path, tiny_checkpoint, monkeypatch):
     import errno
 
-    import colorcli.inference as inference_module
+    import colorcli.runner as runner_module
 
     def full(rgb, loaded, path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(inference_module, "save_result", full)
+    monkeypatch.setattr(runner_module, "save_result", full)
     colour_image(30, 30).save(tmp_path / "a.png")
     r = invoke("colorize", tmp_path / "a.png", "-o", tmp_path / "b.png", "--checkpoint", tiny_checkpoint)
     assert r.exit_code == 1, r.output

@@ -10,8 +10,8 @@ from colorcli.evaluate import (
     save_photo_grid,
     undertrained_hint,
 )
-from colorcli.inference import ColorizeOptions
 from colorcli.metrics import colorfulness, psnr_per_image, ssim_per_image
+from colorcli.tiling import ColorizeOptions
 from helpers import colour_image
 
 

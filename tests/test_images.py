@@ -1,10 +1,22 @@
+import io
+import json
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
+from rich.console import Console
 
+from colorcli.batch import plan_jobs
+from colorcli.cli import run_batch
 from colorcli.errors import InputError
-from colorcli.images import find_images, load_rgb, looks_like_image, to_gray8
-from helpers import colour_image
+from colorcli.images import find_images, load_image, load_rgb, looks_like_image, to_gray8
+from colorcli.runner import colorize_file
+from colorcli.tiling import (
+    ColorizeOptions,
+)
+from helpers import colour_image, luma, mode_image
 
 
 def test_find_images_any_case_and_nested(tmp_path):
@@ -77,7 +89,7 @@ def test_iphone_heic_photos_are_read_with_the_plugin(tmp_path):
 
 def test_heic_photos_through_a_glob(tmp_path):
     pytest.importorskip("pillow_heif")
-    from colorcli.inference import plan_jobs
+    from colorcli.batch import plan_jobs
 
     colour_image(40, 30).save(tmp_path / "IMG_0002.HEIC", format="HEIF")
     assert [j.src.name for j in plan_jobs([tmp_path / "*.HEIC"], tmp_path / "out")] == ["IMG_0002.HEIC"]
@@ -97,7 +109,7 @@ sys.modules["pillow_heif"] = None  # as if not installed
 from pathlib import Path
 from colorcli.errors import InputError
 from colorcli.images import load_rgb
-from colorcli.inference import plan_jobs
+from colorcli.batch import plan_jobs
 ph = Path({str(tmp_path / "ph")!r})
 for inputs in ([ph], [ph / "*"]):
     notes = []
@@ -117,7 +129,7 @@ except InputError as e:
 
 def test_without_the_plugin_heic_photos_are_named_with_how_to_read_them(tmp_path, monkeypatch):
     import colorcli.images as images
-    from colorcli.inference import plan_jobs
+    from colorcli.batch import plan_jobs
 
     monkeypatch.setattr(images, "plugin_formats", lambda: frozenset())
     monkeypatch.setattr(images, "image_suffixes", lambda: frozenset({".png"}))
@@ -136,3 +148,247 @@ def test_without_the_plugin_heic_photos_are_named_with_how_to_read_them(tmp_path
 def test_folders_take_mpo_files(tmp_path):
     colour_image(16, 16).save(tmp_path / "stereo.mpo", format="JPEG")  # an MPO's first picture is a JPEG
     assert [p.name for p in find_images(tmp_path)] == ["stereo.mpo"]
+
+
+# ---- colorize's input and results: alpha, ICC, EXIF, formats, damaged files
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "P-transparent", "I;16", "RGB", "RGBA", "CMYK"])
+def test_every_mode_gives_full_size_colour_with_input_luma(tmp_path, tiny_model, mode):
+    src = tmp_path / f"in {mode.replace(';', '')}.{'tif' if mode in ('CMYK', 'I;16') else 'png'}"
+    mode_image(mode).save(src)
+    dst = tmp_path / "out.png"
+    loaded = colorize_file(tiny_model, src, dst, ColorizeOptions())
+    out = Image.open(dst)
+    assert out.size == (45, 37)
+    expected_gray = np.asarray(loaded.gray, dtype=np.int16)
+    off = np.abs(luma(out) - expected_gray)
+    assert off.max() <= 1 and off.mean() <= 0.05  # exact but for rounding where a colour was out of gamut
+    has_alpha = mode in ("LA", "RGBA", "P-transparent")
+    assert (out.mode == "RGBA") == has_alpha
+    if mode == "I;16":
+        original = np.asarray(colour_image(45, 37, seed=1).convert("L"), dtype=np.int16)
+        assert np.abs(expected_gray - original).max() <= 1  # tonal range kept, not clipped or darkened
+
+
+def test_exif_orientation_is_applied(tmp_path, tiny_model):
+    src = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    colour_image(60, 20).save(src, exif=exif.tobytes())
+    dst = tmp_path / "out.png"
+    colorize_file(tiny_model, src, dst, ColorizeOptions())
+    assert Image.open(dst).size == (20, 60)
+
+
+def test_icc_profile_is_kept(tmp_path, tiny_model):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "p.jpg"
+    colour_image(40, 40).save(src, icc_profile=icc)
+    dst = tmp_path / "out.png"
+    colorize_file(tiny_model, src, dst, ColorizeOptions())
+    assert Image.open(dst).info.get("icc_profile") == icc
+
+
+def test_bad_files_name_the_file_and_the_reason(tmp_path):
+    cases = {
+        "empty.jpg": b"",
+        "text.png": b"hello, not an image",
+        "truncated.png": None,
+    }
+    good = tmp_path / "good.png"
+    colour_image(64, 64).save(good)
+    for name, blob in cases.items():
+        p = tmp_path / name
+        p.write_bytes(good.read_bytes()[:100] if blob is None else blob)
+        with pytest.raises(InputError, match=name):
+            load_image(p)
+    (tmp_path / "folder.jpg").mkdir()
+    with pytest.raises(InputError, match="directory"):
+        load_image(tmp_path / "folder.jpg")
+
+
+def test_decompression_bomb_is_refused_with_the_option_to_raise(tmp_path):
+    p = tmp_path / "big.png"
+    Image.new("L", (400, 300)).save(p)
+    with pytest.raises(InputError, match="--max-pixels"):
+        load_image(p, max_pixels=10_000)
+    assert load_image(p, max_pixels=120_000).gray.size == (400, 300)
+
+
+def test_pillow_limit_does_not_override_a_raised_max_pixels(tmp_path, monkeypatch):
+    p = tmp_path / "wide.png"
+    Image.new("L", (300, 200)).save(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow alone would call this a bomb
+    assert load_image(p, max_pixels=100_000).gray.size == (300, 200)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+def test_cmyk_profile_is_not_attached_to_rgb_output(tmp_path, tiny_model):
+    from colorcli.images import _rgb_profile
+
+    fake_cmyk = bytes(16) + b"CMYK" + bytes(108)
+    assert _rgb_profile(fake_cmyk) is None
+    assert _rgb_profile(bytes(16) + b"RGB " + bytes(108)) is not None
+
+
+def test_animated_gif_uses_the_first_frame(tmp_path):
+    frames = [colour_image(20, 20, seed=i).convert("P") for i in range(3)]
+    p = tmp_path / "anim.gif"
+    frames[0].save(p, save_all=True, append_images=frames[1:])
+    loaded = load_image(p)
+    assert "first of its 3 frames" in loaded.note
+    for cut in (0.3, 0.6, 0.9):  # truncated animations fail cleanly, whatever Pillow raises inside
+        q = tmp_path / f"cut{cut}.gif"
+        q.write_bytes(p.read_bytes()[: int(len(p.read_bytes()) * cut)])
+        try:
+            load_image(q)
+        except InputError as e:
+            assert q.name in str(e)
+
+
+MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I;16"]
+
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "tif": "TIFF", "bmp": "BMP", "webp": "WEBP", "gif": "GIF"}
+
+
+def encode(w: int, h: int, mode: str, ext: str) -> bytes:
+    """The image in that format, in its mode where the format can store it, else as RGB."""
+    im = mode_image(mode, w, h)
+    buf = io.BytesIO()
+    try:
+        im.save(buf, format=FORMATS[ext])
+    except (OSError, KeyError, ValueError):
+        buf = io.BytesIO()
+        im.convert("RGB").save(buf, format=FORMATS[ext])
+    return buf.getvalue()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    w=st.integers(1, 70),
+    h=st.integers(1, 70),
+    mode=st.sampled_from(MODES),
+    ext=st.sampled_from(sorted(FORMATS)),
+    cut=st.one_of(st.none(), st.floats(0.0, 1.0)),
+    flips=st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(1, 255)), max_size=3),
+)
+def test_property_valid_images_work_invalid_ones_fail_cleanly(tmp_path, tiny_model, w, h, mode, ext, cut, flips):
+    blob = bytearray(encode(w, h, mode, ext))
+    for pos, xor in flips:
+        blob[min(int(pos * len(blob)), len(blob) - 1)] ^= xor
+    if cut is not None:
+        blob = blob[: int(cut * len(blob))]
+    src = tmp_path / f"case.{ext}"
+    src.write_bytes(bytes(blob))
+    dst = tmp_path / "out.png"
+    dst.unlink(missing_ok=True)
+    try:
+        loaded = colorize_file(tiny_model, src, dst, ColorizeOptions())
+    except InputError as e:
+        assert "case." in str(e) and "\n" not in str(e)
+        assert not dst.exists()
+        return
+    out = Image.open(dst)
+    assert out.size == loaded.gray.size
+    assert np.abs(luma(out) - np.asarray(loaded.gray, dtype=np.int16)).mean() <= 1.0
+    if not flips and cut is None:
+        assert out.size == (w, h)
+
+
+@pytest.mark.parametrize(
+    ("ext", "mean_off"), [(".png", 0.05), (".webp", 0.05), (".tif", 0.05), (".bmp", 0.05), (".jpg", 0.5)]
+)
+def test_every_output_format_keeps_the_input_luma(tmp_path, tiny_model, ext, mean_off):
+    src = tmp_path / "photo.png"
+    colour_image(96, 64).save(src)
+    dst = tmp_path / f"out{ext}"
+    assert run_batch(tiny_model, plan_jobs([src], dst), ColorizeOptions(saturation=4.0)).exit_code == 0
+    diff = np.abs(luma(dst).astype(int) - luma(src).astype(int))
+    assert diff.mean() <= mean_off, (ext, diff.mean())  # JPEG is lossy; the others are exact to rounding
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "I;16"])
+def test_single_colour_transparency_survives_as_alpha(tmp_path, tiny_model, mode):
+    base = colour_image(48, 40, seed=7)
+    im = base.convert(mode) if mode != "I;16" else Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257)
+    key = np.asarray(im).flat[0]
+    key = int(key) if mode != "RGB" else tuple(int(v) for v in np.asarray(im)[0, 0])
+    src = tmp_path / f"t_{mode.replace(';', '')}.png"
+    im.save(src, transparency=key)
+    dst = tmp_path / "out.png"
+    assert run_batch(tiny_model, plan_jobs([src], dst), ColorizeOptions()).exit_code == 0
+    out = Image.open(dst)
+    assert out.mode == "RGBA"
+    alpha = np.asarray(out.getchannel("A"))
+    assert alpha[0, 0] == 0 and (alpha == 255).mean() > 0.5
+
+
+def test_exif_too_long_for_a_jpeg_is_left_out_with_a_note(tmp_path, tiny_model, capsys):
+    exif = Image.Exif()
+    exif[0x010E] = "x" * 70_000  # ImageDescription: over the 64 KB a JPEG holds
+    src = tmp_path / "big.png"
+    colour_image(40, 40).save(src, exif=exif)
+    dst = tmp_path / "big.jpg"
+    report = run_batch(tiny_model, plan_jobs([src], dst), ColorizeOptions(), as_json=True)
+    assert report.exit_code == 0 and dst.exists()
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["status"] == "ok" and "EXIF left out" in record["note"]
+    assert "exif" not in Image.open(dst).info
+
+
+def test_a_transparent_colour_no_pixel_has_gives_no_alpha(tmp_path, tiny_model):
+    src = tmp_path / "key.png"
+    Image.fromarray(np.full((30, 40), 120, np.uint8)).save(src, transparency=7)
+    dst = tmp_path / "out.png"
+    assert run_batch(tiny_model, plan_jobs([src], dst), ColorizeOptions()).exit_code == 0
+    assert Image.open(dst).mode == "RGB"
+
+
+def test_transparency_a_format_cannot_hold_is_left_out_with_a_note(tmp_path, tiny_model, capsys):
+    src = tmp_path / "logo.png"
+    colour_image(40, 40).convert("RGBA").save(src)
+    jobs = plan_jobs([src], tmp_path / "out", fmt="jpg", output_is_dir=True)
+    run_batch(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert record["status"] == "ok" and "transparency left out: JPEG has none" in record["note"]
+    run_batch(tiny_model, plan_jobs([src], tmp_path / "out2.png"), ColorizeOptions(), as_json=True)
+    assert "note" not in json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # PNG keeps it
+
+
+def test_an_image_too_wide_for_its_format_fails_before_colorizing(tmp_path, tiny_model, monkeypatch):
+    import colorcli.runner as runner_module
+
+    Image.new("L", (17_000, 2), 128).save(tmp_path / "strip.png")
+    colour_image(30, 30).save(tmp_path / "ok.png")
+    seen = []
+    real = runner_module.predict_chroma_many  # what reaches the model
+    monkeypatch.setattr(runner_module, "predict_chroma_many", lambda m, g, o: seen.extend(g) or real(m, g, o))
+    jobs = plan_jobs([tmp_path / "strip.png", tmp_path / "ok.png"], tmp_path / "out", fmt="webp")
+    report = run_batch(tiny_model, jobs, ColorizeOptions())
+    assert (report.done, report.failed) == (1, 1) and [g.shape for g in seen] == [(30, 30)]
+    Image.new("L", (66_000, 1), 128).save(tmp_path / "line.png")
+    jobs = plan_jobs([tmp_path / "line.png"], tmp_path / "line.jpg")
+    report = run_batch(tiny_model, jobs, ColorizeOptions())
+    assert report.failed == 1 and len(seen) == 1 and not (tmp_path / "line.jpg").exists()
+
+
+def test_a_jpeg_with_damaged_data_is_colorized_with_a_note_naming_it(tmp_path, tiny_model, capsys):
+    colour_image(200, 150, seed=1).save(tmp_path / "whole.jpg", quality=90)
+    data = bytearray((tmp_path / "whole.jpg").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)  # the same damage fails a PNG
+    (tmp_path / "damaged.jpg").write_bytes(data)
+    assert load_image(tmp_path / "whole.jpg").note is None
+    assert load_image(tmp_path / "damaged.jpg").note.startswith("corrupt JPEG data (")
+    jobs = plan_jobs([tmp_path / "damaged.jpg", tmp_path / "whole.jpg"], tmp_path / "out")
+    report = run_batch(tiny_model, jobs, ColorizeOptions(), as_json=True)
+    assert (report.done, report.exit_code) == (2, 0)
+    damaged, whole = (json.loads(x) for x in capsys.readouterr().out.splitlines())
+    assert "part of the picture may be garbled" in damaged["note"] and "note" not in whole
+    errors = Console(file=io.StringIO(), width=300)
+    run_batch(tiny_model, jobs, ColorizeOptions(), overwrite=True, err_console=errors)
+    [line] = errors.file.getvalue().splitlines()
+    assert line.startswith(f"note: {tmp_path / 'damaged.jpg'}: corrupt JPEG data (")

@@ -70,7 +70,7 @@ def colorize(
     scale: the working scale in pixels (None: the model's own); saturation: a factor on
     the colour strength (1.0: as the model is set).
     """
-    from colorcli.inference import ColorizeOptions, colorize_gray
+    from colorcli.tiling import ColorizeOptions, colorize_gray
 
     net = _resolve_model(model)
     gray, alpha = _gray_and_alpha(image)
@@ -95,8 +95,7 @@ def _gray_and_alpha(image: Any) -> tuple[Image.Image, Image.Image | None]:
     from PIL import Image as PILImage
     from PIL import ImageOps
 
-    from colorcli.images import to_gray8
-    from colorcli.inference import _alpha, load_image
+    from colorcli.images import alpha_mask, load_image, to_gray8
 
     if isinstance(image, (str, os.PathLike)):
         loaded = load_image(Path(image))
@@ -104,4 +103,4 @@ def _gray_and_alpha(image: Any) -> tuple[Image.Image, Image.Image | None]:
     if not isinstance(image, PILImage.Image):
         raise TypeError(f"colorize takes a PIL image or a path, not {type(image).__name__}")
     oriented = ImageOps.exif_transpose(image)
-    return to_gray8(oriented), _alpha(oriented)
+    return to_gray8(oriented), alpha_mask(oriented)

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 some inputs failed or an error, 2 usage, 130 interrupted.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -485,10 +486,9 @@ def evaluate(
     device = _value(device)
 
     def body() -> None:
-        import json
-
         import torch
 
+        from colorcli.batch import check_output_file
         from colorcli.checkpoint import load_model, model_source, pick_device
         from colorcli.data import CIFAR_NAMES, load_dataset
         from colorcli.errors import UsageError, warn
@@ -502,7 +502,7 @@ def evaluate(
             undertrained_hint,
         )
         from colorcli.images import find_images, plugin_note
-        from colorcli.inference import ColorizeOptions, check_output_file
+        from colorcli.tiling import ColorizeOptions
 
         if grid is not None:
             check_output_file(grid, ".png")
@@ -631,8 +631,6 @@ def models(
     """List the models shipped with colorcli: training data and figures."""
 
     def body() -> None:
-        import json
-
         from colorcli.checkpoint import shipped_models
 
         rows = shipped_models()
@@ -769,8 +767,10 @@ def colorize(
     fmt, device = _value(fmt), _value(device)
 
     def body() -> int:
+        from colorcli.batch import check_output_folders, plan_jobs
         from colorcli.errors import UsageError
-        from colorcli.inference import STDIO, ColorizeOptions, check_output_folders, plan_jobs, plan_stdio, run_jobs
+        from colorcli.runner import STDIO, plan_stdio
+        from colorcli.tiling import ColorizeOptions
 
         if any(not item.strip() for item in inputs) or (output is not None and not output.strip()):
             raise UsageError("an empty path was given (an unset variable?); name the files, folders or -o")
@@ -794,12 +794,12 @@ def colorize(
         err = _stderr()
         with _sigterm_interrupts():
             if stdio is not None:
-                from colorcli.inference import run_stdio
+                from colorcli.runner import run_stdio
 
                 streams = {"stdin": sys.stdin.buffer if stdio.src is None else None, "stdout": sys.stdout.buffer}
                 report = run_stdio(model, stdio, opts, overwrite=overwrite, err_console=err, **streams)
             else:
-                report = run_jobs(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
+                report = run_batch(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
         single = stdio if stdio is not None else jobs[0] if len(jobs) == 1 else None
         if single is not None and report.skipped and not json_out:
             err.print(f"skipped: {printable(str(single.dst))} exists (--overwrite replaces it)", markup=False)
@@ -821,6 +821,87 @@ def colorize(
 
     code = _run(body, debug)
     raise typer.Exit(code)
+
+
+def run_batch(
+    model: Any,
+    jobs: list[Any],
+    options: Any,
+    overwrite: bool = False,
+    as_json: bool = False,
+    err_console: Any = None,
+    batch_pixels: int = 16_000_000,
+    batch_files: int = 64,
+    batch_tiles: int = 128,
+):  # -> runner.BatchReport
+    """Run ``runner.run_jobs`` as colorize shows it: a progress bar and per-file errors and notes on
+    ``err_console`` (None: silent), or with ``as_json`` one JSON line per file on stdout, in
+    input order. Ctrl-C (or SIGTERM, see ``_sigterm_interrupts``) ends the batch with what is done.
+    batch_*: how files are grouped (see ``runner.BatchLimits``)."""
+    import time
+
+    from colorcli.console import progress_bar
+    from colorcli.runner import BatchLimits, BatchReport, run_jobs
+
+    report = BatchReport()
+    progress = progress_bar(
+        err_console,
+        "colorizing",
+        "{task.fields[ips]:.1f} img/s",
+        # Logs (not a terminal) get the summary line only; a bar there would be printed once, at the end.
+        disable=as_json or err_console is None or len(jobs) < 2 or not err_console.is_terminal,
+    )
+    lines = _InOrder()
+    limits = BatchLimits(pixels=batch_pixels, files=batch_files, tiles=batch_tiles)
+    with progress, lines:
+        task = progress.add_task("", total=len(jobs), ips=0.0)
+        t_start = time.perf_counter()
+        try:
+            for result in run_jobs(model, jobs, options, overwrite, limits):
+                report.count(result.status)
+                report.stopped = result.stops or report.stopped
+                if err_console is not None:
+                    _say(progress.console, result, as_json)
+                if as_json:
+                    lines.add(result.position, json.dumps(result.record()))
+                rate = report.finished / max(time.perf_counter() - t_start, 1e-9)
+                progress.update(task, completed=report.finished, ips=rate)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what is written is complete; say how far it got
+            report.interrupted = True
+    return report
+
+
+def _say(console: Any, result: Any, as_json: bool) -> None:
+    """A file's error (unless the batch's stop says it) and, without --json, its note, on stderr."""
+    if result.status == "ok" and result.note and not as_json:
+        console.print(f"note: {printable(f'{result.job.src}: {result.note}')}", highlight=False, markup=False)
+    if result.error and not result.quiet:
+        console.print(f"error: {printable(result.error)}", style="red", highlight=False, soft_wrap=True, markup=False)
+    if result.status == "left out" and result.note and not as_json:
+        console.print(f"note: {printable(result.note)}", highlight=False, soft_wrap=True, markup=False)
+
+
+class _InOrder:
+    """JSON lines printed in input order: a file finished early (skipped, failed to load) waits for
+    the files before it, which finish with their group. Leaving (an interrupt included) prints
+    the lines still waiting, in order."""
+
+    def __init__(self) -> None:
+        self.ready: dict[int, str] = {}
+        self.next = 0
+
+    def add(self, position: int, line: str) -> None:
+        self.ready[position] = line
+        while self.next in self.ready:
+            print(self.ready.pop(self.next), flush=True)
+            self.next += 1
+
+    def __enter__(self) -> _InOrder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for n in sorted(self.ready):
+            print(self.ready.pop(n), flush=True)
 
 
 def main() -> None:

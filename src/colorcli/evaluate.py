@@ -162,7 +162,7 @@ def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) 
     """
     import numpy as np
 
-    from colorcli.inference import colorize_gray
+    from colorcli.tiling import colorize_gray
 
     mine, gray, truth_cf, bw, read = [], [], [], [], []
     unreadable: list[tuple[Path, str]] = []
@@ -201,7 +201,7 @@ def save_photo_grid(model, paths: list[Path], path: Path, options, height: int =
     from PIL import Image
 
     from colorcli.files import atomic_write
-    from colorcli.inference import colorize_gray
+    from colorcli.tiling import colorize_gray
 
     rows = []
     for _, truth in _read_photos(paths, unreadable=[]):

@@ -1,8 +1,9 @@
-"""Image files: which files are photos, and reading any of them as 8-bit gray or RGB.
+"""Image files: which files are photos, reading any of them as 8-bit gray or RGB, and writing results.
 
 Shared by training and eval (colour originals, ``load_rgb``) and colorize (gray input
-with alpha and metadata, ``inference.load_image``), so all read a file the same way and
-fail on it with the same one-line reasons.
+with alpha and metadata, ``load_image``): both open and decode through ``_read``, so all
+read a file the same way and fail on it with the same one-line reasons. Colorize's
+results are written by ``save_result``, keeping what of the input their format can hold.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import functools
 import os
 import stat
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from colorcli.errors import InputError, first_line
+from colorcli.errors import InputError, UsageError, first_line
 
 # Still-image formats a photo may come in. Pillow registers more suffixes (video, scientific
 # and vector formats it can only identify or needs other programs for); folders skip those.
@@ -221,11 +225,199 @@ def open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Ima
 def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Any image Pillow reads as display-oriented 8-bit RGB (a colour original to learn from or
     score against); failures are InputErrors naming the file and the reason."""
-    path = Path(path)
+    return _read(Path(path), max_pixels, lambda im: to_rgb8(ImageOps.exif_transpose(im)))
+
+
+T = TypeVar("T")
+
+
+def _read(
+    path: Path,
+    max_pixels: int,
+    decode: Callable[[Image.Image], T],
+    limit_hint: str = "",
+    output_format: str | None = None,
+) -> T:
+    """The one way colorcli opens and decodes an image file: ``decode(im)`` of the opened image.
+
+    Opening fails as ``open_checked`` says (missing, not an image, over ``max_pixels``, with
+    ``limit_hint``); an image larger than ``output_format`` (a Pillow format name) can store
+    is refused before decoding; any failure inside ``decode`` is an InputError
+    "cannot decode image". Pillow's warnings about odd metadata are silenced: the file
+    either decodes or fails.
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Pillow warns about odd metadata; the file either decodes or fails below
-        with open_checked(path, max_pixels) as im:
+        warnings.simplefilter("ignore")
+        with open_checked(path, max_pixels, limit_hint) as im:
+            side = FORMAT_MAX_SIDE.get(output_format or "")
+            if side is not None and max(im.size) > side:
+                w, h = im.size
+                raise InputError(
+                    f"{path}: {w}x{h} is more than {output_format} holds ({side:,} pixels a side); write PNG or TIFF"
+                )
             try:
-                return to_rgb8(ImageOps.exif_transpose(im))
+                return decode(im)
             except Exception as e:  # noqa: BLE001 - decoders raise many types on corrupt data
                 raise InputError(f"{path}: cannot decode image ({first_line(e)})") from None
+
+
+# ---------------------------------------------------------------- colorize's input
+
+
+@dataclass
+class LoadedImage:
+    """An input photo as 8-bit luma at its displayed orientation, plus what the output keeps."""
+
+    gray: Image.Image  # mode "L", full resolution
+    alpha: Image.Image | None
+    icc_profile: bytes | None
+    exif: bytes | None
+    note: str | None = None
+
+
+def _raw_mode(im: Image.Image) -> str | None:
+    """How the file stores its samples ("RGB", "RGB;16B", "L;4", ...), read before decoding."""
+    tiles = getattr(im, "tile", None) or []
+    args = getattr(tiles[0], "args", None) if tiles else None
+    return args if isinstance(args, str) else None
+
+
+def alpha_mask(im: Image.Image, raw_mode: str | None = None) -> Image.Image | None:
+    """The image's transparency as an 8-bit mask, or None: alpha channels, and the single
+    transparent colour (PNG tRNS) of palette, gray and RGB images.
+
+    A gray or RGB key is honoured only where the samples are stored as 8-bit
+    (``raw_mode`` "L" or "RGB"): Pillow reduces 16-bit RGB and widens 1-4 bit gray
+    without converting the key, which would then mark the wrong pixels. 16-bit gray
+    ("I" modes) is compared at full depth. A key no pixel has gives no mask.
+    """
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        return im.getchannel("A")
+    if "transparency" not in im.info:
+        return None
+    if im.mode in ("P", "1") or (im.mode in ("L", "RGB") and raw_mode == im.mode):
+        mask = im.convert("RGBA").getchannel("A")
+    elif im.mode.startswith("I") and isinstance(im.info["transparency"], int):
+        mask = Image.fromarray(np.where(np.asarray(im) == im.info["transparency"], 0, 255).astype(np.uint8), "L")
+    else:
+        return None
+    return None if mask.getextrema() == (255, 255) else mask
+
+
+def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, output_format: str | None = None) -> LoadedImage:
+    """Open any image Pillow reads as display-oriented 8-bit luma (+ alpha, ICC profile, EXIF).
+
+    ``output_format`` (a Pillow format name): refuse, before decoding, an image larger than
+    that format can store (JPEG, WebP)."""
+    path = Path(path)
+    hint = "; raise it with --max-pixels if you trust the file"
+    loaded, frames, fmt = _read(path, max_pixels, _decode_for_colour, hint, output_format)
+    notes = [f"used the first of its {frames} frames" if frames > 1 else None]
+    if fmt in ("JPEG", "MPO"):
+        notes.append(_jpeg_note(path))
+    loaded.note = "; ".join(n for n in notes if n) or None
+    return loaded
+
+
+def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
+    """An opened image's first frame as a LoadedImage (no note yet), its frame count and format."""
+    frames, fmt = getattr(im, "n_frames", 1), im.format
+    im.seek(0)
+    raw_mode = _raw_mode(im)
+    im.load()
+    icc, exif = _rgb_profile(im.info.get("icc_profile")), None
+    im = ImageOps.exif_transpose(im)
+    if "exif" in im.info:
+        exif = im.info["exif"]
+    loaded = LoadedImage(gray=to_gray8(im), alpha=alpha_mask(im, raw_mode), icc_profile=icc, exif=exif)
+    return loaded, frames, fmt
+
+
+def _jpeg_note(path: Path) -> str | None:
+    """What to say of a JPEG whose compressed data is damaged: libjpeg patches over it with a
+    warning Pillow drops, so the picture decodes, partly garbled, as if nothing were wrong."""
+    from colorcli.jpeg_check import jpeg_damage
+
+    damage = jpeg_damage(path)
+    if damage is None:
+        return None
+    return f"corrupt JPEG data ({damage}); the decoder patched over it, so part of the picture may be garbled"
+
+
+def _rgb_profile(icc: bytes | None) -> bytes | None:
+    """The ICC profile if it describes RGB data (the output is RGB); a CMYK or gray profile is dropped."""
+    return icc if icc and len(icc) >= 20 and icc[16:20] == b"RGB " else None
+
+
+# ---------------------------------------------------------------- colorize's results
+
+JPEG_EXIF_MAX = 65533  # bytes of EXIF one JPEG APP1 segment holds
+# Extensions Pillow can write, with the format name and whether it keeps an alpha channel.
+OUTPUT_FORMATS = {
+    ".png": ("PNG", True),
+    ".jpg": ("JPEG", False),
+    ".jpeg": ("JPEG", False),
+    ".webp": ("WEBP", True),
+    ".tif": ("TIFF", True),
+    ".tiff": ("TIFF", True),
+    ".bmp": ("BMP", False),
+}
+# The largest width or height each output format can store (JPEG: libjpeg's limit).
+FORMAT_MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383}
+
+
+def format_names() -> list[str]:
+    """The output formats by suffix, without the dot: png, jpg, ..."""
+    return [suffix.lstrip(".") for suffix in OUTPUT_FORMATS]
+
+
+def output_format(path: Path) -> tuple[str, bool]:
+    """Pillow format name for an output path and whether it can keep alpha."""
+    try:
+        return OUTPUT_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise UsageError(f"{path}: cannot write this format; use one of {', '.join(format_names())}") from None
+
+
+def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
+    """Write the colorized image atomically, keeping alpha, ICC profile and EXIF where the format can."""
+    from colorcli.files import atomic_write
+
+    fmt, keeps_alpha = output_format(path)
+    out = rgb
+    if loaded.alpha is not None and keeps_alpha:
+        out = rgb.copy()
+        out.putalpha(loaded.alpha)
+    params: dict[str, Any] = {}
+    if loaded.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
+        params["icc_profile"] = loaded.icc_profile
+    if loaded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(loaded, fmt):
+        params["exif"] = loaded.exif  # longer EXIF than a JPEG holds is dropped (see format_note)
+    if fmt == "JPEG":
+        params.update(quality=98, subsampling=0)  # at 95 the luma moves by about 1 level on average, at 98 by 0.1
+    if fmt == "WEBP":
+        # Lossy WebP moves the luma by several levels. Lossless at quality 0 (the least
+        # compression effort) encodes 2 to 3 times as fast as Pillow's default (80), for 2 to
+        # 11% more bytes (benchmarks/output_formats.py); exact keeps the colour under
+        # transparent pixels instead of discarding it.
+        params.update(lossless=True, quality=0, exact=True)
+    if fmt == "PNG":
+        params["compress_level"] = 1  # fast; PNG stays lossless
+    atomic_write(path, lambda f: out.save(f, format=fmt, **params))
+
+
+def _exif_too_long(loaded: LoadedImage, fmt: str) -> bool:
+    """Whether the input's EXIF is more than one JPEG segment holds, for a JPEG output."""
+    return fmt == "JPEG" and loaded.exif is not None and len(loaded.exif) > JPEG_EXIF_MAX
+
+
+def format_note(loaded: LoadedImage, path: Path) -> str | None:
+    """What of the input the output at ``path`` cannot hold in its format, or None: the
+    transparency (JPEG, BMP) or EXIF longer than one JPEG segment."""
+    fmt, keeps_alpha = output_format(path)
+    left_out = []
+    if loaded.alpha is not None and not keeps_alpha:
+        left_out.append(f"transparency left out: {fmt} has none (PNG, WebP and TIFF keep it)")
+    if _exif_too_long(loaded, fmt):
+        left_out.append(f"EXIF left out: {len(loaded.exif)} bytes, more than a JPEG holds (64 KB)")
+    return "; ".join(left_out) or None

@@ -1,0 +1,403 @@
+"""Running a batch: colorizing planned jobs group by group, and the one image of a pipe.
+
+``run_jobs`` loads files in groups whose tiles share model calls, then enlarges, writes
+and reports each file in turn, yielding one ``FileResult`` per file as it is finished
+(the caller owns the progress bar and the JSON lines; the CLI's live in ``cli.py``). A
+file that fails is reported and the batch goes on, unless the disk is full.
+``run_stdio`` colorizes the single image of a command line with ``-`` in it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from colorcli.batch import Job, is_glob, resolved
+from colorcli.errors import ColorcliError, InputError, UsageError, first_line, printable
+from colorcli.images import (
+    OUTPUT_FORMATS,
+    LoadedImage,
+    format_names,
+    format_note,
+    load_image,
+    output_format,
+    save_result,
+)
+from colorcli.tiling import (
+    ColorizeOptions,
+    colorize_gray,
+    full_resolution,
+    predict_chroma_many,
+    tile_count,
+    working_gray,
+)
+
+# Write errors no later file escapes (disk or quota full, read-only file system): stop there.
+STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def colorize_file(model: Any, src: Path, dst: Path, options: ColorizeOptions) -> LoadedImage:
+    """Colorize one file into dst; raises InputError with the file name on bad input."""
+    loaded = load_image(src, options.max_pixels)
+    rgb = colorize_gray(model, loaded.gray, options)
+    save_result(rgb, loaded, dst)
+    return loaded
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What became of one job of a batch.
+
+    position: the job's index in the batch (JSON lines are shown in this order). status:
+    "ok", "skipped", "failed" or "left out" (named like a photo but none: said, not failed).
+    seconds: wall time spent on it (its share of the group's model calls included).
+    error, note: what to say of it. quiet: an error the batch's stop message already says.
+    stops: the write error (a full disk) that stopped the batch at this file, if it did.
+    """
+
+    job: Job
+    position: int
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    note: str | None = None
+    quiet: bool = False
+    stops: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        """The result as a JSON-able record: input, output, status, seconds, and error and note if any."""
+        record: dict[str, Any] = {
+            "input": str(self.job.src),
+            "output": None if self.job.dst is None else str(self.job.dst),
+            "status": self.status,
+            "seconds": round(self.seconds, 4),
+        }
+        if self.error:
+            record["error"] = self.error
+        if self.note:
+            record["note"] = self.note
+        return record
+
+
+@dataclass
+class BatchReport:
+    """How many files of a batch ended which way, and whether it ended early."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    left_out: int = 0  # entries named like images that are none (a FIFO, a folder): said, not failed
+    stopped: str | None = None  # why the batch stopped early (a full disk), if it did
+    interrupted: bool = False  # Ctrl-C or SIGTERM: the files done are complete, the rest untouched
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else 1 if self.failed else 0
+
+    @property
+    def finished(self) -> int:
+        """Files accounted for so far, whichever way."""
+        return self.done + self.skipped + self.failed + self.left_out
+
+    def count(self, status: str) -> None:
+        if status == "ok":
+            self.done += 1
+        elif status == "skipped":
+            self.skipped += 1
+        elif status == "left out":
+            self.left_out += 1
+        else:
+            self.failed += 1
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How many files are loaded and colorized together: at most ``files`` files or
+    ``pixels`` pixels (which bounds memory), ending the group once it holds ``tiles``
+    32x32 tiles' worth of model work."""
+
+    pixels: int = 16_000_000
+    files: int = 64
+    tiles: int = 128
+
+
+def run_jobs(
+    model: Any, jobs: list[Job], options: ColorizeOptions, overwrite: bool = False, limits: BatchLimits | None = None
+) -> Iterator[FileResult]:
+    """Colorize every job, yielding each file's result as it is finished (not in input order:
+    a file skipped or failing to load is done before the group it would have joined).
+
+    A failing file does not stop the batch; a write error no later file escapes (a full
+    disk) does: its result carries ``stops``, and each file after it is then yielded as
+    failed (quietly) or left out. Groups end at ``limits``: a group of ``tiles`` (128) is
+    about four photos (a photo is some 35 tiles at the default scale), so progress moves
+    while a folder of photos is colorized. Small files still go 64 to a call, where sharing
+    calls pays; for photos, model calls of four measured as fast as calls of twelve.
+    """
+    finished: set[int] = set()
+    for result in _results(model, jobs, options, overwrite, limits or BatchLimits()):
+        finished.add(result.position)
+        yield result
+        if result.stops:
+            yield from _not_written(jobs, finished, result.stops)
+            return
+
+
+@dataclass
+class _Group:
+    """Files loaded and waiting to share model calls: (job, its position, the image, seconds loading it)."""
+
+    files: list[tuple[Job, int, LoadedImage, float]] = field(default_factory=list)
+    pixels: int = 0
+    tiles: int = 0
+
+    def full(self, limits: BatchLimits) -> bool:
+        return self.pixels >= limits.pixels or self.tiles >= limits.tiles or len(self.files) >= limits.files
+
+
+def _results(
+    model: Any, jobs: list[Job], options: ColorizeOptions, overwrite: bool, limits: BatchLimits
+) -> Iterator[FileResult]:
+    """Each job's result, in the order files are finished: planned refusals and skips at once,
+    loaded files with their group."""
+    tiling = options.for_model(model)
+    inputs = {resolved(j.src) for j in jobs if j.error is None}
+    blocked: dict[Path, Path | None] = {}
+    group = _Group()
+    for n, job in enumerate(jobs):
+        t0 = time.perf_counter()
+        early = _before_loading(job, n, inputs, overwrite, blocked)
+        if early is not None:
+            yield early
+        else:
+            try:
+                loaded = load_image(job.src, options.max_pixels, output_format(job.dst)[0])
+            except ColorcliError as e:
+                yield FileResult(job, n, "failed", time.perf_counter() - t0, str(e))
+            else:
+                group.files.append((job, n, loaded, time.perf_counter() - t0))
+                group.pixels += loaded.gray.size[0] * loaded.gray.size[1]
+                group.tiles += tile_count(loaded.gray.size, tiling)
+        if group.files and (group.full(limits) or n == len(jobs) - 1):
+            yield from _colorize_group(model, group.files, options)
+            group = _Group()
+
+
+def _before_loading(
+    job: Job, n: int, inputs: set[Path], overwrite: bool, blocked: dict[Path, Path | None]
+) -> FileResult | None:
+    """The result of a job that ends before its file is read (refused when planned, would
+    overwrite an input, exists, cannot be written), or None for a job to colorize."""
+    if job.left_out:
+        return FileResult(job, n, "left out", note=job.error)
+    if job.error is not None or job.dst is None:
+        return FileResult(job, n, "failed", error=job.error or f"{job.src}: no output")
+    if resolved(job.dst) in inputs:
+        return FileResult(
+            job, n, "failed", error=f"{job.src}: output {job.dst} would overwrite an input; choose another -o"
+        )
+    if job.dst.exists() and not overwrite:
+        return FileResult(job, n, "skipped")
+    in_the_way = _file_in_the_way(job.dst.parent, blocked)
+    if in_the_way is not None:  # fail before decoding and colorizing: the result could not be written anyway
+        return FileResult(job, n, "failed", error=f"{job.src}: cannot write {job.dst}: {in_the_way} is not a folder")
+    return None
+
+
+def _not_written(jobs: list[Job], finished: set[int], reason: str) -> Iterator[FileResult]:
+    """The jobs not finished when the batch stopped: each failed, quietly (the stop is said once),
+    except entries that are no photo either way, still said once, as left out."""
+    for n, job in enumerate(jobs):
+        if n in finished:
+            continue
+        if job.left_out:
+            yield FileResult(job, n, "left out", note=job.error)
+        else:
+            yield FileResult(job, n, "failed", error=f"{job.src}: not written, stopped: {reason}", quiet=True)
+
+
+def _file_in_the_way(folder: Path, known: dict[Path, Path | None]) -> Path | None:
+    """What stands where ``folder`` or one of its parents should be (a file, a dangling link), if anything.
+
+    ``known`` remembers the answer per folder, so a batch of thousands of files
+    looks at each output folder once. A folder made since is still a folder.
+    """
+    if folder not in known:
+        existing = next(f for f in (folder, *folder.parents) if f.exists() or f.is_symlink())
+        known[folder] = None if existing.is_dir() else existing
+    return known[folder]
+
+
+def _colorize_group(
+    model: Any, files: list[tuple[Job, int, LoadedImage, float]], options: ColorizeOptions
+) -> Iterator[FileResult]:
+    """Colorize loaded files together, then enlarge and save each, yielding its result.
+
+    The group's tiles share model calls (as in ``colorize_grays``); then each file is
+    enlarged to full resolution and saved before the next is, so progress moves per
+    file and one full-size result is held at a time.
+    """
+    t0 = time.perf_counter()
+    try:
+        scale = options.for_model(model).scale
+        working = [working_gray(loaded.gray, scale) for _, _, loaded, _ in files]
+        chroma = predict_chroma_many(model, working, options)
+    except (RuntimeError, MemoryError) as e:  # out of memory on a huge group: report, go on with the rest
+        for job, n, _, load_s in files:
+            yield FileResult(job, n, "failed", load_s, f"{job.src}: colorizing failed ({first_line(e)})")
+        return
+    share = (time.perf_counter() - t0) / len(files)
+    for (job, n, loaded, load_s), small, c in zip(files, working, chroma, strict=True):
+        yield _finish_file(job, n, loaded, small, c, options, load_s + share)
+
+
+def _finish_file(
+    job: Job, n: int, loaded: LoadedImage, small: np.ndarray, chroma: Any, options: ColorizeOptions, spent: float
+) -> FileResult:
+    """Enlarge one file's working-scale chroma (2, h, w) along its luma and write the result;
+    ``spent``: seconds already spent on it (loading, its share of the model calls)."""
+    t1 = time.perf_counter()
+    try:
+        rgb = full_resolution(loaded.gray, small, chroma, options)
+    except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo: report, go on with the rest
+        return FileResult(job, n, "failed", spent, f"{job.src}: colorizing failed ({first_line(e)})")
+    try:
+        job.dst.parent.mkdir(parents=True, exist_ok=True)
+        save_result(rgb, loaded, job.dst)
+    except (OSError, ValueError) as e:  # disk full, permissions, metadata the format refuses
+        reason = getattr(e, "strerror", None) or first_line(e)
+        # Every later file would fail the same way: the batch stops here.
+        stops = f"{job.dst.parent}: {reason}" if getattr(e, "errno", None) in STOP_ERRNOS else None
+        error = f"{job.src}: cannot write {job.dst}: {reason}"
+        return FileResult(job, n, "failed", spent + time.perf_counter() - t1, error, stops=stops)
+    del rgb  # before the next file is enlarged
+    note = "; ".join(part for part in (loaded.note, format_note(loaded, job.dst)) if part) or None
+    return FileResult(job, n, "ok", spent + time.perf_counter() - t1, note=note)
+
+
+# ---------------------------------------------------------------- standard input and output
+
+STDIO = "-"  # as an input: read the image from standard input; as -o: write the result to standard output
+STDIN_NAME = "standard input"
+
+
+@dataclass(frozen=True)
+class StdioJob:
+    """The one image of a command line with ``-`` as its input or its output."""
+
+    src: Path | None  # None: standard input
+    dst: Path | None  # None: standard output
+    suffix: str  # the result's format (".png")
+
+
+def _is_terminal(stream: Any) -> bool:
+    return stream is not None and hasattr(stream, "isatty") and stream.isatty()
+
+
+def plan_stdio(
+    inputs: list[str],
+    output: str | None,
+    fmt: str = "png",
+    as_json: bool = False,
+    stdin: Any = None,
+    stdout: Any = None,
+) -> StdioJob:
+    """The job of a command line that reads standard input (input ``-``) or writes standard
+    output (``-o -``, in ``fmt``), or a UsageError saying why it cannot be one. ``stdin`` and
+    ``stdout`` are only asked whether they are terminals (no image comes from, or goes to, one)."""
+    if len(inputs) != 1:
+        raise UsageError("- (standard input) and -o - (standard output) take one image; name one input")
+    if output == STDIO:
+        if as_json:
+            raise UsageError("--json and -o - would both write to standard output; leave one out")
+        if _is_terminal(stdout):
+            raise UsageError("-o -: standard output is a terminal; send the image to a file (> out.png) or a program")
+        suffix = "." + fmt.lower().lstrip(".")
+        if suffix not in OUTPUT_FORMATS:
+            raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(format_names())}")
+        dst = None
+    elif output is None:
+        raise UsageError("- reads standard input, which has no name to write a result beside: give -o FILE, or -o -")
+    else:
+        dst = Path(output)
+        if output.endswith(("/", os.sep)) or dst.is_dir():
+            raise UsageError(
+                f"{output}: is a folder; standard input has no name to give the result, so -o names a file"
+            )
+        suffix = dst.suffix.lower()
+        output_format(dst)  # an unknown suffix is refused before any work
+    if inputs[0] == STDIO:
+        if _is_terminal(stdin):
+            raise UsageError(
+                "-: standard input is a terminal; pipe an image in (colorcli colorize - -o out.png < in.jpg)"
+            )
+        return StdioJob(None, dst, suffix)
+    src = Path(inputs[0])
+    if src.is_dir() or is_glob(src):
+        raise UsageError(f"{src}: -o - writes one image to standard output; name one file")
+    return StdioJob(src, dst, suffix)
+
+
+def run_stdio(
+    model, job: StdioJob, options: ColorizeOptions, overwrite: bool = False, stdin=None, stdout=None, err_console=None
+) -> BatchReport:
+    """Colorize a StdioJob's image; ``stdin`` and ``stdout`` are binary streams.
+
+    Standard input is copied to a temporary file first (Pillow seeks in what it reads), and
+    a result for standard output is written to one and copied out, so each format keeps
+    what ``save_result`` keeps. A failure raises: with one image there is no batch to go on with.
+    """
+    report = BatchReport()
+    if job.dst is not None and job.dst.exists() and not overwrite:
+        report.count("skipped")
+        return report
+    with tempfile.TemporaryDirectory(prefix="colorcli-") as tmp:
+        src = job.src if job.src is not None else _spool(stdin, Path(tmp) / "stdin")
+        dst = job.dst if job.dst is not None else Path(tmp) / f"result{job.suffix}"
+        try:
+            loaded = load_image(src, options.max_pixels, output_format(dst)[0])
+        except InputError as e:
+            # Name standard input, not the temporary file it went through.
+            raise InputError(str(e).replace(str(src), STDIN_NAME) if job.src is None else str(e)) from None
+        rgb = colorize_gray(model, loaded.gray, options)
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            save_result(rgb, loaded, dst)
+        except (OSError, ValueError) as e:  # disk full, permissions, metadata the format refuses
+            reason = getattr(e, "strerror", None) or first_line(e)
+            raise ColorcliError(f"{job.src or STDIN_NAME}: cannot write {job.dst or 'the result'}: {reason}") from None
+        if job.dst is None:
+            _copy_out(dst, stdout)
+    note = "; ".join(n for n in (loaded.note, format_note(loaded, dst)) if n)
+    if note and err_console is not None:
+        err_console.print(f"note: {printable(f'{job.src or STDIN_NAME}: {note}')}", highlight=False, markup=False)
+    report.count("ok")
+    return report
+
+
+def _spool(stdin, path: Path) -> Path:
+    """Copy all of binary ``stdin`` into ``path``; an empty stream is refused."""
+    with path.open("wb") as f:
+        shutil.copyfileobj(stdin, f)
+    if path.stat().st_size == 0:
+        raise InputError(f"{STDIN_NAME}: empty; pipe an image in (colorcli colorize - -o out.png < in.jpg)")
+    return path
+
+
+def _copy_out(path: Path, stdout) -> None:
+    """Write the file at ``path`` to binary ``stdout``."""
+    try:
+        with path.open("rb") as f:
+            shutil.copyfileobj(f, stdout)
+        stdout.flush()
+    except BrokenPipeError:  # the reader went away (| head): say so once, not with a traceback
+        raise ColorcliError("standard output was closed before the whole image was written") from None

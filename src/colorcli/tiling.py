@@ -1,0 +1,419 @@
+"""Colorize a gray image of any size: working scale, overlapping tiles of the model's size, seamless blending.
+
+The model sees the photo's luma at a working scale where objects look the way
+they did in training (``scale`` pixels on the shorter side), cut into
+overlapping tiles whose chrominance is blended with a smooth window. The
+chrominance is then upsampled to full resolution with the full-resolution luma as
+its guide (a fast guided filter, He & Sun 2015), so colour edges follow the
+photo's own edges instead of bleeding across them, and joined with that luma, so
+the output's luminance is the input's.
+
+Files are read and written in ``images.py``; batches of them are planned and run in ``batch.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from colorcli.errors import UsageError
+from colorcli.images import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    import torch
+
+    from colorcli.model import Decoding
+
+TILE = 32  # the tile of models whose config does not say (test doubles)
+DEFAULT_SCALE = 96  # the working scale of models whose config does not say
+# Full-resolution colour is composed in bands of at most this many pixels and rows.
+BAND_PIXELS = 1 << 20
+BAND_ROWS = 64
+
+
+@dataclass(frozen=True)
+class ColorizeOptions:
+    """How photos are colorized.
+
+    scale: shorter side, in pixels, of the working image the model sees (photos
+    smaller than that are used as they are); None: the model's own (its config's
+    ``scale``). overlap: pixels shared by neighbouring tiles (None: half the model's
+    tile). saturation: factor on the predicted chrominance (on top of
+    the model's own ``tile_saturation``). guide_radius: radius, in working-scale
+    pixels, of the guided filter that upsamples the chrominance along the luma's
+    edges (0: plain bilinear upsampling). guide_eps: its regulariser, in squared
+    luma units of 0..1 (larger: smoother, less edge-following).
+    max_pixels: larger images are refused as possible decompression bombs.
+    """
+
+    scale: int | None = None
+    overlap: int | None = None
+    saturation: float = 1.0
+    guide_radius: int = 2
+    guide_eps: float = 1e-3
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    # Tiles of 32x32 per model call (larger tiles go in proportionally fewer): the bins head's
+    # logits are 289 floats per output pixel, so this bounds a call's memory (about 20 MB of logits).
+    tile_batch: int = 64
+
+    def for_model(self, model: Any) -> ResolvedOptions:
+        """These options with the model's own tile, and its working scale and overlap where None."""
+        config = getattr(model, "config", None)
+        tile = int(getattr(config, "tile", TILE))
+        overlap = tile // 2 if self.overlap is None else self.overlap
+        if overlap >= tile:
+            raise UsageError(f"tile overlap must be 0 to {tile - 1} pixels for this model's {tile}-pixel tiles")
+        scale = self.scale if self.scale is not None else int(getattr(config, "scale", DEFAULT_SCALE))
+        per_call = max(1, self.tile_batch * TILE * TILE // (tile * tile))
+        return ResolvedOptions(scale, tile, overlap, per_call, decoding_of(model))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.guide_radius, int) or self.guide_radius < 0:
+            raise UsageError(f"guide radius must be a whole number, 0 or more, not {self.guide_radius}")
+        if not self.guide_eps > 0:
+            raise UsageError(f"guide eps must be more than 0, not {self.guide_eps}")
+        if self.overlap is not None and self.overlap < 0:
+            raise UsageError(f"tile overlap must be 0 or more pixels, not {self.overlap}")
+        if self.tile_batch < 1:
+            raise UsageError(f"tile batch must be 1 or more, not {self.tile_batch}")
+
+
+@dataclass(frozen=True)
+class ResolvedOptions:
+    """The tiling of one model: working scale, tile side and overlap in pixels, tiles per model call,
+    and the model's decoding settings (read when the options are resolved, so a model whose
+    config is replaced colours by its new settings)."""
+
+    scale: int
+    tile: int
+    overlap: int
+    tiles_per_call: int
+    decoding: Decoding
+
+
+def decoding_of(model: Any) -> Decoding:
+    """A model's decoding settings; the defaults for modules without a colorcli config (test doubles)."""
+    from colorcli.model import Decoding
+
+    config = getattr(model, "config", None)
+    return config.decoding if config is not None else Decoding()
+
+
+def working_size(width: int, height: int, scale: int) -> tuple[int, int]:
+    """Size of the image the model sees: shorter side `scale` pixels, never enlarged."""
+    f = min(1.0, scale / min(width, height))
+    return max(1, round(width * f)), max(1, round(height * f))
+
+
+def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
+    """Tile offsets covering 0..length, the last one flush with the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    return starts + [length - tile]
+
+
+def _window(tile: int, overlap: int):
+    """Separable smooth blending weights (tile, tile): a raised cosine over the overlap, 1 inside."""
+    import torch
+
+    ramp = torch.ones(tile)
+    if overlap > 0:
+        t = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+        edge = 0.5 - 0.5 * torch.cos(math.pi * t)  # rises smoothly from ~0 to ~1
+        ramp[:overlap] = edge
+        ramp[-overlap:] = edge.flip(0)
+    return ramp[:, None] * ramp[None, :]  # (tile, tile)
+
+
+@dataclass(frozen=True)
+class _TileLayout:
+    h: int
+    w: int
+    ph: int  # padded to at least one tile
+    pw: int
+    rows: list[int]
+    cols: list[int]
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+
+def _cut_tiles(gray: np.ndarray, tile: int, overlap: int):
+    """Overlapping square tiles of an (h, w) uint8 image: (T, 1, tile, tile) float tensor and their layout."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = gray.shape
+    y = torch.from_numpy(gray.astype(np.float32))[None, None]  # (1, 1, h, w); a copy, so read-only input is fine
+    ph, pw = max(tile, h), max(tile, w)
+    if (ph, pw) != (h, w):
+        mode = "reflect" if min(h, w) > 1 and ph - h < h and pw - w < w else "replicate"
+        y = F.pad(y, (0, pw - w, 0, ph - h), mode=mode)  # (1, 1, ph, pw)
+    stride = tile - overlap
+    layout = _TileLayout(h, w, ph, pw, _tile_starts(ph, tile, stride), _tile_starts(pw, tile, stride))
+    tiles = torch.stack([y[0, :, r : r + tile, c : c + tile] for r in layout.rows for c in layout.cols])
+    return tiles, layout  # (T, 1, tile, tile)
+
+
+def _blend(chroma, layout: _TileLayout, overlap: int):
+    """Blend tile chrominance (T, 2, tile, tile) with the smooth window into (2, h, w)."""
+    import torch
+
+    tile = chroma.shape[-1]
+    weight = _window(tile, overlap)
+    acc = torch.zeros(2, layout.ph, layout.pw)
+    norm = torch.zeros(1, layout.ph, layout.pw)
+    for i, (r, c) in enumerate((r, c) for r in layout.rows for c in layout.cols):
+        acc[:, r : r + tile, c : c + tile] += chroma[i] * weight
+        norm[:, r : r + tile, c : c + tile] += weight
+    return (acc / norm)[:, : layout.h, : layout.w]  # (2, h, w)
+
+
+def predict_chroma_many(model, grays: list[np.ndarray], options: ColorizeOptions) -> list:
+    """Chrominance of working-scale gray images, (h, w) uint8 each -> (2, h, w) float tensors in -128..128.
+
+    Every image is reflect-padded to at least one tile and cut into overlapping
+    tiles; the tiles of all images go through the model together in batches of
+    ``tile_batch``, and each image's tiles are blended back.
+    """
+    import torch
+
+    tiling = options.for_model(model)
+    cut = [_cut_tiles(g, tiling.tile, tiling.overlap) for g in grays]
+    tiles = torch.cat([t for t, _ in cut])  # (sum T, 1, tile, tile)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        chroma = torch.cat([model(b.to(device)).float().cpu() for b in tiles.split(tiling.tiles_per_call)])
+    per_image = chroma.split([layout.count for _, layout in cut])  # each (T_i, 2, tile, tile)
+    return [
+        with_colour_strength(_blend(c, layout, tiling.overlap), options, tiling.decoding, layout.count)
+        for c, (_, layout) in zip(per_image, cut, strict=True)
+    ]
+
+
+def with_colour_strength(
+    chroma: torch.Tensor, options: ColorizeOptions, decoding: Decoding, tiles: int
+) -> torch.Tensor:
+    """Blended chrominance (2, h, w), -128..128, of a photo cut into ``tiles`` tiles, at its colour strength.
+
+    The whole chain, in order: the model's own ``decoding.saturation`` is already in
+    what it returns (it is part of its decoding, trained with), then comes the caller's
+    ``options.saturation`` (colorize --saturation), then ``decoding.tile_saturation`` where
+    the photo took more than one tile (see ``Decoding.tile_factor``).
+    """
+    return chroma * options.saturation * decoding.tile_factor(tiles)
+
+
+def predict_chroma(model, gray: np.ndarray, options: ColorizeOptions):
+    """Chrominance of one working-scale gray image: (h, w) uint8 -> (2, h, w), -128..128."""
+    return predict_chroma_many(model, [gray], options)[0]
+
+
+def working_gray(gray: Image.Image, scale: int) -> np.ndarray:
+    """The luma the model sees: shorter side `scale` pixels (never enlarged), as (h, w) uint8."""
+    w, h = gray.size
+    ww, wh = working_size(w, h, scale)
+    if (ww, wh) == (w, h):
+        return np.array(gray)
+    resample = Image.Resampling.BOX if ww * 2 < w else Image.Resampling.BILINEAR
+    return np.array(gray.resize((ww, wh), resample))
+
+
+def _box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a (2r+1)-square window, edges replicated: (C, h, w) -> (C, h, w)."""
+    import torch.nn.functional as F
+
+    padded = F.pad(x[None], (radius,) * 4, mode="replicate")  # (1, C, h + 2r, w + 2r)
+    return F.avg_pool2d(padded, 2 * radius + 1, stride=1)[0]  # (C, h, w)
+
+
+def _box_range(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Minimum and maximum over a (2r+1)-square window: (C, h, w) -> (2C, h, w), minima first."""
+    import torch
+    import torch.nn.functional as F
+
+    padded = F.pad(torch.cat([-x, x])[None], (radius,) * 4, mode="replicate")  # (1, 2C, h + 2r, w + 2r)
+    peaks = F.max_pool2d(padded, 2 * radius + 1, stride=1)[0]  # (2C, h, w): -min, max
+    c = x.shape[0]
+    return torch.cat([-peaks[:c], peaks[c:]])  # (2C, h, w)
+
+
+def guided_planes(guide: np.ndarray, chroma: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
+    """What the guided upsampling needs at working scale (a fast guided filter, He & Sun 2015).
+
+    guide: (h, w) uint8 working-scale luma; chroma: (2, h, w) in -128..128;
+    radius: window radius in working-scale pixels; eps: regulariser in squared
+    luma units of 0..1. Returns (8, h, w) float: per channel (Cb, Cr) the slope a
+    (chroma units per unit of luma in 0..1) and offset b of the local fit
+    chroma ~ a * luma + b, averaged over the windows covering the pixel, then the
+    lowest and highest chroma predicted within a window, which bound the result:
+    a thin bright line beside an edge must not take the colour of the far side.
+    """
+    import torch
+
+    luma = torch.from_numpy(guide.astype(np.float32) / 255)[None]  # (1, h, w)
+    mean_l, mean_c = _box_mean(luma, radius), _box_mean(chroma, radius)
+    cov = _box_mean(luma * chroma, radius) - mean_l * mean_c  # (2, h, w)
+    var = (_box_mean(luma * luma, radius) - mean_l * mean_l).clamp(min=0)  # (1, h, w)
+    slope = cov / (var + eps)  # (2, h, w)
+    offset = mean_c - slope * mean_l
+    fit = _box_mean(torch.cat([slope, offset]), radius)  # (4, h, w)
+    return torch.cat([fit, _box_range(chroma, radius)])  # (8, h, w)
+
+
+def _linear_taps(out_len: int, in_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices and weights of bilinear resampling along one axis (pixel centres aligned).
+
+    Output pixel i reads (1 - w[i]) * src[lo[i]] + w[i] * src[hi[i]], as
+    torch's ``interpolate(mode="bilinear", align_corners=False)`` does. Returns
+    lo, hi (int64) and w (float32), each (out_len,) tensors.
+    """
+    import torch
+
+    pos = ((torch.arange(out_len, dtype=torch.float64) + 0.5) * (in_len / out_len) - 0.5).clamp(0, in_len - 1)
+    lo = pos.floor().long()
+    return lo, (lo + 1).clamp(max=in_len - 1), (pos - lo).float()
+
+
+def _taps_matrix(lo: torch.Tensor, hi: torch.Tensor, weight: torch.Tensor, first: int, count: int) -> torch.Tensor:
+    """The taps of some output pixels as a (outputs, count) matrix over sources first..first+count-1.
+
+    Enlarging by a matrix product reads the few source rows once, where
+    gathering them row by row moves several times the memory.
+    """
+    import torch
+
+    matrix = torch.zeros(len(lo), count)
+    out = torch.arange(len(lo))
+    matrix.index_put_((out, lo - first), 1 - weight, accumulate=True)
+    matrix.index_put_((out, hi - first), weight, accumulate=True)
+    return matrix  # (outputs, count)
+
+
+def _join_in_bands(
+    gray: Image.Image, chroma_rows: Callable[[slice, torch.Tensor], torch.Tensor], band_pixels: int
+) -> Image.Image:
+    """RGB whose luma is ``gray`` (8-bit, mode "L"), built band by band so a huge photo holds one band of floats.
+
+    A band is at most ``band_pixels`` pixels and ``BAND_ROWS`` rows (a narrow
+    photo would otherwise get bands thousands of rows tall).
+    chroma_rows(rows, luma) gives the (2, rows, W) chroma, -128..128, of those
+    rows from their (rows, W) luma in 0..1. RGB is computed in floating point,
+    not with Pillow's fixed-point YCbCr conversion, which truncates: it leaves 4
+    in 10 pixels of an ordinary photo one level darker than their Y.
+    """
+    import torch
+
+    y_all = np.asarray(gray)  # (H, W) uint8
+    height, width = y_all.shape
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    band = max(1, min(band_pixels // max(width, 1), BAND_ROWS))
+    for top in range(0, height, band):
+        rows = slice(top, min(top + band, height))
+        y = y_all[rows]  # (rows, W)
+        luma = torch.from_numpy(y.astype(np.float32)).div_(255)  # (rows, W) in 0..1
+        out[rows] = _ycbcr_band_to_rgb(y, chroma_rows(rows, luma))
+    return Image.fromarray(out, "RGB")
+
+
+def compose_guided(gray: Image.Image, planes: torch.Tensor, band_pixels: int = BAND_PIXELS) -> Image.Image:
+    """Full-resolution RGB whose luma is ``gray`` (8-bit, mode "L") and whose chroma follows its edges.
+
+    planes: (8, h, w) from ``guided_planes`` at working scale. They are enlarged
+    bilinearly to the photo's size a band of rows at a time (only the
+    working-scale rows a band reads), and each pixel's chroma is a * luma + b,
+    kept within the enlarged local range.
+    """
+    import torch
+
+    height, width = gray.height, gray.width
+    rows_lo, rows_hi, row_w = _linear_taps(height, planes.shape[1])
+    cols_lo, cols_hi, col_w = _linear_taps(width, planes.shape[2])
+    by_row = planes.float().permute(1, 0, 2).contiguous()  # (h, 8, w)
+
+    def chroma_rows(rows: slice, luma: torch.Tensor) -> torch.Tensor:
+        lo, hi = rows_lo[rows], rows_hi[rows]
+        first, last = int(lo[0]), int(hi[-1])  # the working-scale rows this band reads
+        near = by_row[first : last + 1]  # (k, 8, w)
+        wide = torch.lerp(near.index_select(2, cols_lo), near.index_select(2, cols_hi), col_w)  # (k, 8, W)
+        taps = _taps_matrix(lo, hi, row_w[rows], first, len(near))  # (rows, k)
+        up = (taps @ wide.view(len(near), -1)).view(len(lo), 8, width)  # (rows, 8, W)
+        fitted = torch.addcmul(up[:, 2:4], up[:, 0:2], luma[:, None])  # (rows, 2, W)
+        bounded = torch.minimum(torch.maximum(fitted, up[:, 4:6]), up[:, 6:8])  # (rows, 2, W)
+        return bounded.permute(1, 0, 2)  # (2, rows, W)
+
+    return _join_in_bands(gray, chroma_rows, band_pixels)
+
+
+def compose_chroma(gray: Image.Image, chroma: torch.Tensor, band_pixels: int = BAND_PIXELS) -> Image.Image:
+    """RGB whose luma is ``gray`` (8-bit, mode "L") and whose chroma is ``chroma`` (2, H, W), -128..128."""
+    return _join_in_bands(gray, lambda rows, _luma: chroma[:, rows], band_pixels)
+
+
+def guide_radius(enlargement: float, radius: int) -> int:
+    """The guide's radius for an enlargement (full size / working size, >= 1): in steps, from 0 at 1:1.
+
+    int(radius * (enlargement - 1)), at most ``radius``: for radius 2, 0 below
+    1.5 times, 1 up to twice, 2 from twice. Near 1:1 there are no edges to
+    restore and the filter would only smooth (and pale) the colour.
+    """
+    return max(0, min(radius, int(radius * (enlargement - 1))))
+
+
+def full_resolution(
+    gray: Image.Image, working: np.ndarray, chroma: torch.Tensor, options: ColorizeOptions
+) -> Image.Image:
+    """Join working-scale chrominance (2, h, w) with the full-size luma, enlarging it along the luma's edges."""
+    radius = guide_radius(min(gray.height, gray.width) / min(working.shape), options.guide_radius)
+    if radius == 0 and working.shape == (gray.height, gray.width):
+        return compose_chroma(gray, chroma)  # the model saw the photo at full size
+    return compose_guided(gray, guided_planes(working, chroma, radius, options.guide_eps))
+
+
+def colorize_grays(model, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
+    """Colorize 8-bit gray images together; each RGB result has its input's size and luma."""
+    scale = options.for_model(model).scale
+    working = [working_gray(g, scale) for g in grays]
+    chroma = predict_chroma_many(model, working, options)
+    return [full_resolution(g, w, c, options) for g, w, c in zip(grays, working, chroma, strict=True)]
+
+
+def colorize_gray(model, gray: Image.Image, options: ColorizeOptions) -> Image.Image:
+    """Colorize one 8-bit gray image; the RGB result has its size and (to within rounding) its luma."""
+    return colorize_grays(model, [gray], options)[0]
+
+
+def _ycbcr_band_to_rgb(y8: np.ndarray, chroma) -> np.ndarray:
+    """(rows, w, 3) uint8 RGB of (rows, w) uint8 luma and a (2, rows, w) float tensor of chroma in -128..128.
+
+    Exact in floating point; out-of-gamut pixels get their chrominance shrunk
+    toward gray until they fit, since clipping RGB would change their luma.
+    """
+    import torch
+
+    from colorcli.color import ycbcr_to_rgb, ycbcr_to_rgb_u8
+
+    y = torch.from_numpy(y8.astype(np.float32))[None, None]  # (1, 1, rows, w)
+    c = chroma.float()[None]  # (1, 2, rows, w)
+    rgb = ycbcr_to_rgb(y, c).round_()  # (1, 3, rows, w), unclipped
+    outside = ((rgb < 0) | (rgb > 255)).any(1)[0]  # (rows, w): out of gamut
+    if outside.any():
+        ys, cs = y[0, 0][outside], c[0][:, outside]  # (k,), (2, k)
+        rgb[0][:, outside] = ycbcr_to_rgb_u8(ys.view(1, 1, -1, 1), cs.view(1, 2, -1, 1))[0, :, :, 0].float()
+    return rgb[0].to(torch.uint8).permute(1, 2, 0).numpy()  # (rows, w, 3)
+
+
+def tile_count(size: tuple[int, int], tiling: ResolvedOptions) -> int:
+    """How much model work an image of ``size`` (width, height) is, in 32x32 tiles' worth
+    (a 64x64 tile counts 4), at the working scale."""
+    w, h = working_size(*size, tiling.scale)
+    t, stride = tiling.tile, tiling.tile - tiling.overlap
+    count = len(_tile_starts(max(t, h), t, stride)) * len(_tile_starts(max(t, w), t, stride))
+    return count * (t * t) // (TILE * TILE)
