@@ -93,3 +93,18 @@ def mode_image(mode: str, w: int = 45, h: int = 37) -> Image.Image:
         im.putalpha(128)
         return im.convert("LA")
     return rgb.convert(mode)
+
+
+# What colorize must not load: training, datasets and scoring (nor, through them, torch.distributed).
+TRAINING_MODULES = ("colorcli.train", "colorcli.data", "colorcli.evaluate")
+
+REPORT_TRAINING_MODULES = """
+import pathlib, sys
+loaded = sorted(m for m in sys.modules if m.startswith("colorcli"))
+distributed = [
+    m for m in loaded
+    if getattr(sys.modules[m], "__file__", None)
+    and "torch.distributed" in pathlib.Path(sys.modules[m].__file__).read_text(encoding="utf-8")
+]
+print(sorted(set(loaded) & set({training!r})), distributed)
+""".replace("{training!r}", repr(TRAINING_MODULES))

@@ -58,3 +58,21 @@ def test_import_colorcli_does_not_import_torch():
 
     code = "import sys, colorcli; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def test_colorize_imports_nothing_of_training(tmp_path):
+    """A colorize call loads neither training, datasets nor eval, nor any colorcli module that uses
+    torch.distributed (torch itself may load it)."""
+    import subprocess
+    import sys
+
+    from helpers import REPORT_TRAINING_MODULES
+
+    colour_image(64, 48).save(tmp_path / "in.png")
+    code = (
+        "import colorcli\nfrom PIL import Image\n"
+        f"colorcli.colorize(Image.new('L', (64, 48), 128)); colorcli.colorize({str(tmp_path / 'in.png')!r})\n"
+        + REPORT_TRAINING_MODULES
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] []"

@@ -81,6 +81,22 @@ def test_help_does_not_import_torch():
     assert out.strip() == "False"
 
 
+def test_the_colorize_command_imports_nothing_of_training(tmp_path):
+    """`colorcli colorize`, run as from a shell, loads neither training, datasets nor eval, nor any
+    colorcli module that uses torch.distributed."""
+    from helpers import REPORT_TRAINING_MODULES
+
+    colour_image(40, 30).save(tmp_path / "in.png")
+    argv = ["colorcli", "colorize", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "--device", "cpu"]
+    code = (
+        f"import runpy, sys\nsys.argv = {argv!r}\n"
+        "try:\n    runpy.run_module('colorcli', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
+        + REPORT_TRAINING_MODULES
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] []" and (tmp_path / "out.png").exists()
+
+
 def test_colorize_usage_errors_exit_2(tmp_path):
     assert invoke("colorize", "-").exit_code == 2  # standard input has no name to write a result beside
     colour_image(8, 8).save(tmp_path / "a.png")
