@@ -34,7 +34,6 @@ from colorcli.data import (
     load_dataset,
     make_pair,
     random_zooms,
-    split_indices,
     zoom_in,
 )
 from colorcli.evaluate import evaluate_photos, evaluate_tensor
@@ -42,6 +41,7 @@ from colorcli.images import find_images
 from colorcli.inference import ColorizeOptions
 from colorcli.metrics import share_or_nan
 from colorcli.model import Colorizer
+from colorcli.run import split_indices
 
 
 def parse_zoom(text: str) -> tuple[float, float]:
