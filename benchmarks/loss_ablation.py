@@ -17,10 +17,11 @@ import time
 from pathlib import Path
 
 from colorcli.checkpoint import load_model
-from colorcli.data import load_dataset, split_indices
+from colorcli.data import load_dataset
 from colorcli.evaluate import evaluate_tensor
 from colorcli.metrics import share_or_nan
 from colorcli.model import ModelConfig
+from colorcli.run import split_indices
 from colorcli.train import TrainConfig, train
 
 VARIANTS = {

@@ -34,13 +34,13 @@ from colorcli.data import (
     load_dataset,
     make_pair,
     random_zooms,
-    split_indices,
     zoom_in,
 )
 from colorcli.evaluate import evaluate_photos, evaluate_tensor
 from colorcli.images import find_images
 from colorcli.metrics import share_or_nan
 from colorcli.model import Colorizer
+from colorcli.run import split_indices
 from colorcli.tiling import ColorizeOptions
 
 

@@ -22,10 +22,8 @@ from colorcli.data import (
     load_dataset,
     load_folder,
     make_pair,
-    split_indices,
 )
 from colorcli.errors import DataError, UsageError
-from helpers import colour_image
 
 
 def test_load_folder_fits_every_image_to_32(image_folder, tmp_path):
@@ -83,14 +81,6 @@ def test_rank_shards_are_disjoint_and_equal():
     assert len({len(s) for s in shards}) == 1
     assert len(list(iter_batches(shards[0], batch // world))) == len(list(iter_batches(shards[1], batch // world)))
     assert not set(shards[0].tolist()) & set(shards[1].tolist())
-
-
-def test_split_is_disjoint_complete_and_reproducible():
-    tr, va = split_indices(100, 0.1, seed=3)
-    assert len(va) == 10 and len(tr) == 90
-    assert sorted(torch.cat([tr, va]).tolist()) == list(range(100))
-    tr2, va2 = split_indices(100, 0.1, seed=3)
-    assert torch.equal(va, va2)
 
 
 def test_pairs_use_the_8bit_luma_that_inference_sees():
@@ -287,27 +277,6 @@ def test_a_cache_pruned_under_a_reader_is_decoded_again(tmp_path):
     assert _read_cache(tmp_path / "gone.npy", None) is None
     (tmp_path / "torn.npy").write_bytes(b"\x93NUMPY")  # cut short
     assert _read_cache(tmp_path / "torn.npy", 3) is None
-
-
-def test_files_digest_follows_the_names_the_run_read_not_where_the_folder_lies(image_folder, tmp_path):
-    import shutil
-
-    from colorcli.data import changed_files, files_digest
-
-    assert files_digest("cifar10", 10) is None
-    before = files_digest(str(image_folder), 20)
-    run = {"images": 20, "files_digest": before}
-    moved = Path(shutil.move(image_folder, tmp_path / "moved"))
-    assert files_digest(str(moved), 20) == before and changed_files(str(moved), run) is None
-    colour_image(40, 40).save(moved / "b" / "zzz.png")  # sorts after the first 20: not theirs
-    assert changed_files(str(moved), run) is None
-    (moved / "a" / "img1.png").rename(moved / "a" / "img1b.png")
-    assert "added, removed or renamed" in changed_files(str(moved), run)
-    few = tmp_path / "few"
-    few.mkdir()
-    for i in range(3):
-        colour_image(40, 40, seed=i).save(few / f"{i}.png")
-    assert changed_files(str(few), run) == "3 image files, but the run split 20 images"
 
 
 def test_epoch_crops_cover_the_tile_at_the_drawn_working_scale():

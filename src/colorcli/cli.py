@@ -194,8 +194,30 @@ ModelName = Annotated[
 Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full traceback on errors.")]
 
 
+class _TrainCommand(_Command):
+    """train's options default to None, "not given": a new run takes the defaults kept in the
+    config dataclasses, a resumed run its own settings. Its help shows those defaults, read
+    from the dataclasses when the help is drawn (they need torch, which only the help pays for)."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from colorcli.run import shown_defaults
+
+        settings, model = shown_defaults()
+        kept = [(p, p.default, p.help) for p in self.params]
+        try:
+            for p in self.params:
+                if p.default is None and settings.get(p.name) is not None:
+                    p.default = settings[p.name]  # shown as [default: ...], as an option's own default is
+                if p.help and "{" in p.help:
+                    p.help = p.help.format(**model)
+            super().format_help(ctx, formatter)
+        finally:
+            for p, default, text in kept:
+                p.default, p.help = default, text
+
+
 @app.command(
-    cls=_Command,
+    cls=_TrainCommand,
     epilog="Examples:\n\n"
     "colorcli train --dataset cifar10 --out runs/c10    (downloads CIFAR-10 once)\n\n"
     "colorcli train --dataset ~/Pictures/family --epochs 30    (your own colour photos, any size)\n\n"
@@ -203,17 +225,20 @@ Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full tr
     "colorcli train --init default --dataset ~/Pictures/family --epochs 5    (adapt the shipped model)",
 )
 def train(
-    ctx: typer.Context,
-    dataset: Annotated[str, typer.Option(help="cifar10, cifar100, or a folder of your own colour images.")] = "cifar10",
+    dataset: Annotated[
+        str | None, typer.Option(help="cifar10, cifar100, or a folder of your own colour images.")
+    ] = None,
     arch: Annotated[
         Arch | None, typer.Option(help="unet (default) or seed (the original Keras autoencoder).", show_default=False)
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training split.")] = 18,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per optimizer step (global under torchrun).")] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (one-cycle) or start rate (plateau).")] = 2e-3,
-    out: Annotated[Path, typer.Option(help="Run folder for best.pt, last.pt and history.json.")] = Path(
-        "runs/colorcli"
-    ),
+    epochs: Annotated[int | None, typer.Option(min=1, help="Passes over the training split.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Images per optimizer step (global under torchrun).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(min=0.0, help="Peak learning rate (one-cycle) or start rate (plateau).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder for best.pt, last.pt and history.json.")] = None,
     resume: Annotated[
         Path | None,
         typer.Option(help="Continue a run from its last.pt, with the settings it started with (and in its folder)."),
@@ -222,7 +247,7 @@ def train(
         bool, typer.Option("--overwrite", metavar="", help="Replace the run already in --out (default: refuse).")
     ] = False,
     device: Device = DeviceName.auto,
-    seed: Annotated[int, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
     ] = None,
@@ -230,12 +255,15 @@ def train(
         str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
     ] = None,
     val_fraction: Annotated[
-        float, typer.Option(min=0.0, max=0.9, help="Share of images held out for validation (at least one image).")
-    ] = 0.1,
+        float | None,
+        typer.Option(min=0.0, max=0.9, help="Share of images held out for validation (at least one image)."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N images (quick trials).")] = None,
     width: Annotated[
         int | None,
-        typer.Option(min=4, help="Channels of the first level (doubles per level); default 32.", show_default=False),
+        typer.Option(
+            min=4, help="Channels of the first level (doubles per level); default {width}.", show_default=False
+        ),
     ] = None,
     head: Annotated[
         Head | None,
@@ -253,7 +281,7 @@ def train(
         typer.Option(
             min=0.0,
             help="With --loss psnr: dB of reward per unit of output colorfulness (a CIFAR image has about 30). "
-            "Default 0, or the starting model's with --init.",
+            "Default {vivid:g}, or the starting model's with --init.",
         ),
     ] = None,
     norm: Annotated[
@@ -265,7 +293,7 @@ def train(
         typer.Option(
             min=0.0,
             help="Weight of a per-image log-MSE term added to the bins head's ce loss. "
-            "Default 0, or the starting model's with --init.",
+            "Default {aux_logmse:g}, or the starting model's with --init.",
         ),
     ] = None,
     init: Annotated[
@@ -276,29 +304,32 @@ def train(
         ),
     ] = None,
     skip_gray: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--skip-gray/--keep-gray",
             metavar="",
             help="Leave black-and-white originals out of training (validation keeps them).",
         ),
-    ] = True,
+    ] = None,
     zoom: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             max=1.0,
             help="Share of training images shown zoomed in each epoch (a random square crop, resized back), "
             "as a 32x32 tile of a photo shows part of a scene.",
         ),
-    ] = 0.0,
+    ] = None,
     zoom_min: Annotated[
-        float, typer.Option(min=0.05, max=1.0, help="Smallest zoomed crop, as a share of the image side.")
-    ] = 0.5,
+        float | None, typer.Option(min=0.05, max=1.0, help="Smallest zoomed crop, as a share of the image side.")
+    ] = None,
     depth: Annotated[
         int | None,
         typer.Option(
-            min=1, max=6, help="unet 2x downsamplings (default 3); with --init, grows the model.", show_default=False
+            min=1,
+            max=6,
+            help="unet 2x downsamplings (default {depth}); with --init, grows the model.",
+            show_default=False,
         ),
     ] = None,
     context: Annotated[
@@ -311,12 +342,12 @@ def train(
     ] = None,
     tile: Annotated[
         int | None,
-        typer.Option(min=8, help="Side of the model's input tiles, in pixels (default 32).", show_default=False),
+        typer.Option(min=8, help="Side of the model's input tiles, in pixels (default {tile}).", show_default=False),
     ] = None,
     scale: Annotated[
         int | None,
         typer.Option(
-            min=8, help="Working scale colorize uses by default for this model (default 96).", show_default=False
+            min=8, help="Working scale colorize uses by default for this model (default {scale}).", show_default=False
         ),
     ] = None,
     scale_min: Annotated[
@@ -329,19 +360,21 @@ def train(
     mix: Annotated[
         str | None, typer.Option(help="A second dataset (cifar10, cifar100 or a folder) mixed into every batch.")
     ] = None,
-    mix_share: Annotated[float, typer.Option(min=0.0, max=0.95, help="Share of every batch drawn from --mix.")] = 0.5,
+    mix_share: Annotated[
+        float | None, typer.Option(min=0.0, max=0.95, help="Share of every batch drawn from --mix.")
+    ] = None,
     balance: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0.0,
             max=1.0,
             help="Draw a folder's subfolders more evenly: 0 every image equally often, 1 every subfolder.",
         ),
-    ] = 0.0,
-    schedule: Annotated[Schedule, typer.Option(help="Learning-rate schedule.")] = Schedule.onecycle,
+    ] = None,
+    schedule: Annotated[Schedule | None, typer.Option(help="Learning-rate schedule.")] = None,
     compile: Annotated[
-        bool, typer.Option("--compile", metavar="", help="Compile the model with torch.compile.")
-    ] = False,
+        bool | None, typer.Option("--compile", metavar="", help="Compile the model with torch.compile.")
+    ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: cores / local processes).")] = None,
     debug: Debug = False,
 ) -> None:
@@ -350,55 +383,32 @@ def train(
 
     def body() -> None:
         from colorcli.data import CIFAR_NAMES
-        from colorcli.errors import UsageError
-        from colorcli.model import SEED_DEFAULTS, ModelConfig
-        from colorcli.train import Interrupted, TrainConfig, fine_tune_config
+        from colorcli.run import ModelOptions, TrainConfig
+        from colorcli.train import Interrupted
         from colorcli.train import train as run_training
 
-        data_spec = dataset
-        if data_spec not in CIFAR_NAMES and Path(data_spec).is_dir():
-            data_spec = str(Path(data_spec).resolve())  # so --resume works from any folder
-        # What was typed, for --resume to check against the run (all but where its data is must agree).
-        typed = {name: ctx.params[name] for name in ctx.params if _from_command_line(ctx, name)}
-        typed = {
-            k: str(v) if isinstance(v, Path) else _value(v)
-            for k, v in typed.items()
-            if k not in {"resume", "device", "threads", "debug", "overwrite"}
-        }
-        if "dataset" in typed:
-            typed["dataset"] = data_spec
+        def where(spec: str | None) -> str | None:
+            """A folder dataset as an absolute path, so --resume (and --mix) work from any folder."""
+            return spec if spec is None or spec in CIFAR_NAMES or not Path(spec).is_dir() else str(Path(spec).resolve())
 
-        if init:
-            shape = {"arch": arch, "width": width, "head": head, "norm": norm}
-            grow = {"depth": depth, "context": context, "tile": tile, "scale": scale}
-            model_cfg = fine_tune_config(init, loss=loss, vivid=vivid, aux_logmse=aux_logmse, **shape, **grow)
-        elif arch == "seed":
-            unet_only = {"--width": width, "--head": head, "--norm": norm, "--aux-logmse": aux_logmse}
-            if any(v is not None for v in unet_only.values()):
-                flags = ", ".join(k for k, v in unet_only.items() if v is not None)
-                raise UsageError(f"{flags}: only shape the unet; the seed design is fixed (as in the notebooks)")
-            given = {"loss": loss} if loss else {}
-            model_cfg = ModelConfig(arch="seed", **{**SEED_DEFAULTS, **given}, vivid=vivid or 0.0)
-        else:
-            unet_head = head or "bins"
-            model_cfg = ModelConfig(
-                arch=arch or "unet",
-                width=width or 32,
-                head=unet_head,
-                loss=loss or ("ce" if unet_head == "bins" else "mse"),
-                norm=norm or "batch",
-                aux_logmse=aux_logmse or 0.0,
-                vivid=vivid or 0.0,
-                depth=depth or 3,
-                context=bool(context),
-                tile=tile or 32,
-                scale=scale or 96,
-            )
+        model = ModelOptions(
+            arch=arch,
+            width=width,
+            depth=depth,
+            head=head,
+            loss=loss,
+            norm=norm,
+            aux_logmse=aux_logmse,
+            vivid=vivid,
+            context=context,
+            tile=tile,
+            scale=scale,
+        )
         cfg = TrainConfig(
-            dataset=data_spec,
+            dataset=where(dataset),
             data_dir=str(data_dir) if data_dir else None,
             mirror=mirror,
-            out=str(out),
+            out=None if out is None else str(out),
             epochs=epochs,
             batch_size=batch_size,
             lr=lr,
@@ -421,7 +431,7 @@ def train(
         )
         try:
             with _sigterm_interrupts():  # also while decoding or downloading, before training's own handler
-                run_training(cfg, model_cfg, resume=resume, console=_stderr(), overwrite=overwrite, typed=typed)
+                run_training(cfg, model, resume=resume, console=_stderr(), overwrite=overwrite)
         except Interrupted as e:
             if os.environ.get("RANK", "0") == "0":  # under torchrun, once
                 _stderr().print(f"colorcli: {printable(str(e))}", markup=False)

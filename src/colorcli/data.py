@@ -83,53 +83,6 @@ def _folder_key(root: Path, paths: list[Path], size: int) -> str:
     return h.hexdigest()[:20]
 
 
-def files_digest(spec: str, first: int) -> str | None:
-    """A digest of the names (within the folder) of a folder dataset's first ``first`` image
-    files, in the sorted order they are read in; None for CIFAR.
-
-    Stored with a run (``first`` = its number of images), it tells whether files were
-    added, removed or renamed among those the run split, which would move images between
-    its training and validation sides; files sorting after them do not count. It holds
-    wherever the folder now lies and however its files decode.
-    """
-    if spec in CIFAR_NAMES:
-        return None
-    return _names_digest(Path(spec), find_images(Path(spec))[:first])
-
-
-def _names_digest(root: Path, paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.relative_to(root).as_posix().encode() + b"\n")
-    return h.hexdigest()[:16]
-
-
-def changed_files(spec: str, run: dict) -> str | None:
-    """Why a folder's files are not those a run split, by name (checked before decoding), or
-    None. ``run`` holds the checkpoint's "images" and "files_digest"; runs from before they
-    were stored are not checked."""
-    if not run.get("files_digest") or run.get("images") is None or spec in CIFAR_NAMES:
-        return None  # CIFAR is not a folder of files; a folder run's count tells it apart
-    root, first = Path(spec), run["images"]
-    heic: list[Path] = []
-    paths = find_images(root, needing_plugin=heic)
-    # HEIC photos count only where their plugin is installed: a run made with it differs without it.
-    hint = f" ({plugin_note(heic)})" if heic else ""
-    if len(paths) < first:
-        return f"{len(paths)} image files, but the run split {first} images{hint}"
-    if _names_digest(root, paths[:first]) != run["files_digest"]:
-        return f"image files were added, removed or renamed among those the run split{hint}"
-    return None
-
-
-def changed_count(count: int, run: dict) -> str | None:
-    """Why a dataset is not the one a run split by its number of images, or None (runs from
-    before the count was stored are not checked)."""
-    if run.get("images") is not None and run["images"] != count:
-        return f"{count} images, but the run split {run['images']}"
-    return None
-
-
 def _not_a_dataset(spec: str) -> UsageError:
     """Why ``spec`` names no dataset: neither a CIFAR name nor a folder (with a near name, if any)."""
     path = Path(spec)
@@ -302,15 +255,6 @@ def load_dataset(
         data = load_cifar(spec, data_dir, train, mirror)
         return data[:limit] if limit else data
     return load_folder(Path(spec), size=size, cache_dir=data_dir, limit=limit)
-
-
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed random split of range(n) into (train, validation) index tensors."""
-    if n < 2:
-        raise DataError(f"need at least 2 images to hold out a validation split, got {n}")
-    n_val = min(max(1, round(n * val_fraction)), n - 1)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[n_val:], perm[:n_val]
 
 
 def grayscale_images(rgb: torch.Tensor, tolerance: int = 1) -> torch.Tensor:

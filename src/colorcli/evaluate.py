@@ -130,27 +130,28 @@ def holdout_images(
     file names, than the run had is refused, since its split would differ.
     """
     from colorcli.checkpoint import read_weights
-    from colorcli.data import CIFAR_NAMES, changed_count, changed_files, load_dataset, split_indices
+    from colorcli.data import load_dataset
+    from colorcli.run import TrainConfig, changed_count, changed_files, is_dataset, run_split
 
     _, _, extras = read_weights(checkpoint)
-    tc = extras.get("train_config")
-    if not tc:
+    if not extras.get("train_config"):
         raise ColorcliError(f"{checkpoint or 'the default model'}: has no training config, so no known holdout split")
-    source = tc["dataset"] if dataset is None else dataset
-    if source not in CIFAR_NAMES and not Path(source).is_dir():
+    tc = TrainConfig.from_dict(extras["train_config"]).filled()
+    source = tc.dataset if dataset is None else dataset
+    if not is_dataset(source):
         raise UsageError(
-            f"{source}: not a folder here; the model was trained on {tc['dataset']!r} (as named where training ran), "
+            f"{source}: not a folder here; the model was trained on {tc.dataset!r} (as named where training ran), "
             "so pass --dataset with that folder's path from here"
         )
     refuse = "; its holdout cannot be re-created from these (some would be images it trained on)"
     changed = changed_files(source, extras)  # by name, before decoding anything
     if changed:
         raise UsageError(f"{source}: {changed}{refuse}")
-    data = load_dataset(source, data_dir or tc.get("data_dir"), train=True, mirror=mirror, limit=tc.get("limit"))
+    data = load_dataset(source, data_dir or tc.data_dir, train=True, mirror=mirror, limit=tc.limit)
     changed = changed_count(len(data), extras)
     if changed:
         raise UsageError(f"{source}: {changed}{refuse}")
-    _, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
+    _, val_idx = run_split(tc, len(data))
     return data[val_idx]
 
 

@@ -3,7 +3,9 @@
 The whole dataset is one uint8 tensor on the training device; every batch is
 sliced, flipped and turned into (luma, colour) pairs there, so no per-sample
 Python runs in the loop. Under torchrun each rank trains on a disjoint shard of
-every epoch's shuffle and only rank 0 prints and writes files.
+every epoch's shuffle and only rank 0 prints and writes files. What a run is (its
+settings, folder, resuming, fine-tuning and the images it split) lives in run.py;
+here: prepare the run's data and model, train an epoch, validate it, save it.
 """
 
 from __future__ import annotations
@@ -15,36 +17,23 @@ import os
 import shlex
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 
-from colorcli.checkpoint import (
-    load_checkpoint,
-    model_from_state,
-    named_model_path,
-    pick_device,
-    read_weights,
-    save_checkpoint,
-)
+from colorcli.checkpoint import model_from_state, named_model_path, pick_device, save_checkpoint
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.console import progress_bar
 from colorcli.data import (
-    CIFAR_NAMES,
-    _not_a_dataset,
-    changed_count,
-    changed_files,
     crop_views,
     epoch_crops,
     epoch_draws,
     epoch_flips,
     epoch_order,
     epoch_zooms,
-    files_digest,
     flip_where,
     grayscale_images,
     iter_batches,
@@ -52,81 +41,37 @@ from colorcli.data import (
     make_pair,
     resize_images,
     source_weights,
-    split_indices,
     zoom_in,
 )
 from colorcli.errors import MainProcessFailed, TrainingError, UsageError, printable
 from colorcli.evaluate import model_colour_share, undertrained_hint
-from colorcli.files import atomic_write, ensure_folder, remove_stale_temps
+from colorcli.files import atomic_write, remove_stale_temps
 from colorcli.metrics import psnr_per_image
-from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable, count_parameters
+from colorcli.model import Colorizer, ModelConfig, build_model, count_parameters
+from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are also reached from here
+    BATCH_SIZE,
+    SCHEDULES,
+    ModelOptions,
+    Run,
+    TrainConfig,
+    check_image_count,
+    check_settings,
+    count_of,
+    files_digest,
+    fine_tune_config,
+    folder_problem,
+    grown_model,
+    missing_folders,
+    new_run,
+    quoted,
+    remove_empty,
+    resumed_run,
+    split_for_training,
+)
 
-SCHEDULES = ("onecycle", "plateau")
+__all__ = ["Interrupted", "TrainConfig", "TrainResult", "fine_tune_config", "grown_model", "train"]
+
 EXIT_INTERRUPTED = 130
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings; stored in checkpoints so a run can be resumed as it was.
-
-    batch_size is the global batch (split across ranks under torchrun); lr is the
-    peak learning rate of the one-cycle schedule or the start rate of plateau.
-    init: start from these weights (a .pt or .safetensors file, or a shipped model by
-    name: "default", "cifar10", "photo") instead of random ones, keeping their architecture: fine-tuning.
-    skip_gray: leave black-and-white originals out of the training split; as targets
-    they only teach the model to keep photos that look old gray, and those are the
-    photos people bring to a colorizer. Validation keeps them, as eval does.
-    zoom: share of training images replaced each epoch by a zoomed-in view (a random
-    square crop of at least ``zoom_min`` of the side, resized back), as a 32x32 tile of
-    a photo shows part of a scene. Validation is never zoomed.
-    scale_min, scale_max: train on photos as colorize sees them. A folder's images are
-    kept at ``scale_max`` (shorter side, centred square) and every epoch each is cut to a
-    random tile of the model's size at a working scale drawn from scale_min..scale_max
-    (see ``data.epoch_crops``); validation sees each whole, at the tile's size. None: whole
-    images at the model's tile size, as CIFAR trains.
-    mix: a second dataset (cifar10, cifar100 or a folder) of which ``mix_share`` of every
-    batch is drawn, whole images brought to the tile's size; it is only trained on (the
-    validation split and the run's identity are the main dataset's).
-    balance: draw a folder's subfolders (its sources) more evenly than their sizes: each
-    image weighs n ** -balance, n its subfolder's size (0: every image equally often, 1:
-    every subfolder); an epoch draws as many images as before, with replacement.
-    """
-
-    dataset: str = "cifar10"
-    data_dir: str | None = None
-    mirror: str | None = None
-    out: str = "runs/colorcli"
-    epochs: int = 18
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    schedule: str = "onecycle"
-    val_fraction: float = 0.1
-    limit: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    compile: bool = False
-    threads: int | None = None
-    init: str | None = None
-    skip_gray: bool = True
-    zoom: float = 0.0
-    zoom_min: float = 0.5
-    scale_min: int | None = None
-    scale_max: int | None = None
-    mix: str | None = None
-    mix_share: float = 0.5
-    balance: float = 0.0
-
-    @property
-    def scales(self) -> tuple[int, int] | None:
-        if self.scale_max is None:
-            return None
-        return (self.scale_min or self.scale_max, self.scale_max)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -255,76 +200,14 @@ def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist
     return {"val_loss": totals[0].item() / n, "val_psnr": totals[1].item() / n, "val_gray_psnr": totals[2].item() / n}
 
 
-def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
-    """Create the run folder; why it cannot be used, or None.
-
-    A fresh run into a folder that holds another run's checkpoints is refused unless
-    ``overwrite``: they may be hours of training.
-    """
-    if out.exists() and not out.is_dir():
-        return f"{out}: is a file; --out names the run's folder"
-    try:
-        taken = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
-    except OSError as e:
-        return f"{out}: cannot look into the run folder ({e.strerror or e})"
-    if fresh and taken and not overwrite:
-        return (
-            f"{out}: already holds a run ({', '.join(taken)}); continue it with --resume {_quoted(out / 'last.pt')}, "
-            "choose another --out, or pass --overwrite to replace it"
-        )
-    try:
-        ensure_folder(out, "the run folder")
-    except UsageError as e:
-        return str(e)
-    return None
-
-
-def _dataset_problem(dataset: str) -> str | None:
-    """Why a new run's --dataset names no dataset, or None. Looked at before the run folder, so
-    a mistyped dataset is not reported as a clash with the run already in --out."""
-    if dataset in CIFAR_NAMES or Path(dataset).is_dir():
-        return None
-    return str(_not_a_dataset(dataset))
-
-
 def _undertrained(model: Colorizer, val: torch.Tensor, out: Path, images: int = 1000) -> str | None:
     """A hint for the closing message when the model paints its validation images (the first
     ``images``) nearly gray, as a run of an epoch or two does, so eval's figures do not puzzle."""
     share = model_colour_share(model, val[:images])
     advice = (
-        f"train longer: a new run with more --epochs, or on from these weights with --init {_quoted(out / 'best.pt')}"
+        f"train longer: a new run with more --epochs, or on from these weights with --init {quoted(out / 'best.pt')}"
     )
     return undertrained_hint(share, "the model's colour on its validation images", advice)
-
-
-def _fitting_batch(images: int, world: int) -> int | None:
-    """The largest batch of ``world`` times a power of two (so every process takes the same
-    share, at least 2 images a step in all) that ``images`` training images fill at least
-    once; None if none does."""
-    per_process = images // world
-    if per_process < 1 or world * per_process < 2:
-        return None
-    batch = world * (1 << (per_process.bit_length() - 1))  # world x the largest power of two <= per_process
-    return batch if batch >= 2 else None
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """``folder`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    for f in (folder, *folder.parents):
-        if f.exists():
-            break
-        missing.append(f)
-    return missing
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    """Remove the folders (deepest first) while they are empty; stop at the first that is not."""
-    for f in folders:
-        try:
-            f.rmdir()
-        except OSError:
-            return
 
 
 def _any_rank(flag: bool, d: Dist, device: torch.device) -> bool:
@@ -395,212 +278,6 @@ class TrainResult:
     model: Colorizer  # the final weights (every rank holds the same)
 
 
-LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; the rest comes with the weights
-# What a fine-tune may grow: new layers (a deeper U-Net, the context branch) start fresh or at
-# zero beside the starting weights, and the tile and working scale are no weights at all.
-GROWTH_SETTINGS = ("depth", "context", "tile", "scale")
-
-
-def fine_tune_config(init: str, **given: Any) -> ModelConfig:
-    """The config of the model at ``init`` (a file or "default"), with the loss settings given.
-
-    A setting given as None keeps the starting model's, so ``--init`` without ``--vivid``
-    fine-tunes a model with the reward it was trained with.
-    """
-    unknown = sorted(k for k, v in given.items() if v is not None and k not in LOSS_SETTINGS + GROWTH_SETTINGS)
-    if unknown:
-        flags = ", ".join(f"--{k.replace('_', '-')}" for k in unknown)
-        raise UsageError(f"{flags}: a fine-tune (--init) keeps the starting model's architecture and decoding")
-    init_cfg, _, _ = read_weights(named_model_path(init))
-    return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
-
-
-RELOCATABLE = ("dataset", "data_dir", "mirror")
-
-
-def _count(n: int, thing: str) -> str:
-    """'1 epoch', '18 epochs'."""
-    return f"{n} {thing}{'s' * (n != 1)}"
-
-
-def _quoted(path: Path) -> str:
-    """A path as it can be pasted into a shell command."""
-    return shlex.quote(str(path))
-
-
-def _flag(name: str, value: Any) -> str:
-    """An option as it is typed: --epochs 30, --keep-gray, --compile."""
-    if name == "skip_gray":
-        return "--skip-gray" if value else "--keep-gray"
-    flag = "--" + name.replace("_", "-")
-    if value is None or value is False:
-        return f"no {flag}"
-    return flag if value is True else f"{flag} {shlex.quote(str(value))}"
-
-
-def _refuse_changed_settings(typed: dict[str, Any], saved: dict[str, Any], model: dict[str, Any], resume: Path) -> None:
-    """Refuse options given with --resume that differ from the run's own (they would be ignored).
-
-    The run's settings are read with their defaults filled in, as the run used them,
-    so checkpoints from before a setting existed compare as they trained.
-    """
-    run = {**ModelConfig.from_dict(model).to_dict(), **asdict(TrainConfig.from_dict(saved))}
-    if "init" in typed and typed["init"] != run.get("init"):
-        raise UsageError("--init starts a new run from a model's weights and --resume continues a run; give one")
-    changed = []
-    for name, value in typed.items():
-        if name in RELOCATABLE:
-            continue
-        if name == "out":
-            had: Any = resume.parent
-            same = Path(value).resolve() == resume.parent.resolve()
-        else:
-            had = run.get(name)
-            same = value == had or (value is not None and had is not None and str(value) == str(had))
-        if not same:
-            changed.append(f"{_flag(name, value)} (the run has {_flag(name, had)})")
-    if changed:
-        raise UsageError(
-            f"{'; '.join(changed)}: a resumed run keeps the settings it started with; "
-            f"start a new run from its weights with --init {_quoted(resume.parent / 'best.pt')} to change them"
-        )
-
-
-def train(
-    cfg: TrainConfig,
-    model_cfg: ModelConfig,
-    resume: Path | None = None,
-    console=None,
-    overwrite: bool = False,
-    typed: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Train (or resume) a run and write its checkpoints. Raises Interrupted on SIGINT/SIGTERM.
-
-    A run folder that already holds a run is refused unless ``overwrite``, so a
-    forgotten ``--resume`` or a reused ``--out`` does not replace its checkpoints.
-    A resumed run keeps the settings it started with. ``typed`` holds the options
-    given on the command line (TrainConfig and ModelConfig names): where its data is
-    (``dataset``, ``data_dir``, ``mirror``) may change, for a moved folder; any other
-    that differs from the run's is refused rather than ignored. Its images must
-    still be the ones it started with, in number.
-
-    Under torchrun (RANK and WORLD_SIZE set) every rank calls this; the process
-    group is joined here and left on the way out.
-    """
-    d, device = init_distributed(cfg.device)
-    new_folders = _missing_folders(Path(cfg.out).absolute()) if resume is None else []
-    try:
-        return _train(cfg, model_cfg, resume, console, d, device, overwrite, typed or {})
-    except BaseException:
-        if d.main:  # a run that failed before writing anything leaves no empty folders behind
-            _remove_empty(new_folders)
-        raise
-    finally:
-        if d.world > 1 and dist.is_initialized():
-            # The DDP wrapper sits in reference cycles; collect it while its process group still
-            # lives, not at interpreter exit after the group is gone (a suspected cause of a rare
-            # "terminate called without an active exception" abort seen in the gloo tests).
-            gc.collect()
-            dist.destroy_process_group()
-
-
-def _resumed_run(
-    resume: Path, cfg: TrainConfig, typed: dict[str, Any]
-) -> tuple[dict[str, Any], TrainConfig, ModelConfig]:
-    """(checkpoint, training and model config) of the run ``resume`` continues: its own
-    settings, in its own folder, with where its data lies (``RELOCATABLE``) as typed and
-    this machine's device and threads. Anything else typed that differs is refused."""
-    if resume.suffix == ".safetensors":
-        raise UsageError(f"{resume}: an exported model holds weights only, nothing to resume; fine-tune it with --init")
-    state = load_checkpoint(resume)
-    if "optimizer" not in state:
-        raise UsageError(
-            f"{resume}: has no training state to resume from; resume from the run's "
-            f"{_quoted(resume.parent / 'last.pt')}, or fine-tune this one with --init"
-        )
-    # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
-    saved = {"skip_gray": False, **state["train_config"]}
-    relocate = {k: v for k, v in typed.items() if k in RELOCATABLE}
-    _refuse_changed_settings(typed, saved, state["model_config"], resume)
-    here = {"device": cfg.device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
-    cfg = replace(TrainConfig.from_dict(saved), **here)
-    return state, cfg, ModelConfig.from_dict(state["model_config"])
-
-
-def _resumed_data_problem(cfg: TrainConfig, state: dict[str, Any], resume: Path) -> str | None:
-    """Why a resumed run's images are not the ones it split, judged by their names before any
-    decoding (the main process's view: only its machine needs the data), or None."""
-    if cfg.dataset not in CIFAR_NAMES and not Path(cfg.dataset).is_dir():
-        return f"{cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
-    changed = changed_files(cfg.dataset, state)
-    return _split_would_change(cfg.dataset, changed, resume) if changed else None
-
-
-def _split_would_change(dataset: str, changed: str, resume: Path) -> str:
-    """Why a resumed run refuses its dataset (``changed`` says what differs), and what to do."""
-    return (
-        f"{dataset}: {changed}, so its split would change; resume with the same images, or start "
-        f"a new run from its weights with --init {_quoted(resume.parent / 'best.pt')}"
-    )
-
-
-def _split_for_training(
-    n_images: int,
-    data: torch.Tensor,
-    cfg: TrainConfig,
-    d: Dist,
-    state: dict[str, Any] | None,
-    typed: dict[str, Any],
-    say: Callable[..., None],
-) -> tuple[torch.Tensor, torch.Tensor, int, TrainConfig]:
-    """(training indices, validation indices, black-and-white images left out, config): the
-    run's fixed split, with the batch fitted to a small folder when none was typed, or a
-    usage error saying why these images cannot train at this batch size."""
-    if n_images < 2:
-        raise UsageError(f"{cfg.dataset}: {n_images} image; training needs at least 2 (one is held out to validate)")
-    train_idx, val_idx = split_indices(n_images, cfg.val_fraction, cfg.seed)
-    dropped = 0
-    if cfg.skip_gray:
-        gray = grayscale_images(data[train_idx])
-        train_idx, dropped = train_idx[~gray], int(gray.sum())
-    if len(train_idx) < cfg.batch_size and state is None and "batch_size" not in typed:
-        # The default batch fits CIFAR; a small folder of one's own photos gets the largest that fits.
-        fitted = _fitting_batch(len(train_idx), d.world)
-        if fitted:
-            say(
-                f"note: {len(train_idx)} training images, fewer than a batch of {cfg.batch_size}: "
-                f"using batches of {fitted} (--batch-size sets it)"
-            )
-            cfg = replace(cfg, batch_size=fitted)
-    if len(train_idx) < cfg.batch_size:
-        hint = f"; lower --batch-size (now {cfg.batch_size})"
-        if dropped:
-            enough = len(train_idx) + dropped >= cfg.batch_size
-            hint = f"; {dropped} black-and-white images were left out (--keep-gray keeps them)" + (
-                "" if enough else hint
-            )
-        raise UsageError(f"only {len(train_idx)} training images for a batch of {cfg.batch_size}{hint}")
-    if len(val_idx) < d.world:
-        raise UsageError(f"only {len(val_idx)} validation images for {d.world} processes; raise --val-fraction")
-    return train_idx, val_idx, dropped, cfg
-
-
-def grown_model(model_cfg: ModelConfig, state: dict[str, Any], source: Path) -> Colorizer:
-    """A model of ``model_cfg`` holding the weights ``state`` of a smaller one it grew from.
-
-    Layers the starting model lacks (a deeper level, the context branch) keep their fresh
-    initialisation; any weight that exists in both must have the same shape.
-    """
-    model = build_model(model_cfg)
-    own = model.state_dict()
-    unexpected = [k for k in state if k not in own]
-    mismatched = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    if unexpected or mismatched:
-        return model_from_state(model_cfg.to_dict(), state, source)  # raises, naming what does not fit
-    model.load_state_dict(state, strict=False)
-    return model
-
-
 def _balanced_weights(cfg: TrainConfig, n_images: int, train_idx: torch.Tensor, say) -> torch.Tensor | None:
     """The training split's draw weights under ``cfg.balance`` (None: every image once per
     epoch, in a shuffled order), and a line saying what the largest sources become."""
@@ -644,108 +321,217 @@ class _MixBatches:
         return flip_where(resize_images(self.data[idx.to(self.data.device)], self.tile), self.flips[idx])
 
 
-def _train(
+def train(
     cfg: TrainConfig,
-    model_cfg: ModelConfig,
-    resume: Path | None,
-    console,
-    d: Dist,
-    device: torch.device,
+    model: ModelConfig | ModelOptions,
+    resume: Path | None = None,
+    console=None,
     overwrite: bool = False,
-    typed: dict[str, Any] | None = None,
 ) -> TrainResult:
-    state: dict[str, Any] | None = None
-    if resume is not None:
-        state, cfg, model_cfg = _resumed_run(resume, cfg, typed or {})
-        if console is not None and d.main:
-            console.print(f"resuming {printable(str(resume))} with the settings its run started with", markup=False)
-    init_state = None
-    if state is None and cfg.init:
-        # Architecture, weights, decoding and chrominance prior come from the starting model,
-        # the loss settings from model_cfg (fine_tune_config fills in the ones not given).
-        init_cfg, init_state, _ = read_weights(named_model_path(cfg.init))
-        model_cfg = ModelConfig.from_dict(
-            {**init_cfg, **{k: getattr(model_cfg, k) for k in LOSS_SETTINGS + GROWTH_SETTINGS}}
-        )
-    # Reject a bad architecture, head or loss before any data is loaded.
-    (build_model if state is not None else check_trainable)(model_cfg)
-    if cfg.schedule not in SCHEDULES:
-        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
-    if not (0 <= cfg.zoom <= 1 and 0 < cfg.zoom_min <= 1):
-        raise UsageError(f"zoom {cfg.zoom} and zoom_min {cfg.zoom_min}: need 0 <= zoom <= 1 and 0 < zoom_min <= 1")
-    if not 0 <= cfg.balance <= 1:
-        raise UsageError(f"balance {cfg.balance}: need 0 <= balance <= 1")
+    """Train (or resume) a run and write its checkpoints. Raises Interrupted on SIGINT/SIGTERM.
 
+    Settings not given (None) take their defaults, or the starting model's with ``cfg.init``
+    (``model`` as ``ModelOptions``; a ``ModelConfig`` is taken whole). A run folder that
+    already holds a run is refused unless ``overwrite``, so a forgotten ``--resume`` or a
+    reused ``--out`` does not replace its checkpoints. A resumed run keeps the settings it
+    started with: where its data is (``dataset``, ``data_dir``, ``mirror``) may be given
+    anew, for a moved folder, and this machine's ``device`` and ``threads``; any other
+    setting given that differs from the run's is refused rather than ignored. Its images
+    must still be the ones it started with, in number.
+
+    Under torchrun (RANK and WORLD_SIZE set) every rank calls this; the process
+    group is joined here and left on the way out.
+    """
+    here = cfg.filled()
+    d, device = init_distributed(here.device)
+    new_folders = missing_folders(Path(here.out).absolute()) if resume is None else []
+    try:
+        return _train(cfg, model, resume, console, d, device, overwrite)
+    except BaseException:
+        if d.main:  # a run that failed before writing anything leaves no empty folders behind
+            remove_empty(new_folders)
+        raise
+    finally:
+        if d.world > 1 and dist.is_initialized():
+            # The DDP wrapper sits in reference cycles; collect it while its process group still
+            # lives, not at interpreter exit after the group is gone (a suspected cause of a rare
+            # "terminate called without an active exception" abort seen in the gloo tests).
+            gc.collect()
+            dist.destroy_process_group()
+
+
+def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool) -> TrainResult:
     def say(text: str, **style: Any) -> None:  # paths may hold [brackets]: never read as markup
         if console is not None and d.main:
             console.print(printable(text), markup=False, highlight=False, **style)
 
-    threads = set_cpu_threads(cfg.threads, d) if device.type == "cpu" else None
-    if cfg.batch_size % d.world:
-        raise UsageError(f"--batch-size {cfg.batch_size} must be divisible by the {d.world} processes")
-    out = Path(cfg.out)
-    problem = None
-    if d.main:
-        problem = _dataset_problem(cfg.dataset) if state is None else None
-        problem = problem or _run_folder_problem(out, fresh=state is None, overwrite=overwrite)
-        if problem is None and state is not None:
-            problem = _resumed_data_problem(cfg, state, resume)
+    run, threads = _open_run(cfg, model, resume, console, d, device, overwrite)
+    loop = _prepare(run, d, device, say)
+    cfg, out = loop.cfg, run.out
+    if run.state is not None and loop.epoch >= cfg.epochs:
+        say(
+            f"{resume}: this run already finished its {count_of(cfg.epochs, 'epoch')}; nothing to do "
+            f"(to train it further, start a new run with --init {quoted(out / 'best.pt')}).",
+            style="green",
+        )
+        return TrainResult(out / "best.pt", loop.model)
+    loop.net = _wrapped(loop.model, cfg, d, device)
+    say(
+        f"colorcli train: {run.model_cfg.arch} ({count_parameters(loop.model) / 1e6:.2f}M parameters) on {device}"
+        + (f" with {count_of(threads, 'CPU thread')}" if threads else "")
+        + (f", {d.world} processes" if d.world > 1 else "")
+        + f"; {len(loop.train_data)} training / {len(loop.val_data)} validation images"
+        + (
+            f" ({loop.dropped} black-and-white training image{'s' * (loop.dropped > 1)} left out)"
+            if loop.dropped
+            else ""
+        )
+    )
+    with StopFlag() as stop, _progress(console if d.main else None) as progress:
+        while loop.epoch < cfg.epochs:
+            epoch = _train_epoch(loop, stop, progress)
+            _end_epoch(loop, epoch, progress, console, say)
+            # The signal came on the epoch's last step, or during validation or saving (any rank's counts).
+            if _any_rank(epoch.stopping or stop.requested, d, device) and loop.epoch < cfg.epochs:
+                raise Interrupted(out / "last.pt")
+    say(f"best validation loss {loop.best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
+    hint = _undertrained(loop.model, loop.val_data, out) if d.main and console is not None else None
+    if hint:
+        say(hint, style="yellow")
+    if d.world > 1:
+        dist.barrier()
+    return TrainResult(out / "best.pt", loop.model)
+
+
+def _open_run(cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool) -> tuple[Run, int | None]:
+    """The run to train, its settings checked, its folder made (and swept of a killed save's
+    temporary files), and the CPU threads it uses (None on an accelerator)."""
+    if resume is not None:
+        run = resumed_run(resume, cfg, model)
+        if console is not None and d.main:
+            console.print(f"resuming {printable(str(resume))} with the settings its run started with", markup=False)
+    else:
+        run = new_run(cfg, model)
+    check_settings(run)
+    threads = set_cpu_threads(run.cfg.threads, d) if device.type == "cpu" else None
+    batch = run.cfg.batch_size or BATCH_SIZE
+    if batch % d.world:
+        raise UsageError(f"--batch-size {batch} must be divisible by the {d.world} processes")
+    problem = folder_problem(run, overwrite) if d.main else None
     if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
         raise UsageError(problem or "refused by the main process (see its message)")
-    if d.main and state is not None:
-        remove_stale_temps(out)  # left by a save the run was killed in; it writes here again now
+    if d.main and run.state is not None:
+        remove_stale_temps(run.out)  # left by a save the run was killed in; it writes here again now
+    return run, threads
 
-    tile = model_cfg.tile
-    data = _load_once(cfg, d, device, size=cfg.scale_max or tile)
+
+@dataclass
+class _Loop:
+    """What a run's epochs work with: its data on the training device, model, optimizer and
+    schedule, and where it stands (epoch, step within it, best validation loss, history)."""
+
+    run: Run
+    d: Dist
+    device: torch.device
+    train_data: torch.Tensor  # (T, 3, S, S) uint8
+    val_data: torch.Tensor  # (V, 3, tile, tile) uint8
+    mix_data: torch.Tensor | None  # (M, 3, 32, 32) uint8
+    draw_weights: torch.Tensor | None  # (T,) with --balance
+    dropped: int  # black-and-white training images left out
+    n_images: int
+    digest: str | None
+    model: Colorizer
+    opt: torch.optim.Optimizer
+    sched: Any
+    net: torch.nn.Module | None = None  # the model under DDP / torch.compile
+    epoch: int = 0
+    step: int = 0
+    best: float = math.inf
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.run.cfg
+
+    @property
+    def local_batch(self) -> int:
+        return self.cfg.batch_size // self.d.world
+
+    @property
+    def local_mix(self) -> int:
+        return round(self.local_batch * self.cfg.mix_share) if self.cfg.mix else 0
+
+    @property
+    def local_main(self) -> int:
+        return self.local_batch - self.local_mix
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_data) // (self.local_main * self.d.world)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+
+
+def _prepare(run: Run, d: Dist, device: torch.device, say) -> _Loop:
+    """Load and split the run's images (checking they are the ones a resumed run split), build
+    or restore its model, optimizer and schedule."""
+    tile = run.model_cfg.tile
+    data = _load_once(run.cfg, d, device, size=run.cfg.scale_max or tile)
     n_images = len(data)  # the same on every rank: rank 0 sent the images
-    changed = changed_count(n_images, state) if state is not None else None
-    if changed:
-        raise UsageError(_split_would_change(cfg.dataset, changed, resume))
-    digest = files_digest(cfg.dataset, n_images) if d.main else None  # stored by rank 0 alone
-    train_idx, val_idx, dropped, cfg = _split_for_training(n_images, data, cfg, d, state, typed or {}, say)
-    local_batch = cfg.batch_size // d.world
-    local_mix = round(local_batch * cfg.mix_share) if cfg.mix else 0
-    local_main = local_batch - local_mix
+    check_image_count(run, n_images)
+    digest = files_digest(run.cfg.dataset, n_images) if d.main else None  # stored by rank 0 alone
+    train_idx, val_idx, dropped, run.cfg = split_for_training(run, data, d.world, say)
     on_device = data.to(device)
     train_data, val_data = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
     del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
     val_data = resize_images(val_data, tile)  # (V, 3, tile, tile): each whole, at the working scale of one tile
-    mix_data = _mix_images(cfg, d, device) if cfg.mix else None
-    draw_weights = _balanced_weights(cfg, n_images, train_idx, say)
+    mix_data = _mix_images(run.cfg, d, device) if run.cfg.mix else None
+    draw_weights = _balanced_weights(run.cfg, n_images, train_idx, say)
+    model = _initial_model(run, train_data, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=run.cfg.weight_decay)
+    loop = _Loop(
+        run, d, device, train_data, val_data, mix_data, draw_weights, dropped, n_images, digest, model, opt, None
+    )
+    loop.sched = make_scheduler(opt, run.cfg, loop.steps_per_epoch)
+    if run.state is not None:
+        _restore(loop, run.state)
+    return loop
 
-    torch.manual_seed(cfg.seed)
-    if state is not None:
-        model = model_from_state(state["model_config"], state["model"], resume).train()
-    elif init_state is not None:
-        model = grown_model(model_cfg, init_state, named_model_path(cfg.init)).train()
+
+def _initial_model(run: Run, train_data: torch.Tensor, device: torch.device) -> Colorizer:
+    """The run's model on the training device: a resumed run's weights, a fine-tune's starting
+    weights (grown if asked), or fresh ones with the bins head's prior from the training images."""
+    torch.manual_seed(run.cfg.seed)
+    if run.state is not None:
+        model = model_from_state(run.state["model_config"], run.state["model"], run.resume).train()
+    elif run.init_state is not None:
+        model = grown_model(run.model_cfg, run.init_state, named_model_path(run.cfg.init)).train()
     else:
-        model = build_model(model_cfg)
+        model = build_model(run.model_cfg)
         counts = class_prior_counts(model, train_data.cpu())
         if counts is not None:
-            model.bins.set_prior(counts, model_cfg.rebalance)
+            model.bins.set_prior(counts, run.model_cfg.rebalance)
     model.to(device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
-    steps_per_epoch = len(train_idx) // (local_main * d.world)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = make_scheduler(opt, cfg, steps_per_epoch)
-    epoch, step, best, history = 0, 0, math.inf, []
-    if state is not None:
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        epoch, step, best, history = state["epoch"], state["step"], state["best_val"], list(state["history"])
-        torch.set_rng_state(state["rng"])
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        if epoch >= cfg.epochs:
-            say(
-                f"{resume}: this run already finished its {_count(cfg.epochs, 'epoch')}; nothing to do "
-                f"(to train it further, start a new run with --init {_quoted(out / 'best.pt')}).",
-                style="green",
-            )
-            return TrainResult(out / "best.pt", model)
+    return model
 
+
+def _restore(loop: _Loop, state: dict[str, Any]) -> None:
+    """Where a resumed run stood: optimizer, schedule, position, history and random state."""
+    loop.opt.load_state_dict(state["optimizer"])
+    loop.sched.load_state_dict(state["scheduler"])
+    loop.epoch, loop.step, loop.best = state["epoch"], state["step"], state["best_val"]
+    loop.history = list(state["history"])
+    torch.set_rng_state(state["rng"])
+    if loop.device.type == "cuda" and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"], loop.device)
+
+
+def _wrapped(model: Colorizer, cfg: TrainConfig, d: Dist, device: torch.device) -> torch.nn.Module:
+    """The model as the loop calls it: under DDP with several processes, compiled if asked."""
     net: torch.nn.Module = model
     if d.world > 1:
         if device.type == "cuda":
@@ -755,147 +541,176 @@ def _train(
         )
     if cfg.compile:
         net = torch.compile(net)
+    return net
 
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    say(
-        f"colorcli train: {model_cfg.arch} ({count_parameters(model) / 1e6:.2f}M parameters) on {device}"
-        + (f" with {_count(threads, 'CPU thread')}" if threads else "")
-        + (f", {d.world} processes" if d.world > 1 else "")
-        + f"; {len(train_idx)} training / {len(val_idx)} validation images"
-        + (f" ({dropped} black-and-white training image{'s' * (dropped > 1)} left out)" if dropped else "")
+class _Views:
+    """How epoch ``loop.epoch`` shows the training images: per-image flips, zooms and photo
+    tiles drawn from the seed, with each step's share of the mix dataset after them."""
+
+    def __init__(self, loop: _Loop) -> None:
+        cfg, n, epoch, self.tile = loop.cfg, len(loop.train_data), loop.epoch, loop.run.model_cfg.tile
+        self.data, self.device = loop.train_data, loop.device
+        self.flips = epoch_flips(n, cfg.seed, epoch)
+        self.zooms = epoch_zooms(n, cfg.seed, epoch, cfg.zoom, cfg.zoom_min) if cfg.zoom > 0 else None
+        self.crops = epoch_crops(n, cfg.seed, epoch, self.tile, cfg.scales) if cfg.scales else None
+        mix = loop.mix_data
+        self.mixed = _MixBatches(mix, cfg.seed, epoch, loop.local_mix, loop.d, self.tile) if mix is not None else None
+
+    def batch(self, idx: torch.Tensor, step: int) -> torch.Tensor:
+        """The images of step ``step`` (training indices ``idx``), (b [+ m], 3, tile, tile) uint8."""
+        rgb_u8 = flip_where(self.data[idx.to(self.device)], self.flips[idx])
+        if self.zooms is not None:
+            rgb_u8 = zoom_in(rgb_u8, self.zooms[idx])
+        if self.crops is not None:
+            rgb_u8 = crop_views(rgb_u8, self.crops[idx], self.tile)  # (b, 3, tile, tile)
+        elif rgb_u8.shape[-1] != self.tile:
+            rgb_u8 = resize_images(rgb_u8, self.tile)
+        if self.mixed is not None:
+            rgb_u8 = torch.cat([rgb_u8, self.mixed.batch(step)])  # (b + m, 3, tile, tile)
+        return rgb_u8
+
+
+def _epoch_order(loop: _Loop) -> torch.Tensor:
+    """This rank's training indices for the epoch: every rank takes the same number of batches,
+    a disjoint share of the epoch's full batches (drawn by source weight with --balance)."""
+    cfg, d = loop.cfg, loop.d
+    if loop.draw_weights is not None:
+        order = epoch_draws(loop.draw_weights, cfg.seed, loop.epoch)
+    else:
+        order = epoch_order(len(loop.train_data), cfg.seed, loop.epoch)
+    order = order[: loop.steps_per_epoch * loop.local_main * d.world]
+    return order[d.rank :: d.world]
+
+
+@dataclass
+class _Epoch:
+    """What training an epoch did, for its report: its progress task, the images seen (all
+    ranks), the running loss, the training time, and whether a stop was asked on its last step."""
+
+    task: Any
+    seen: int
+    run_loss: float
+    seconds: float
+    stopping: bool
+
+
+def _train_epoch(loop: _Loop, stop: StopFlag, progress) -> _Epoch:
+    """Train the rest of the epoch from ``loop.step``. A stop asked before its last step saves
+    last.pt and raises Interrupted; on its last step, the epoch is validated and saved first."""
+    cfg, d, out = loop.cfg, loop.d, loop.run.out
+    task = progress.add_task(
+        f"epoch {loop.epoch + 1}/{cfg.epochs}",
+        total=loop.steps_per_epoch,
+        completed=loop.step,
+        loss="-",
+        val="-",
+        ips=0.0,
     )
-
-    def checkpoint(kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-        payload = {
-            "model_config": model_cfg.to_dict(),
-            "train_config": asdict(cfg),
-            "model": _bare(net).state_dict(),
-            "epoch": epoch,
-            "step": step,
-            "best_val": best,
-            "history": history,
-            "metrics": metrics or (history[-1] if history else {}),
-            "images": n_images,
-            "files_digest": digest,
-        }
-        if kind == "last":
-            payload.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(), rng=torch.get_rng_state())
-            if device.type == "cuda":
-                payload["cuda_rng"] = torch.cuda.get_rng_state(device)
-        return payload
-
-    flags = torch.zeros(2, device=device)  # [stop requested, non-finite loss], summed over ranks
-    with StopFlag() as stop, _progress(console if d.main else None) as progress:
-        while epoch < cfg.epochs:
-            # Every rank takes the same number of batches: a disjoint share of the epoch's full batches.
-            if draw_weights is not None:
-                order = epoch_draws(draw_weights, cfg.seed, epoch)
-            else:
-                order = epoch_order(len(train_data), cfg.seed, epoch)
-            order = order[: steps_per_epoch * local_main * d.world]
-            order = order[d.rank :: d.world]
-            task = progress.add_task(
-                f"epoch {epoch + 1}/{cfg.epochs}",
-                total=steps_per_epoch,
-                completed=step,
-                loss="-",
-                val="-",
-                ips=0.0,
-            )
-            t0, seen, run_loss, stopping = time.perf_counter(), 0, math.nan, False
-            net.train()
-            flips = epoch_flips(len(train_data), cfg.seed, epoch)
-            zooms = epoch_zooms(len(train_data), cfg.seed, epoch, cfg.zoom, cfg.zoom_min) if cfg.zoom > 0 else None
-            crops = epoch_crops(len(train_data), cfg.seed, epoch, tile, cfg.scales) if cfg.scales else None
-            mixed = _MixBatches(mix_data, cfg.seed, epoch, local_mix, d, tile) if mix_data is not None else None
-            for idx in iter_batches(order, local_main, start=step):
-                rgb_u8 = flip_where(train_data[idx.to(device)], flips[idx])
-                if zooms is not None:
-                    rgb_u8 = zoom_in(rgb_u8, zooms[idx])
-                if crops is not None:
-                    rgb_u8 = crop_views(rgb_u8, crops[idx], tile)  # (b, 3, tile, tile)
-                elif rgb_u8.shape[-1] != tile:
-                    rgb_u8 = resize_images(rgb_u8, tile)
-                if mixed is not None:
-                    rgb_u8 = torch.cat([rgb_u8, mixed.batch(step)])  # (b + m, 3, tile, tile)
-                y, rgb = make_pair(rgb_u8)
-                if device.type == "cuda":
-                    y, rgb = (
-                        y.contiguous(memory_format=torch.channels_last),
-                        rgb.contiguous(memory_format=torch.channels_last),
-                    )
-                with autocast():
-                    raw = net(y, raw=True)
-                loss = _bare(net).loss(raw, y, rgb)
-                flags.zero_()
-                flags[0] = float(stop.requested)
-                flags[1] = float(not torch.isfinite(loss).item())
-                if d.world > 1:
-                    dist.all_reduce(flags)
-                if flags[1].item():
-                    raise TrainingError(
-                        f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; stopped. "
-                        f"{_last_good(out)}; try a lower --lr"
-                    )
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if cfg.schedule == "onecycle":
-                    sched.step()
-                step += 1
-                seen += rgb_u8.shape[0] * d.world
-                run_loss = loss.item() if math.isnan(run_loss) else 0.98 * run_loss + 0.02 * loss.item()
-                progress.update(task, advance=1, loss=f"{run_loss:.4f}", ips=seen / (time.perf_counter() - t0))
-                if flags[0].item():
-                    if step < steps_per_epoch:
-                        if d.main:
-                            save_checkpoint(out / "last.pt", checkpoint("last"))
-                        raise Interrupted(out / "last.pt")
-                    stopping = True  # on the epoch's last step: validate and save it whole, then stop
-            train_seconds = time.perf_counter() - t0
-            metrics = validate(net, val_data, max(local_batch, 256), d, autocast)
-            if not math.isfinite(metrics["val_loss"]):
-                raise TrainingError(
-                    f"validation loss became {metrics['val_loss']} in epoch {epoch + 1}; stopped. "
-                    f"{_last_good(out)}; try a lower --lr"
-                )
-            if cfg.schedule == "plateau":
-                sched.step(metrics["val_loss"])
-            epoch, step = epoch + 1, 0
-            # A last.pt saved after an epoch's final step by an older colorcli resumes with no
-            # steps left in that epoch: no training loss or speed to report (null, not NaN, in JSON).
-            row = {
-                "epoch": epoch,
-                "train_loss": run_loss if seen else None,
-                **metrics,
-                "lr": opt.param_groups[0]["lr"],
-                "images_per_s": seen / train_seconds if seen else None,
-                "seconds": train_seconds,
-            }
-            history.append(row)
-            progress.update(task, val=f"{metrics['val_loss']:.4f} ({metrics['val_psnr']:.2f} dB)")
-            if console is not None and d.main and not console.is_terminal:  # logs get one line per epoch
-                loss_text, speed = (f"{run_loss:.4f}", f" {row['images_per_s']:.0f} img/s") if seen else ("-", "")
-                say(
-                    f"epoch {epoch}/{cfg.epochs}: loss {loss_text} val {metrics['val_loss']:.4f} "
-                    f"psnr {metrics['val_psnr']:.2f} dB (gray {metrics['val_gray_psnr']:.2f}){speed}"
-                )
-            if d.main:
-                improved = metrics["val_loss"] < best
-                best = min(best, metrics["val_loss"])
-                if improved:
-                    save_checkpoint(out / "best.pt", checkpoint("best", row))
-                save_checkpoint(out / "last.pt", checkpoint("last"))
-                _write_history(out, history)
-            # The signal came on the epoch's last step, or during validation or saving (any rank's counts).
-            if _any_rank(stopping or stop.requested, d, device) and epoch < cfg.epochs:
+    t0, seen, run_loss, stopping = time.perf_counter(), 0, math.nan, False
+    flags = torch.zeros(2, device=loop.device)  # [stop requested, non-finite loss], summed over ranks
+    loop.net.train()
+    views = _Views(loop)
+    for idx in iter_batches(_epoch_order(loop), loop.local_main, start=loop.step):
+        rgb_u8 = views.batch(idx, loop.step)
+        loss = _step(loop, rgb_u8, stop, flags)
+        loop.step += 1
+        seen += rgb_u8.shape[0] * d.world
+        run_loss = loss.item() if math.isnan(run_loss) else 0.98 * run_loss + 0.02 * loss.item()
+        progress.update(task, advance=1, loss=f"{run_loss:.4f}", ips=seen / (time.perf_counter() - t0))
+        if flags[0].item():
+            if loop.step < loop.steps_per_epoch:
+                if d.main:
+                    save_checkpoint(out / "last.pt", _payload(loop, "last"))
                 raise Interrupted(out / "last.pt")
-    say(f"best validation loss {best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
-    hint = _undertrained(model, val_data, out) if d.main and console is not None else None
-    if hint:
-        say(hint, style="yellow")
-    if d.world > 1:
-        dist.barrier()
-    return TrainResult(out / "best.pt", model)
+            stopping = True  # on the epoch's last step: validate and save it whole, then stop
+    return _Epoch(task, seen, run_loss, time.perf_counter() - t0, stopping)
+
+
+def _step(loop: _Loop, rgb_u8: torch.Tensor, stop: StopFlag, flags: torch.Tensor) -> torch.Tensor:
+    """One optimizer step on a batch; the loss. Every rank learns whether any was asked to stop
+    (``flags[0]``); a non-finite loss on any stops them all."""
+    y, rgb = make_pair(rgb_u8)
+    if loop.device.type == "cuda":
+        y, rgb = y.contiguous(memory_format=torch.channels_last), rgb.contiguous(memory_format=torch.channels_last)
+    with loop.autocast():
+        raw = loop.net(y, raw=True)
+    loss = _bare(loop.net).loss(raw, y, rgb)
+    flags.zero_()
+    flags[0] = float(stop.requested)
+    flags[1] = float(not torch.isfinite(loss).item())
+    if loop.d.world > 1:
+        dist.all_reduce(flags)
+    if flags[1].item():
+        raise TrainingError(
+            f"loss became {loss.item()} at epoch {loop.epoch + 1} step {loop.step + 1}; stopped. "
+            f"{_last_good(loop.run.out)}; try a lower --lr"
+        )
+    loop.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    loop.opt.step()
+    if loop.cfg.schedule == "onecycle":
+        loop.sched.step()
+    return loss
+
+
+def _end_epoch(loop: _Loop, epoch: _Epoch, progress, console, say) -> None:
+    """Validate the epoch just trained, record it in the history, report it and save the run."""
+    cfg, d, out = loop.cfg, loop.d, loop.run.out
+    task, seen, run_loss, train_seconds = epoch.task, epoch.seen, epoch.run_loss, epoch.seconds
+    metrics = validate(loop.net, loop.val_data, max(loop.local_batch, 256), d, loop.autocast)
+    if not math.isfinite(metrics["val_loss"]):
+        raise TrainingError(
+            f"validation loss became {metrics['val_loss']} in epoch {loop.epoch + 1}; stopped. "
+            f"{_last_good(out)}; try a lower --lr"
+        )
+    if cfg.schedule == "plateau":
+        loop.sched.step(metrics["val_loss"])
+    loop.epoch, loop.step = loop.epoch + 1, 0
+    # A last.pt saved after an epoch's final step by an older colorcli resumes with no
+    # steps left in that epoch: no training loss or speed to report (null, not NaN, in JSON).
+    row = {
+        "epoch": loop.epoch,
+        "train_loss": run_loss if seen else None,
+        **metrics,
+        "lr": loop.opt.param_groups[0]["lr"],
+        "images_per_s": seen / train_seconds if seen else None,
+        "seconds": train_seconds,
+    }
+    loop.history.append(row)
+    progress.update(task, val=f"{metrics['val_loss']:.4f} ({metrics['val_psnr']:.2f} dB)")
+    if console is not None and d.main and not console.is_terminal:  # logs get one line per epoch
+        loss_text, speed = (f"{run_loss:.4f}", f" {row['images_per_s']:.0f} img/s") if seen else ("-", "")
+        say(
+            f"epoch {loop.epoch}/{cfg.epochs}: loss {loss_text} val {metrics['val_loss']:.4f} "
+            f"psnr {metrics['val_psnr']:.2f} dB (gray {metrics['val_gray_psnr']:.2f}){speed}"
+        )
+    if d.main:
+        improved = metrics["val_loss"] < loop.best
+        loop.best = min(loop.best, metrics["val_loss"])
+        if improved:
+            save_checkpoint(out / "best.pt", _payload(loop, "best", row))
+        save_checkpoint(out / "last.pt", _payload(loop, "last"))
+        _write_history(out, loop.history)
+
+
+def _payload(loop: _Loop, kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What best.pt ("best") or last.pt ("last": with the optimizer, schedule and random state) holds."""
+    history = loop.history
+    payload = {
+        "model_config": loop.run.model_cfg.to_dict(),
+        "train_config": asdict(loop.cfg),
+        "model": _bare(loop.net).state_dict(),
+        "epoch": loop.epoch,
+        "step": loop.step,
+        "best_val": loop.best,
+        "history": history,
+        "metrics": metrics or (history[-1] if history else {}),
+        "images": loop.n_images,
+        "files_digest": loop.digest,
+    }
+    if kind == "last":
+        payload.update(optimizer=loop.opt.state_dict(), scheduler=loop.sched.state_dict(), rng=torch.get_rng_state())
+        if loop.device.type == "cuda":
+            payload["cuda_rng"] = torch.cuda.get_rng_state(loop.device)
+    return payload

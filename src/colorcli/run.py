@@ -1,0 +1,528 @@
+"""A training run: its settings, its folder, the images it split; starting, resuming and fine-tuning one.
+
+A run is a folder (``TrainConfig.out``) holding checkpoints whose ``train_config`` and
+``model_config`` record how it trains. Its identity is which images it trains and
+validates on: the dataset (for a folder, the names of the files it split, wherever the
+folder now lies), their number, and the held-out split drawn from ``val_fraction`` and
+``seed``. Training (resuming) and ``eval --holdout`` both check it here.
+
+Options not given are None in ``TrainConfig`` and ``ModelOptions``: a new run fills them
+from the defaults kept in the dataclasses (``TrainConfig`` fields, ``ModelConfig``), a
+fine-tune from its starting model, and a resumed run from its own settings, refusing any
+given one that differs (but where its data lies, ``RELOCATABLE``, and this machine's
+``device`` and ``threads``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_path, read_weights
+from colorcli.data import CIFAR_NAMES, _not_a_dataset, grayscale_images
+from colorcli.errors import DataError, UsageError
+from colorcli.files import ensure_folder
+from colorcli.images import find_images, plugin_note
+from colorcli.model import HEAD_LOSSES, SEED_DEFAULTS, Colorizer, ModelConfig, build_model, check_trainable
+
+SCHEDULES = ("onecycle", "plateau")
+BATCH_SIZE = 128  # the batch when none is given; a smaller folder gets the largest that fits (fitting_batch)
+LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; the rest comes with the weights
+# What a fine-tune may grow: new layers (a deeper U-Net, the context branch) start fresh or at
+# zero beside the starting weights, and the tile and working scale are no weights at all.
+GROWTH_SETTINGS = ("depth", "context", "tile", "scale")
+RELOCATABLE = ("dataset", "data_dir", "mirror")  # where a resumed run's data lies may change
+MACHINE = ("device", "threads")  # this machine's, not the run's: never checked on --resume
+
+
+def _setting(default: Any) -> Any:
+    """A field that is None until given; a new run fills in ``default`` (``TrainConfig.filled``)."""
+    return field(default=None, metadata={"default": default})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings; stored in checkpoints so a run can be resumed as it was.
+
+    None means not given: ``filled`` puts each field's default in (a stored config is always
+    filled). batch_size is the global batch (split across ranks under torchrun); None fits it
+    to the data: ``BATCH_SIZE``, or the largest that a smaller folder fills. lr is the
+    peak learning rate of the one-cycle schedule or the start rate of plateau.
+    init: start from these weights (a .pt or .safetensors file, or a shipped model by
+    name: "default", "cifar10", "photo") instead of random ones, keeping their architecture: fine-tuning.
+    skip_gray: leave black-and-white originals out of the training split; as targets
+    they only teach the model to keep photos that look old gray, and those are the
+    photos people bring to a colorizer. Validation keeps them, as eval does.
+    zoom: share of training images replaced each epoch by a zoomed-in view (a random
+    square crop of at least ``zoom_min`` of the side, resized back), as a 32x32 tile of
+    a photo shows part of a scene. Validation is never zoomed.
+    scale_min, scale_max: train on photos as colorize sees them. A folder's images are
+    kept at ``scale_max`` (shorter side, centred square) and every epoch each is cut to a
+    random tile of the model's size at a working scale drawn from scale_min..scale_max
+    (see ``data.epoch_crops``); validation sees each whole, at the tile's size. None: whole
+    images at the model's tile size, as CIFAR trains.
+    mix: a second dataset (cifar10, cifar100 or a folder) of which ``mix_share`` of every
+    batch is drawn, whole images brought to the tile's size; it is only trained on (the
+    validation split and the run's identity are the main dataset's).
+    balance: draw a folder's subfolders (its sources) more evenly than their sizes: each
+    image weighs n ** -balance, n its subfolder's size (0: every image equally often, 1:
+    every subfolder); an epoch draws as many images as before, with replacement.
+    """
+
+    dataset: str | None = _setting("cifar10")
+    data_dir: str | None = None
+    mirror: str | None = None
+    out: str | None = _setting("runs/colorcli")
+    epochs: int | None = _setting(18)
+    batch_size: int | None = None
+    lr: float | None = _setting(2e-3)
+    weight_decay: float | None = _setting(1e-4)
+    schedule: str | None = _setting("onecycle")
+    val_fraction: float | None = _setting(0.1)
+    limit: int | None = None
+    seed: int | None = _setting(0)
+    device: str | None = _setting("auto")
+    compile: bool | None = _setting(False)
+    threads: int | None = None
+    init: str | None = None
+    skip_gray: bool | None = _setting(True)
+    zoom: float | None = _setting(0.0)
+    zoom_min: float | None = _setting(0.5)
+    scale_min: int | None = None
+    scale_max: int | None = None
+    mix: str | None = None
+    mix_share: float | None = _setting(0.5)
+    balance: float | None = _setting(0.0)
+
+    @property
+    def scales(self) -> tuple[int, int] | None:
+        if self.scale_max is None:
+            return None
+        return (self.scale_min or self.scale_max, self.scale_max)
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """What a new run fills in for each setting not given (batch_size aside: fitted to the data)."""
+        return {f.name: f.metadata["default"] for f in fields(cls) if "default" in f.metadata}
+
+    def filled(self) -> TrainConfig:
+        """These settings with each one not given at its default (batch_size stays None until fitted)."""
+        return replace(self, **{k: v for k, v in self.defaults().items() if getattr(self, k) is None})
+
+    def given(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The model a ``train`` command asks for, None where an option was not given: a new run
+    takes ``ModelConfig``'s default (the loss: its head's first), a fine-tune the starting
+    model's (``fine_tune_config``), a resumed run its own."""
+
+    arch: str | None = None
+    width: int | None = None
+    depth: int | None = None
+    head: str | None = None
+    loss: str | None = None
+    norm: str | None = None
+    aux_logmse: float | None = None
+    vivid: float | None = None
+    context: bool | None = None
+    tile: int | None = None
+    scale: int | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def config(self, init: str | None = None) -> ModelConfig:
+        """The model config of a new run (or of a fine-tune of ``init``)."""
+        if init:
+            return fine_tune_config(init, **asdict(self))
+        if self.arch == "seed":
+            unet_only = {
+                "--width": self.width,
+                "--head": self.head,
+                "--norm": self.norm,
+                "--aux-logmse": self.aux_logmse,
+            }
+            if any(v is not None for v in unet_only.values()):
+                flags = ", ".join(k for k, v in unet_only.items() if v is not None)
+                raise UsageError(f"{flags}: only shape the unet; the seed design is fixed (as in the notebooks)")
+            seed = {k: v for k, v in self.given().items() if k in ("loss", "vivid")}  # the rest is fixed
+            return ModelConfig(**{**SEED_DEFAULTS, "arch": "seed", **seed})
+        head_losses = HEAD_LOSSES.get(self.head or ModelConfig.head, (ModelConfig.loss,))
+        return ModelConfig(**{"loss": head_losses[0], **self.given()})
+
+
+def shown_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The values ``train`` options not given take in a new run, for its help: (the training
+    settings', shown as the options' defaults; the model's, which the help text names)."""
+    return {**TrainConfig.defaults(), "batch_size": BATCH_SIZE}, {f.name: f.default for f in fields(ModelConfig)}
+
+
+@dataclass
+class Run:
+    """A run about to train: its settings (all filled in; batch_size once fitted to the data),
+    and the checkpoint it resumes (``state``, read from ``resume``) or the weights it fine-tunes."""
+
+    cfg: TrainConfig
+    model_cfg: ModelConfig
+    resume: Path | None = None
+    state: dict[str, Any] | None = None
+    init_state: dict[str, Any] | None = None
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+
+# ---- starting, fine-tuning and resuming a run
+
+
+def new_run(cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
+    """A run with these settings (filled in), from fresh weights or, with ``cfg.init``, from a
+    starting model's: its architecture, weights, decoding and chrominance prior, with the loss
+    and growth settings of ``model`` (``fine_tune_config`` fills in the ones not given)."""
+    cfg = cfg.filled()
+    model_cfg = model.config(cfg.init) if isinstance(model, ModelOptions) else model
+    if not cfg.init:
+        return Run(cfg, model_cfg)
+    init_cfg, init_state, _ = read_weights(named_model_path(cfg.init))
+    model_cfg = ModelConfig.from_dict(
+        {**init_cfg, **{k: getattr(model_cfg, k) for k in LOSS_SETTINGS + GROWTH_SETTINGS}}
+    )
+    return Run(cfg, model_cfg, init_state=init_state)
+
+
+def fine_tune_config(init: str, **given: Any) -> ModelConfig:
+    """The config of the model at ``init`` (a file or "default"), with the loss settings given.
+
+    A setting given as None keeps the starting model's, so ``--init`` without ``--vivid``
+    fine-tunes a model with the reward it was trained with.
+    """
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in LOSS_SETTINGS + GROWTH_SETTINGS)
+    if unknown:
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in unknown)
+        raise UsageError(f"{flags}: a fine-tune (--init) keeps the starting model's architecture and decoding")
+    init_cfg, _, _ = read_weights(named_model_path(init))
+    return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
+
+
+def grown_model(model_cfg: ModelConfig, state: dict[str, Any], source: Path) -> Colorizer:
+    """A model of ``model_cfg`` holding the weights ``state`` of a smaller one it grew from.
+
+    Layers the starting model lacks (a deeper level, the context branch) keep their fresh
+    initialisation; any weight that exists in both must have the same shape.
+    """
+    model = build_model(model_cfg)
+    own = model.state_dict()
+    unexpected = [k for k in state if k not in own]
+    mismatched = [k for k, v in state.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if unexpected or mismatched:
+        return model_from_state(model_cfg.to_dict(), state, source)  # raises, naming what does not fit
+    model.load_state_dict(state, strict=False)
+    return model
+
+
+def resumed_run(resume: Path, cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
+    """The run ``resume`` continues: its own settings, in its own folder, with where its data
+    lies (``RELOCATABLE``) as given and this machine's device and threads. Any other setting
+    given (not None) that differs from the run's is refused."""
+    if resume.suffix == ".safetensors":
+        raise UsageError(f"{resume}: an exported model holds weights only, nothing to resume; fine-tune it with --init")
+    state = load_checkpoint(resume)
+    if "optimizer" not in state:
+        raise UsageError(
+            f"{resume}: has no training state to resume from; resume from the run's "
+            f"{quoted(resume.parent / 'last.pt')}, or fine-tune this one with --init"
+        )
+    # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
+    saved = {"skip_gray": False, **state["train_config"]}
+    given = {k: v for k, v in cfg.given().items() if k not in MACHINE}
+    given.update(model.to_dict() if isinstance(model, ModelConfig) else model.given())
+    _refuse_changed_settings(given, saved, state["model_config"], resume)
+    relocate = {k: v for k, v in given.items() if k in RELOCATABLE}
+    here = {"device": cfg.filled().device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
+    run_cfg = replace(TrainConfig.from_dict(saved).filled(), **here)
+    return Run(run_cfg, ModelConfig.from_dict(state["model_config"]), resume=resume, state=state)
+
+
+def _refuse_changed_settings(given: dict[str, Any], saved: dict[str, Any], model: dict[str, Any], resume: Path) -> None:
+    """Refuse options given with --resume that differ from the run's own (they would be ignored).
+
+    The run's settings are read with their defaults filled in, as the run used them,
+    so checkpoints from before a setting existed compare as they trained.
+    """
+    run = {**ModelConfig.from_dict(model).to_dict(), **asdict(TrainConfig.from_dict(saved).filled())}
+    if "init" in given and given["init"] != run.get("init"):
+        raise UsageError("--init starts a new run from a model's weights and --resume continues a run; give one")
+    changed = []
+    for name, value in given.items():
+        if name in RELOCATABLE:
+            continue
+        if name == "out":
+            had: Any = resume.parent
+            same = Path(value).resolve() == resume.parent.resolve()
+        else:
+            had = run.get(name)
+            same = value == had or (value is not None and had is not None and str(value) == str(had))
+        if not same:
+            changed.append(f"{_flag(name, value)} (the run has {_flag(name, had)})")
+    if changed:
+        raise UsageError(
+            f"{'; '.join(changed)}: a resumed run keeps the settings it started with; "
+            f"start a new run from its weights with --init {quoted(resume.parent / 'best.pt')} to change them"
+        )
+
+
+def check_settings(run: Run) -> None:
+    """Reject a bad architecture, head, loss, schedule or augmentation before any data is loaded."""
+    cfg = run.cfg
+    (build_model if run.state is not None else check_trainable)(run.model_cfg)
+    if cfg.schedule not in SCHEDULES:
+        raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
+    if not (0 <= cfg.zoom <= 1 and 0 < cfg.zoom_min <= 1):
+        raise UsageError(f"zoom {cfg.zoom} and zoom_min {cfg.zoom_min}: need 0 <= zoom <= 1 and 0 < zoom_min <= 1")
+    if not 0 <= cfg.balance <= 1:
+        raise UsageError(f"balance {cfg.balance}: need 0 <= balance <= 1")
+
+
+# ---- the run's folder
+
+
+def folder_problem(run: Run, overwrite: bool) -> str | None:
+    """Why this run cannot start (or go on) in its folder with its data, or None; creates the
+    folder. Looked at by the main process alone (only its machine writes and needs the data)."""
+    problem = _dataset_problem(run.cfg.dataset) if run.state is None else None
+    problem = problem or _run_folder_problem(run.out, fresh=run.state is None, overwrite=overwrite)
+    if problem is None and run.state is not None:
+        problem = _resumed_data_problem(run)
+    return problem
+
+
+def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
+    """Create the run folder; why it cannot be used, or None.
+
+    A fresh run into a folder that holds another run's checkpoints is refused unless
+    ``overwrite``: they may be hours of training.
+    """
+    if out.exists() and not out.is_dir():
+        return f"{out}: is a file; --out names the run's folder"
+    try:
+        taken = [name for name in ("best.pt", "last.pt") if (out / name).exists()]
+    except OSError as e:
+        return f"{out}: cannot look into the run folder ({e.strerror or e})"
+    if fresh and taken and not overwrite:
+        return (
+            f"{out}: already holds a run ({', '.join(taken)}); continue it with --resume {quoted(out / 'last.pt')}, "
+            "choose another --out, or pass --overwrite to replace it"
+        )
+    try:
+        ensure_folder(out, "the run folder")
+    except UsageError as e:
+        return str(e)
+    return None
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for f in (folder, *folder.parents):
+        if f.exists():
+            break
+        missing.append(f)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) while they are empty; stop at the first that is not."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            return
+
+
+# ---- the dataset a run split
+
+
+def is_dataset(spec: str) -> bool:
+    """Whether ``spec`` names a dataset here: CIFAR, or a folder that exists."""
+    return spec in CIFAR_NAMES or Path(spec).is_dir()
+
+
+def _dataset_problem(dataset: str) -> str | None:
+    """Why a new run's --dataset names no dataset, or None. Looked at before the run folder, so
+    a mistyped dataset is not reported as a clash with the run already in --out."""
+    return None if is_dataset(dataset) else str(_not_a_dataset(dataset))
+
+
+def _resumed_data_problem(run: Run) -> str | None:
+    """Why a resumed run's images are not the ones it split, judged by their names before any
+    decoding, or None."""
+    if not is_dataset(run.cfg.dataset):
+        return f"{run.cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
+    changed = changed_files(run.cfg.dataset, run.state)
+    return _split_would_change(run, changed) if changed else None
+
+
+def check_image_count(run: Run, count: int) -> None:
+    """Refuse a resumed run's images when their number is not the one it split."""
+    changed = changed_count(count, run.state) if run.state is not None else None
+    if changed:
+        raise UsageError(_split_would_change(run, changed))
+
+
+def _split_would_change(run: Run, changed: str) -> str:
+    """Why a resumed run refuses its dataset (``changed`` says what differs), and what to do."""
+    return (
+        f"{run.cfg.dataset}: {changed}, so its split would change; resume with the same images, or start "
+        f"a new run from its weights with --init {quoted(run.resume.parent / 'best.pt')}"
+    )
+
+
+def files_digest(spec: str, first: int) -> str | None:
+    """A digest of the names (within the folder) of a folder dataset's first ``first`` image
+    files, in the sorted order they are read in; None for CIFAR.
+
+    Stored with a run (``first`` = its number of images), it tells whether files were
+    added, removed or renamed among those the run split, which would move images between
+    its training and validation sides; files sorting after them do not count. It holds
+    wherever the folder now lies and however its files decode.
+    """
+    if spec in CIFAR_NAMES:
+        return None
+    return _names_digest(Path(spec), find_images(Path(spec))[:first])
+
+
+def _names_digest(root: Path, paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.relative_to(root).as_posix().encode() + b"\n")
+    return h.hexdigest()[:16]
+
+
+def changed_files(spec: str, run: dict) -> str | None:
+    """Why a folder's files are not those a run split, by name (checked before decoding), or
+    None. ``run`` holds the checkpoint's "images" and "files_digest"; runs from before they
+    were stored are not checked."""
+    if not run.get("files_digest") or run.get("images") is None or spec in CIFAR_NAMES:
+        return None  # CIFAR is not a folder of files; a folder run's count tells it apart
+    root, first = Path(spec), run["images"]
+    heic: list[Path] = []
+    paths = find_images(root, needing_plugin=heic)
+    # HEIC photos count only where their plugin is installed: a run made with it differs without it.
+    hint = f" ({plugin_note(heic)})" if heic else ""
+    if len(paths) < first:
+        return f"{len(paths)} image files, but the run split {first} images{hint}"
+    if _names_digest(root, paths[:first]) != run["files_digest"]:
+        return f"image files were added, removed or renamed among those the run split{hint}"
+    return None
+
+
+def changed_count(count: int, run: dict) -> str | None:
+    """Why a dataset is not the one a run split by its number of images, or None (runs from
+    before the count was stored are not checked)."""
+    if run.get("images") is not None and run["images"] != count:
+        return f"{count} images, but the run split {run['images']}"
+    return None
+
+
+# ---- the held-out split
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed random split of range(n) into (train, validation) index tensors."""
+    if n < 2:
+        raise DataError(f"need at least 2 images to hold out a validation split, got {n}")
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[n_val:], perm[:n_val]
+
+
+def run_split(cfg: TrainConfig, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (training, validation) indices a run with these settings splits ``n`` images into."""
+    return split_indices(n, cfg.val_fraction, cfg.seed)
+
+
+def split_for_training(
+    run: Run, data: torch.Tensor, world: int, say: Callable[..., None]
+) -> tuple[torch.Tensor, torch.Tensor, int, TrainConfig]:
+    """(training indices, validation indices, black-and-white images left out, config) of the
+    run's images ``data``: its fixed split, with the batch fitted to a small folder when none
+    was given, or a usage error saying why these images cannot train at this batch size."""
+    cfg, n_images = run.cfg, len(data)
+    if n_images < 2:
+        raise UsageError(f"{cfg.dataset}: {n_images} image; training needs at least 2 (one is held out to validate)")
+    train_idx, val_idx = run_split(cfg, n_images)
+    dropped = 0
+    if cfg.skip_gray:
+        gray = grayscale_images(data[train_idx])
+        train_idx, dropped = train_idx[~gray], int(gray.sum())
+    batch = cfg.batch_size or BATCH_SIZE
+    if len(train_idx) < batch and cfg.batch_size is None:
+        # The default batch fits CIFAR; a small folder of one's own photos gets the largest that fits.
+        fitted = fitting_batch(len(train_idx), world)
+        if fitted:
+            say(
+                f"note: {len(train_idx)} training images, fewer than a batch of {batch}: "
+                f"using batches of {fitted} (--batch-size sets it)"
+            )
+            batch = fitted
+    cfg = replace(cfg, batch_size=batch)
+    if len(train_idx) < batch:
+        hint = f"; lower --batch-size (now {batch})"
+        if dropped:
+            enough = len(train_idx) + dropped >= batch
+            hint = f"; {dropped} black-and-white images were left out (--keep-gray keeps them)" + (
+                "" if enough else hint
+            )
+        raise UsageError(f"only {len(train_idx)} training images for a batch of {batch}{hint}")
+    if len(val_idx) < world:
+        raise UsageError(f"only {len(val_idx)} validation images for {world} processes; raise --val-fraction")
+    return train_idx, val_idx, dropped, cfg
+
+
+def fitting_batch(images: int, world: int) -> int | None:
+    """The largest batch of ``world`` times a power of two (so every process takes the same
+    share, at least 2 images a step in all) that ``images`` training images fill at least
+    once; None if none does."""
+    per_process = images // world
+    if per_process < 1 or world * per_process < 2:
+        return None
+    batch = world * (1 << (per_process.bit_length() - 1))  # world x the largest power of two <= per_process
+    return batch if batch >= 2 else None
+
+
+# ---- messages
+
+
+def count_of(n: int, thing: str) -> str:
+    """'1 epoch', '18 epochs'."""
+    return f"{n} {thing}{'s' * (n != 1)}"
+
+
+def quoted(path: Path) -> str:
+    """A path as it can be pasted into a shell command."""
+    return shlex.quote(str(path))
+
+
+def _flag(name: str, value: Any) -> str:
+    """An option as it is typed: --epochs 30, --keep-gray, --compile."""
+    if name == "skip_gray":
+        return "--skip-gray" if value else "--keep-gray"
+    flag = "--" + name.replace("_", "-")
+    if value is None or value is False:
+        return f"no {flag}"
+    return flag if value is True else f"{flag} {shlex.quote(str(value))}"
