@@ -45,6 +45,22 @@ def ycbcr_to_rgb(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
     return torch.cat([r, g, b], dim=1)  # (B, 3, H, W)
 
 
+def ycbcr_planes_to_rgb(y: torch.Tensor, cbcr: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``ycbcr_to_rgb`` of one image's planes, written into ``out``: y (H, W) and cbcr (2, H, W)
+    -> out (3, H, W) float, 0..255 where in gamut, unclipped.
+
+    The same operations in the same order as ``ycbcr_to_rgb`` (so the same bits), without its
+    temporaries and concatenation: a full-resolution photo goes through here band by band.
+    """
+    cb, cr = cbcr[0], cbcr[1]
+    r, g, b = out[0], out[1], out[2]
+    torch.mul(cr, 2 * (1 - _KR), out=r).add_(y)  # y + c * cr: addition is exact either way round
+    torch.mul(cb, 2 * (1 - _KB), out=b).add_(y)
+    torch.sub(y, torch.mul(r, _KR, out=g), out=g)  # (y - KR * r - KB * b) / KG
+    g.sub_(b * _KB).div_(_KG)
+    return out
+
+
 def fit_to_gamut(y: torch.Tensor, cbcr: torch.Tensor) -> torch.Tensor:
     """Shrink each pixel's chrominance just enough that its RGB lies in 0..255.
 

@@ -14,7 +14,8 @@ import os
 import stat
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -272,7 +273,14 @@ class LoadedImage:
     alpha: Image.Image | None
     icc_profile: bytes | None
     exif: bytes | None
-    note: str | None = None
+    notes: list[str] = field(default_factory=list)
+    damage_check: Future[str | None] | None = None  # the JPEG check, running while the photo is colorized
+
+    @property
+    def note(self) -> str | None:
+        """What to say of the input (a first frame used, damaged data), or None; waits for the JPEG check."""
+        damage = self.damage_check.result() if self.damage_check is not None else None
+        return "; ".join(n for n in (*self.notes, damage) if n) or None
 
 
 def _raw_mode(im: Image.Image) -> str | None:
@@ -312,11 +320,19 @@ def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, output_format: 
     path = Path(path)
     hint = "; raise it with --max-pixels if you trust the file"
     loaded, frames, fmt = _read(path, max_pixels, _decode_for_colour, hint, output_format)
-    notes = [f"used the first of its {frames} frames" if frames > 1 else None]
+    if frames > 1:
+        loaded.notes.append(f"used the first of its {frames} frames")
     if fmt in ("JPEG", "MPO"):
-        notes.append(_jpeg_note(path))
-    loaded.note = "; ".join(n for n in notes if n) or None
+        # Pure Python over every code of the file (a quarter of a second for 12 MP): run beside
+        # the model and the full-resolution work, which leave the interpreter free.
+        loaded.damage_check = _checker().submit(_jpeg_note, path)
     return loaded
+
+
+@functools.cache
+def _checker() -> ThreadPoolExecutor:
+    """One thread for the JPEG checks, so a folder's checks run in order, one at a time."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorcli-jpeg-check")
 
 
 def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:

@@ -377,7 +377,7 @@ def run_stdio(
             raise ColorcliError(f"{job.src or STDIN_NAME}: cannot write {job.dst or 'the result'}: {reason}") from None
         if job.dst is None:
             _copy_out(dst, stdout)
-    note = "; ".join(n for n in (loaded.note, format_note(loaded, dst)) if n)
+        note = "; ".join(n for n in (loaded.note, format_note(loaded, dst)) if n)  # the check reads the spooled file
     if note and err_console is not None:
         err_console.print(f"note: {printable(f'{job.src or STDIN_NAME}: {note}')}", highlight=False, markup=False)
     report.count("ok")

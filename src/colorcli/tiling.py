@@ -318,8 +318,8 @@ def _join_in_bands(
     for top in range(0, height, band):
         rows = slice(top, min(top + band, height))
         y = y_all[rows]  # (rows, W)
-        luma = torch.from_numpy(y.astype(np.float32)).div_(255)  # (rows, W) in 0..1
-        out[rows] = _ycbcr_band_to_rgb(y, chroma_rows(rows, luma))
+        y_float = torch.from_numpy(y.astype(np.float32))  # (rows, W) in 0..255
+        _ycbcr_band_to_rgb(y_float, chroma_rows(rows, y_float / 255), out[rows])
     return Image.fromarray(out, "RGB")
 
 
@@ -390,24 +390,25 @@ def colorize_gray(model, gray: Image.Image, options: ColorizeOptions) -> Image.I
     return colorize_grays(model, [gray], options)[0]
 
 
-def _ycbcr_band_to_rgb(y8: np.ndarray, chroma) -> np.ndarray:
-    """(rows, w, 3) uint8 RGB of (rows, w) uint8 luma and a (2, rows, w) float tensor of chroma in -128..128.
+def _ycbcr_band_to_rgb(y: torch.Tensor, chroma: torch.Tensor, out: np.ndarray) -> None:
+    """Write into ``out`` (rows, w, 3) uint8 the RGB of luma ``y`` (rows, w), float 0..255, and
+    chroma (2, rows, w), float -128..128.
 
     Exact in floating point; out-of-gamut pixels get their chrominance shrunk
     toward gray until they fit, since clipping RGB would change their luma.
     """
     import torch
 
-    from colorcli.color import ycbcr_to_rgb, ycbcr_to_rgb_u8
+    from colorcli.color import ycbcr_planes_to_rgb, ycbcr_to_rgb_u8
 
-    y = torch.from_numpy(y8.astype(np.float32))[None, None]  # (1, 1, rows, w)
-    c = chroma.float()[None]  # (1, 2, rows, w)
-    rgb = ycbcr_to_rgb(y, c).round_()  # (1, 3, rows, w), unclipped
-    outside = ((rgb < 0) | (rgb > 255)).any(1)[0]  # (rows, w): out of gamut
-    if outside.any():
-        ys, cs = y[0, 0][outside], c[0][:, outside]  # (k,), (2, k)
-        rgb[0][:, outside] = ycbcr_to_rgb_u8(ys.view(1, 1, -1, 1), cs.view(1, 2, -1, 1))[0, :, :, 0].float()
-    return rgb[0].to(torch.uint8).permute(1, 2, 0).numpy()  # (rows, w, 3)
+    c = chroma.float()  # (2, rows, w)
+    rgb = ycbcr_planes_to_rgb(y, c, torch.empty((3, *y.shape))).round_()  # (3, rows, w), unclipped
+    lowest, highest = torch.aminmax(rgb)
+    if lowest < 0 or highest > 255:  # some pixels out of gamut: fit just those
+        outside = ((rgb < 0) | (rgb > 255)).any(0)  # (rows, w)
+        ys, cs = y[outside], c[:, outside]  # (k,), (2, k)
+        rgb[:, outside] = ycbcr_to_rgb_u8(ys.view(1, 1, -1, 1), cs.view(1, 2, -1, 1))[0, :, :, 0].float()
+    torch.from_numpy(out).copy_(rgb.permute(1, 2, 0))  # (rows, w, 3); in-range whole numbers: exact
 
 
 def tile_count(size: tuple[int, int], tiling: ResolvedOptions) -> int:
