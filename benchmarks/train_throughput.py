@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 
 from colorcli.data import load_dataset, make_pair, resize_images
+from colorcli.distributed import Dist, set_cpu_threads
 from colorcli.model import ModelConfig, build_model
-from colorcli.train import Dist, TrainConfig, set_cpu_threads, train
+from colorcli.train import TrainConfig, train
 
 
 def bare_step_rate(config: ModelConfig, data: torch.Tensor, batch: int, steps: int) -> float:

@@ -1,6 +1,8 @@
-"""Distributed training with gloo on CPU over 127.0.0.1 (two real processes; slow: ~20-40 s)."""
+"""The process side of training: its one-process behaviour, and distributed training with gloo
+on CPU over 127.0.0.1 (two real processes; slow: ~20-40 s)."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,14 +13,60 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from colorcli.distributed import (
+    Dist,
+    StopFlag,
+    all_sum,
+    any_rank,
+    broadcast_images,
+    init_distributed,
+    set_cpu_threads,
+    unwrapped,
+    wrapped,
+)
 from colorcli.errors import ColorcliError
-from colorcli.model import ModelConfig
+from colorcli.model import ModelConfig, build_model
 from colorcli.train import TrainConfig, train
-from helpers import StopAfter, tiny_train_args
-
-pytestmark = pytest.mark.slow
+from helpers import TINY, StopAfter, tiny_train_args
 
 GROUP = ModelConfig(width=4, depth=2, norm="group")  # batch-independent, so 2x4 must equal 1x8
+
+
+def test_without_torchrun_a_run_is_one_process_and_every_exchange_is_local(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    d, device = init_distributed("cpu")
+    assert d == Dist() and d.main and device == torch.device("cpu")
+    loads = []
+    images = torch.zeros(2, 3, 4, 4, dtype=torch.uint8)
+    assert broadcast_images(lambda: loads.append(1) or images, d, device) is images and loads == [1]
+    t = torch.ones(2)
+    assert all_sum(t, d) is t and torch.equal(t, torch.ones(2))
+    assert any_rank(True, d, device) and not any_rank(False, d, device)
+    model = build_model(TINY)
+    assert wrapped(model, d, device) is model and unwrapped(model) is model
+
+
+def test_cpu_threads_are_shared_between_a_machines_processes(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    try:
+        assert set_cpu_threads(None, Dist(0, 2)) == 4 == torch.get_num_threads()
+        assert set_cpu_threads(1, Dist(0, 2)) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_signal_asks_to_stop_and_a_second_one_stops_at_once():
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    with StopFlag() as stop:
+        assert not stop.requested
+        signal.raise_signal(signal.SIGTERM)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # asked twice: Python's own handler
+    assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
 def free_port() -> int:
@@ -51,6 +99,7 @@ def worker(rank: int, world: int, port: int, cfg: TrainConfig, out_dir: str) -> 
     torch.save(result.model.state_dict(), f"{out_dir}/rank{rank}.pt")
 
 
+@pytest.mark.slow
 def test_two_ranks_agree_and_match_one_process(image_folder, tmp_path):
     cfg = TrainConfig(
         dataset=str(image_folder),
@@ -87,6 +136,7 @@ def stopping_worker(rank: int, world: int, port: int, cfg: TrainConfig, out_dir:
         Path(f"{out_dir}/rank{rank}.stopped").touch()
 
 
+@pytest.mark.slow
 def test_a_stop_asked_on_one_rank_on_an_epochs_last_step_stops_both_after_saving_it(image_folder, tmp_path):
     cfg = TrainConfig(
         dataset=str(image_folder), out=str(tmp_path / "ddp"), epochs=3, batch_size=8, val_fraction=0.15, threads=1
@@ -99,6 +149,7 @@ def test_a_stop_asked_on_one_rank_on_an_epochs_last_step_stops_both_after_saving
     assert (state["epoch"], state["step"]) == (1, 0) and len(state["history"]) == 1
 
 
+@pytest.mark.slow
 def test_a_load_failure_on_rank_0_reaches_every_rank(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -108,6 +159,7 @@ def test_a_load_failure_on_rank_0_reaches_every_rank(tmp_path):
     assert "rank 0" in (tmp_path / "rank1.err").read_text()
 
 
+@pytest.mark.slow
 def test_torchrun_command_from_the_readme(image_folder, tmp_path):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "colorcli"]

@@ -10,40 +10,34 @@ here: prepare the run's data and model, train an epoch, validate it, save it.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
-import os
 import shlex
-import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
-from colorcli.checkpoint import model_from_state, named_model_path, pick_device, save_checkpoint
+from colorcli.checkpoint import model_from_state, named_model_path, save_checkpoint
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.console import progress_bar
-from colorcli.data import (
-    crop_views,
-    epoch_crops,
-    epoch_draws,
-    epoch_flips,
-    epoch_order,
-    epoch_zooms,
-    flip_where,
-    grayscale_images,
-    iter_batches,
-    load_dataset,
-    make_pair,
-    resize_images,
-    source_weights,
-    zoom_in,
+from colorcli.data import grayscale_images, iter_batches, load_dataset, make_pair, resize_images
+from colorcli.distributed import (
+    Dist,
+    StopFlag,
+    all_sum,
+    any_rank,
+    barrier,
+    broadcast_images,
+    init_distributed,
+    leave,
+    set_cpu_threads,
+    unwrapped,
+    wrapped,
 )
-from colorcli.errors import MainProcessFailed, TrainingError, UsageError, printable
+from colorcli.errors import TrainingError, UsageError, printable
 from colorcli.evaluate import model_colour_share, undertrained_hint
 from colorcli.files import atomic_write, remove_stale_temps
 from colorcli.metrics import psnr_per_image
@@ -68,66 +62,11 @@ from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are 
     resumed_run,
     split_for_training,
 )
+from colorcli.sampling import MixBatches, Views, balanced_weights, rank_order
 
 __all__ = ["Interrupted", "TrainConfig", "TrainResult", "fine_tune_config", "grown_model", "train"]
 
 EXIT_INTERRUPTED = 130
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device_name: str) -> tuple[Dist, torch.device]:
-    """Join the torchrun process group if launched by torchrun (nccl on CUDA, gloo on CPU)."""
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return Dist(), pick_device(device_name)
-    d = Dist(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
-    device = pick_device(device_name)
-    if device.type == "cuda":
-        torch.cuda.set_device(d.local_rank)
-        device = torch.device("cuda", d.local_rank)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return d, device
-
-
-def set_cpu_threads(requested: int | None, d: Dist) -> int:
-    """Share the machine's cores between the local ranks unless told otherwise."""
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", d.world))
-    n = requested or max(1, (os.cpu_count() or 1) // max(1, local_world))
-    torch.set_num_threads(n)
-    return n
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM; training finishes the current step, saves and exits."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:  # asked twice: stop now, the way Python normally would
-            signal.signal(signum, self._old.get(signum, signal.SIG_DFL))
-            signal.raise_signal(signum)
-        self.requested = True
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 class Interrupted(Exception):
@@ -140,13 +79,6 @@ class Interrupted(Exception):
             f"interrupted; saved {resume_path}. Resume with: colorcli train --resume {shlex.quote(str(resume_path))}"
         )
         self.resume_path = resume_path
-
-
-def _bare(model: torch.nn.Module) -> Colorizer:
-    """The model under DDP / torch.compile wrappers, so saved keys carry no prefixes."""
-    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
-        model = getattr(model, "module", None) or model._orig_mod
-    return model  # type: ignore[return-value]
 
 
 def class_prior_counts(model: Colorizer, data: torch.Tensor, max_images: int = 10_000) -> torch.Tensor | None:
@@ -177,7 +109,7 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
 @torch.no_grad()
 def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist, autocast) -> dict[str, float]:
     """Validation loss and mean per-image PSNR (model and gray copy), reduced over ranks."""
-    bare = _bare(model)
+    bare = unwrapped(model)
     model.eval()
     shard = val[d.rank :: d.world]
     totals = torch.zeros(4, dtype=torch.float64)  # loss*n, psnr sum, gray psnr sum, n
@@ -193,8 +125,7 @@ def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist
             [loss.item() * n, psnr_per_image(pred, rgb_u8).sum().item(), psnr_per_image(gray, rgb_u8).sum().item(), n],
             dtype=torch.float64,
         )
-    if d.world > 1:
-        dist.all_reduce(totals)
+    all_sum(totals, d)
     model.train()
     n = max(totals[3].item(), 1.0)
     return {"val_loss": totals[0].item() / n, "val_psnr": totals[1].item() / n, "val_gray_psnr": totals[2].item() / n}
@@ -210,15 +141,6 @@ def _undertrained(model: Colorizer, val: torch.Tensor, out: Path, images: int = 
     return undertrained_hint(share, "the model's colour on its validation images", advice)
 
 
-def _any_rank(flag: bool, d: Dist, device: torch.device) -> bool:
-    """True on every rank if it is True on any."""
-    if d.world == 1:
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.all_reduce(t)
-    return bool(t.item())
-
-
 def _last_good(out: Path) -> str:
     last = out / "last.pt"
     return f"The last good checkpoint is {last}" if last.exists() else "No checkpoint was written yet"
@@ -227,35 +149,17 @@ def _last_good(out: Path) -> str:
 def _load_once(
     cfg: TrainConfig, d: Dist, device: torch.device, spec: str | None = None, size: int = 32
 ) -> torch.Tensor:
-    """The training images of ``spec`` (default: the run's dataset), (N, 3, S, S) uint8.
+    """The training images of ``spec`` (default: the run's dataset), (N, 3, S, S) uint8 with S = ``size``.
 
-    Under torchrun rank 0 loads them (downloading or decoding once) and sends them to the
-    other ranks, so every rank trains on the very same images: decoding twice could
-    differ if the folder changed in between, and ranks that split different data run
-    different numbers of steps and hang.
+    Under torchrun rank 0 alone loads them (downloading or decoding once) and sends them to
+    the other ranks, so every rank trains on the very same images (``broadcast_images``).
     """
     data_dir = Path(cfg.data_dir) if cfg.data_dir else None
     limit = cfg.limit if spec is None else None
     spec = spec or cfg.dataset
-    if d.world == 1:
-        return load_dataset(spec, data_dir, train=True, mirror=cfg.mirror, limit=limit, size=size)
-    on = device if dist.get_backend() == "nccl" else torch.device("cpu")  # where the backend sends from
-    shape = torch.zeros(4, dtype=torch.long, device=on)
-    if d.main:
-        try:
-            data = load_dataset(spec, data_dir, train=True, mirror=cfg.mirror, limit=limit, size=size).to(on)
-        except BaseException:
-            shape.fill_(-1)  # tell the others, who wait for the images, that none are coming
-            dist.broadcast(shape, src=0)
-            raise
-        shape.copy_(torch.tensor(data.shape))
-    dist.broadcast(shape, src=0)
-    if shape[0].item() < 0:
-        raise MainProcessFailed("the main process (rank 0) could not load the images; its message says why")
-    if not d.main:
-        data = torch.empty(tuple(shape.tolist()), dtype=torch.uint8, device=on)
-    dist.broadcast(data, src=0)
-    return data
+    return broadcast_images(
+        lambda: load_dataset(spec, data_dir, train=True, mirror=cfg.mirror, limit=limit, size=size), d, device
+    )
 
 
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
@@ -278,23 +182,6 @@ class TrainResult:
     model: Colorizer  # the final weights (every rank holds the same)
 
 
-def _balanced_weights(cfg: TrainConfig, n_images: int, train_idx: torch.Tensor, say) -> torch.Tensor | None:
-    """The training split's draw weights under ``cfg.balance`` (None: every image once per
-    epoch, in a shuffled order), and a line saying what the largest sources become."""
-    found = source_weights(cfg.dataset, n_images, cfg.balance)
-    if found is None:
-        return None
-    weights, sizes = found
-    train_weights = weights[train_idx]  # (T,)
-    total = float(train_weights.sum())
-    shares = {s: n * n**-cfg.balance for s, n in sizes.items()}  # over all images: close enough for a note
-    whole = sum(shares.values())
-    top = sorted(sizes, key=lambda s: -sizes[s])[:3]
-    said = ", ".join(f"{s} {sizes[s] / n_images:.0%} -> {shares[s] / whole:.0%}" for s in top)
-    say(f"balancing {len(sizes)} sources (--balance {cfg.balance:g}): {said} of draws")
-    return train_weights / total
-
-
 def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
     """The mix dataset's colour images at CIFAR's size, on the training device: (M, 3, 32, 32).
     Each step enlarges only its own share to the tile (50,000 images kept at 64x64 would be 614 MB)."""
@@ -302,23 +189,6 @@ def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor
     if cfg.skip_gray:
         mix = mix[~grayscale_images(mix)]
     return mix.to(device)
-
-
-class _MixBatches:
-    """Each step's share of the mix dataset: an epoch's own shuffle, cycled, per rank, flipped."""
-
-    def __init__(self, data: torch.Tensor, seed: int, epoch: int, per_step: int, d: Dist, tile: int) -> None:
-        n = len(data)
-        self.data, self.per_step, self.d, self.tile = data, per_step, d, tile
-        self.order = epoch_order(n, seed + 1, epoch)
-        self.flips = epoch_flips(n, seed + 1, epoch)
-
-    def batch(self, step: int) -> torch.Tensor:
-        """(per_step, 3, tile, tile) uint8 images for step ``step`` on this rank."""
-        start = (step * self.d.world + self.d.rank) * self.per_step
-        pos = torch.arange(start, start + self.per_step) % len(self.order)
-        idx = self.order[pos]
-        return flip_where(resize_images(self.data[idx.to(self.data.device)], self.tile), self.flips[idx])
 
 
 def train(
@@ -352,12 +222,7 @@ def train(
             remove_empty(new_folders)
         raise
     finally:
-        if d.world > 1 and dist.is_initialized():
-            # The DDP wrapper sits in reference cycles; collect it while its process group still
-            # lives, not at interpreter exit after the group is gone (a suspected cause of a rare
-            # "terminate called without an active exception" abort seen in the gloo tests).
-            gc.collect()
-            dist.destroy_process_group()
+        leave(d)
 
 
 def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool) -> TrainResult:
@@ -375,7 +240,7 @@ def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite
             style="green",
         )
         return TrainResult(out / "best.pt", loop.model)
-    loop.net = _wrapped(loop.model, cfg, d, device)
+    loop.net = wrapped(loop.model, d, device, compiled=cfg.compile)
     say(
         f"colorcli train: {run.model_cfg.arch} ({count_parameters(loop.model) / 1e6:.2f}M parameters) on {device}"
         + (f" with {count_of(threads, 'CPU thread')}" if threads else "")
@@ -392,14 +257,13 @@ def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite
             epoch = _train_epoch(loop, stop, progress)
             _end_epoch(loop, epoch, progress, console, say)
             # The signal came on the epoch's last step, or during validation or saving (any rank's counts).
-            if _any_rank(epoch.stopping or stop.requested, d, device) and loop.epoch < cfg.epochs:
+            if any_rank(epoch.stopping or stop.requested, d, device) and loop.epoch < cfg.epochs:
                 raise Interrupted(out / "last.pt")
     say(f"best validation loss {loop.best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
     hint = _undertrained(loop.model, loop.val_data, out) if d.main and console is not None else None
     if hint:
         say(hint, style="yellow")
-    if d.world > 1:
-        dist.barrier()
+    barrier(d)
     return TrainResult(out / "best.pt", loop.model)
 
 
@@ -418,7 +282,7 @@ def _open_run(cfg, model, resume, console, d: Dist, device: torch.device, overwr
     if batch % d.world:
         raise UsageError(f"--batch-size {batch} must be divisible by the {d.world} processes")
     problem = folder_problem(run, overwrite) if d.main else None
-    if _any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
+    if any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
         raise UsageError(problem or "refused by the main process (see its message)")
     if d.main and run.state is not None:
         remove_stale_temps(run.out)  # left by a save the run was killed in; it writes here again now
@@ -487,7 +351,7 @@ def _prepare(run: Run, d: Dist, device: torch.device, say) -> _Loop:
     del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
     val_data = resize_images(val_data, tile)  # (V, 3, tile, tile): each whole, at the working scale of one tile
     mix_data = _mix_images(run.cfg, d, device) if run.cfg.mix else None
-    draw_weights = _balanced_weights(run.cfg, n_images, train_idx, say)
+    draw_weights = balanced_weights(run.cfg, n_images, train_idx, say)
     model = _initial_model(run, train_data, device)
     opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=run.cfg.weight_decay)
     loop = _Loop(
@@ -530,57 +394,11 @@ def _restore(loop: _Loop, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda_rng"], loop.device)
 
 
-def _wrapped(model: Colorizer, cfg: TrainConfig, d: Dist, device: torch.device) -> torch.nn.Module:
-    """The model as the loop calls it: under DDP with several processes, compiled if asked."""
-    net: torch.nn.Module = model
-    if d.world > 1:
-        if device.type == "cuda":
-            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
-        net = torch.nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.compile:
-        net = torch.compile(net)
-    return net
-
-
-class _Views:
-    """How epoch ``loop.epoch`` shows the training images: per-image flips, zooms and photo
-    tiles drawn from the seed, with each step's share of the mix dataset after them."""
-
-    def __init__(self, loop: _Loop) -> None:
-        cfg, n, epoch, self.tile = loop.cfg, len(loop.train_data), loop.epoch, loop.run.model_cfg.tile
-        self.data, self.device = loop.train_data, loop.device
-        self.flips = epoch_flips(n, cfg.seed, epoch)
-        self.zooms = epoch_zooms(n, cfg.seed, epoch, cfg.zoom, cfg.zoom_min) if cfg.zoom > 0 else None
-        self.crops = epoch_crops(n, cfg.seed, epoch, self.tile, cfg.scales) if cfg.scales else None
-        mix = loop.mix_data
-        self.mixed = _MixBatches(mix, cfg.seed, epoch, loop.local_mix, loop.d, self.tile) if mix is not None else None
-
-    def batch(self, idx: torch.Tensor, step: int) -> torch.Tensor:
-        """The images of step ``step`` (training indices ``idx``), (b [+ m], 3, tile, tile) uint8."""
-        rgb_u8 = flip_where(self.data[idx.to(self.device)], self.flips[idx])
-        if self.zooms is not None:
-            rgb_u8 = zoom_in(rgb_u8, self.zooms[idx])
-        if self.crops is not None:
-            rgb_u8 = crop_views(rgb_u8, self.crops[idx], self.tile)  # (b, 3, tile, tile)
-        elif rgb_u8.shape[-1] != self.tile:
-            rgb_u8 = resize_images(rgb_u8, self.tile)
-        if self.mixed is not None:
-            rgb_u8 = torch.cat([rgb_u8, self.mixed.batch(step)])  # (b + m, 3, tile, tile)
-        return rgb_u8
-
-
-def _epoch_order(loop: _Loop) -> torch.Tensor:
-    """This rank's training indices for the epoch: every rank takes the same number of batches,
-    a disjoint share of the epoch's full batches (drawn by source weight with --balance)."""
-    cfg, d = loop.cfg, loop.d
-    if loop.draw_weights is not None:
-        order = epoch_draws(loop.draw_weights, cfg.seed, loop.epoch)
-    else:
-        order = epoch_order(len(loop.train_data), cfg.seed, loop.epoch)
-    order = order[: loop.steps_per_epoch * loop.local_main * d.world]
-    return order[d.rank :: d.world]
+def _views(loop: _Loop) -> Views:
+    """How epoch ``loop.epoch`` shows the training images, each step's share of the mix after them."""
+    cfg, tile, mix = loop.cfg, loop.run.model_cfg.tile, loop.mix_data
+    mixed = MixBatches(mix, cfg.seed, loop.epoch, loop.local_mix, loop.d, tile) if mix is not None else None
+    return Views(loop.train_data, cfg, loop.epoch, tile, mixed)
 
 
 @dataclass
@@ -610,8 +428,11 @@ def _train_epoch(loop: _Loop, stop: StopFlag, progress) -> _Epoch:
     t0, seen, run_loss, stopping = time.perf_counter(), 0, math.nan, False
     flags = torch.zeros(2, device=loop.device)  # [stop requested, non-finite loss], summed over ranks
     loop.net.train()
-    views = _Views(loop)
-    for idx in iter_batches(_epoch_order(loop), loop.local_main, start=loop.step):
+    views = _views(loop)
+    order = rank_order(
+        len(loop.train_data), loop.draw_weights, cfg.seed, loop.epoch, loop.steps_per_epoch, loop.local_main, d
+    )
+    for idx in iter_batches(order, loop.local_main, start=loop.step):
         rgb_u8 = views.batch(idx, loop.step)
         loss = _step(loop, rgb_u8, stop, flags)
         loop.step += 1
@@ -635,12 +456,11 @@ def _step(loop: _Loop, rgb_u8: torch.Tensor, stop: StopFlag, flags: torch.Tensor
         y, rgb = y.contiguous(memory_format=torch.channels_last), rgb.contiguous(memory_format=torch.channels_last)
     with loop.autocast():
         raw = loop.net(y, raw=True)
-    loss = _bare(loop.net).loss(raw, y, rgb)
+    loss = unwrapped(loop.net).loss(raw, y, rgb)
     flags.zero_()
     flags[0] = float(stop.requested)
     flags[1] = float(not torch.isfinite(loss).item())
-    if loop.d.world > 1:
-        dist.all_reduce(flags)
+    all_sum(flags, loop.d)
     if flags[1].item():
         raise TrainingError(
             f"loss became {loss.item()} at epoch {loop.epoch + 1} step {loop.step + 1}; stopped. "
@@ -700,7 +520,7 @@ def _payload(loop: _Loop, kind: str, metrics: dict[str, Any] | None = None) -> d
     payload = {
         "model_config": loop.run.model_cfg.to_dict(),
         "train_config": asdict(loop.cfg),
-        "model": _bare(loop.net).state_dict(),
+        "model": unwrapped(loop.net).state_dict(),
         "epoch": loop.epoch,
         "step": loop.step,
         "best_val": loop.best,
