@@ -197,10 +197,10 @@ Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full tr
 class _TrainCommand(_Command):
     """train's options default to None, "not given": a new run takes the defaults kept in the
     config dataclasses, a resumed run its own settings. Its help shows those defaults, read
-    from the dataclasses when the help is drawn (they need torch, which only the help pays for)."""
+    from the dataclasses when the help is drawn (config.py, which needs no torch)."""
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
-        from colorcli.run import shown_defaults
+        from colorcli.config import shown_defaults
 
         settings, model = shown_defaults()
         kept = [(p, p.default, p.help) for p in self.params]
