@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,23 @@ def test_help_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("command", [[], ["colorize"], ["eval"], ["train"], ["models"], ["export"]])
+def test_no_help_page_imports_torch(command):
+    """`python -m colorcli [COMMAND] --help` in a fresh interpreter: train's help shows the defaults
+    kept in the config dataclasses, which need no torch."""
+    argv = ["colorcli", *command, "--help"]
+    code = (
+        f"import runpy, sys\nsys.argv = {argv!r}\n"
+        "try:\n    runpy.run_module('colorcli', run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
+        "print('torch' in sys.modules)"
+    )
+    wide = {**os.environ, "COLUMNS": "200"}  # no option wraps
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=wide)
+    assert r.stdout.rstrip().endswith("False") and "Usage: colorcli" in r.stdout, r.stdout
+    if command == ["train"]:
+        assert "[default: 18]" in r.stdout and "default 32" in r.stdout  # --epochs; --width's {width}
 
 
 def test_the_colorize_command_imports_nothing_of_training(tmp_path):

@@ -9,7 +9,7 @@ from PIL import Image
 from rich.console import Console
 
 from colorcli.batch import plan_jobs
-from colorcli.cli import run_batch
+from colorcli.cli.colorize import run_batch
 from colorcli.errors import InputError
 from colorcli.images import find_images, load_image, load_rgb, looks_like_image, to_gray8
 from colorcli.runner import colorize_file

@@ -10,7 +10,7 @@ from PIL import Image
 from rich.console import Console
 
 from colorcli.batch import check_output_folders, plan_jobs
-from colorcli.cli import run_batch
+from colorcli.cli.colorize import run_batch
 from colorcli.errors import InputError, UsageError
 from colorcli.images import load_image
 from colorcli.tiling import (

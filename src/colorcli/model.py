@@ -10,120 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from colorcli.color import fit_to_gamut, rgb_to_cbcr, ycbcr_to_rgb
+from colorcli.config import HEAD_LOSSES, HEADS, REGRESSION_LOSSES, ModelConfig
+from colorcli.config import Decoding as Decoding  # the configs live in config.py (no torch); imported here as before
 from colorcli.errors import UsageError
 from colorcli.metrics import colorfulness
-
-HEADS = ("bins", "regress")
-REGRESSION_LOSSES = ("mse", "l1", "huber", "logmse")
-# Losses each head trains with; "psnr" scores the decoded RGB itself (see psnr_objective).
-HEAD_LOSSES = {"bins": ("ce", "psnr"), "regress": (*REGRESSION_LOSSES, "psnr")}
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """How a model's output becomes colour, apart from what the model is (its architecture).
-
-    temperature (0.01..1; bins head): the annealed mean's temperature, 1 the posterior
-    mean, towards 0 its mode. prior_correction (0..1; bins head): how much of the class
-    rebalancing prior is divided out again (1 all, 0 none). confidence (0 or more; bins
-    head): fade each pixel's chrominance by (1 - H / log K) ** confidence, H the entropy of
-    its decoded class distribution over K bins (0: off). saturation (0 or more): factor on
-    every prediction's chrominance. tile_saturation (0 or more): a further factor for photos
-    cut into more than one tile (a tile shows part of a scene, so the model colours it less
-    surely than a whole image); applied by the tiling code, not by the model.
-
-    Checkpoints store these among the ``ModelConfig`` fields (every file written so far
-    does), so the config keeps them as its stored form; ``ModelConfig.decoding`` reads them
-    out as one value, which the model's decoding and the tiling code use.
-    """
-
-    temperature: float = 1.0
-    prior_correction: float = 1.0
-    confidence: float = 0.0
-    saturation: float = 1.0
-    tile_saturation: float = 1.0
-
-    def tile_factor(self, tiles: int) -> float:
-        """The chrominance factor for a photo cut into ``tiles`` tiles: ``tile_saturation``, except for
-        one tile, which shows the whole picture as in training."""
-        return 1.0 if tiles <= 1 else float(self.tile_saturation)
-
-
-DECODING_FIELDS = tuple(f.name for f in fields(Decoding))
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild a model; stored in every checkpoint.
-
-    width: channels of the first U-Net level (doubles per level); depth: number of
-    2x downsamplings. head "bins" classifies CbCr over a grid of ``bin_spacing``
-    units (Zhang et al. 2016) with class rebalancing ``rebalance`` (Zhang's lambda: 0 = weights 1/p,
-    1 = no rebalancing); "regress" predicts CbCr directly with ``loss``. ``temperature``,
-    ``prior_correction``, ``confidence``, ``saturation`` and ``tile_saturation`` are the stored
-    form of the model's :class:`Decoding` (read them as ``config.decoding``): how its output
-    becomes colour, not what the model is. ``head_scale``
-    2 predicts chrominance at half resolution and upsamples it bilinearly, as JPEG's
-    4:2:0 subsampling stores it (and so do the CIFAR JPEGs it trains on); 1 predicts
-    at full resolution. ``norm`` "batch" or "group" (GroupNorm does not depend on
-    the batch, so distributed CPU runs match single-process ones exactly).
-    ``aux_logmse`` adds that weight times the per-image log-MSE of the bins head's
-    posterior mean to its cross-entropy (the quantity mean per-image PSNR averages).
-    ``loss`` "psnr" (either head) trains on the decoded 8-bit-scale RGB exactly as it is
-    shipped: mean per-image PSNR, plus ``vivid`` dB of reward per unit of the output's
-    colorfulness (see :func:`psnr_objective`).
-    ``tile``: the side, in pixels, of the square inputs the model is trained on and that
-    colorize cuts photos into (32 for CIFAR models, larger for photo models: more of the
-    scene in view). ``context``: a global-context branch (Iizuka, Simo-Serra and Ishikawa
-    2016): the bottleneck's features averaged over the whole input, passed through a small
-    MLP and added back at every position, so each pixel's colour can depend on the scene.
-    ``scale``: the working scale colorize uses by default for this model (the photo's
-    shorter side, in pixels, before it is cut into tiles).
-    """
-
-    arch: str = "unet"
-    width: int = 32
-    depth: int = 3
-    head: str = "bins"
-    loss: str = "ce"
-    bin_spacing: float = 16.0
-    rebalance: float = 0.5
-    temperature: float = Decoding.temperature
-    prior_correction: float = Decoding.prior_correction
-    saturation: float = Decoding.saturation
-    head_scale: int = 2
-    norm: str = "batch"
-    aux_logmse: float = 0.0
-    vivid: float = 0.0
-    tile_saturation: float = Decoding.tile_saturation
-    tile: int = 32
-    context: bool = False
-    scale: int = 96
-    confidence: float = Decoding.confidence
-
-    @property
-    def decoding(self) -> Decoding:
-        """The decoding settings stored in this config, as one value."""
-        return Decoding(**{name: getattr(self, name) for name in DECODING_FIELDS})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise UsageError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 class Colorizer(nn.Module):
@@ -417,8 +313,6 @@ class SeedAutoencoder(Colorizer):
 
 
 ARCHS: dict[str, Callable[[ModelConfig], Colorizer]] = {"unet": UNet, "seed": SeedAutoencoder}
-
-SEED_DEFAULTS = {"width": 32, "head": "regress", "loss": "mse"}
 
 
 def build_model(config: ModelConfig) -> Colorizer:

@@ -18,157 +18,26 @@ from __future__ import annotations
 import hashlib
 import shlex
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_path, read_weights
+from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # (no torch) imported here as before
 from colorcli.data import CIFAR_NAMES, _not_a_dataset, grayscale_images
 from colorcli.errors import DataError, UsageError
 from colorcli.files import ensure_folder
 from colorcli.images import find_images, plugin_note
-from colorcli.model import HEAD_LOSSES, SEED_DEFAULTS, Colorizer, ModelConfig, build_model, check_trainable
+from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable
 
-SCHEDULES = ("onecycle", "plateau")
-BATCH_SIZE = 128  # the batch when none is given; a smaller folder gets the largest that fits (fitting_batch)
 LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; the rest comes with the weights
 # What a fine-tune may grow: new layers (a deeper U-Net, the context branch) start fresh or at
 # zero beside the starting weights, and the tile and working scale are no weights at all.
 GROWTH_SETTINGS = ("depth", "context", "tile", "scale")
 RELOCATABLE = ("dataset", "data_dir", "mirror")  # where a resumed run's data lies may change
 MACHINE = ("device", "threads")  # this machine's, not the run's: never checked on --resume
-
-
-def _setting(default: Any) -> Any:
-    """A field that is None until given; a new run fills in ``default`` (``TrainConfig.filled``)."""
-    return field(default=None, metadata={"default": default})
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings; stored in checkpoints so a run can be resumed as it was.
-
-    None means not given: ``filled`` puts each field's default in (a stored config is always
-    filled). batch_size is the global batch (split across ranks under torchrun); None fits it
-    to the data: ``BATCH_SIZE``, or the largest that a smaller folder fills. lr is the
-    peak learning rate of the one-cycle schedule or the start rate of plateau.
-    init: start from these weights (a .pt or .safetensors file, or a shipped model by
-    name: "default", "cifar10", "photo") instead of random ones, keeping their architecture: fine-tuning.
-    skip_gray: leave black-and-white originals out of the training split; as targets
-    they only teach the model to keep photos that look old gray, and those are the
-    photos people bring to a colorizer. Validation keeps them, as eval does.
-    zoom: share of training images replaced each epoch by a zoomed-in view (a random
-    square crop of at least ``zoom_min`` of the side, resized back), as a 32x32 tile of
-    a photo shows part of a scene. Validation is never zoomed.
-    scale_min, scale_max: train on photos as colorize sees them. A folder's images are
-    kept at ``scale_max`` (shorter side, centred square) and every epoch each is cut to a
-    random tile of the model's size at a working scale drawn from scale_min..scale_max
-    (see ``data.epoch_crops``); validation sees each whole, at the tile's size. None: whole
-    images at the model's tile size, as CIFAR trains.
-    mix: a second dataset (cifar10, cifar100 or a folder) of which ``mix_share`` of every
-    batch is drawn, whole images brought to the tile's size; it is only trained on (the
-    validation split and the run's identity are the main dataset's).
-    balance: draw a folder's subfolders (its sources) more evenly than their sizes: each
-    image weighs n ** -balance, n its subfolder's size (0: every image equally often, 1:
-    every subfolder); an epoch draws as many images as before, with replacement.
-    """
-
-    dataset: str | None = _setting("cifar10")
-    data_dir: str | None = None
-    mirror: str | None = None
-    out: str | None = _setting("runs/colorcli")
-    epochs: int | None = _setting(18)
-    batch_size: int | None = None
-    lr: float | None = _setting(2e-3)
-    weight_decay: float | None = _setting(1e-4)
-    schedule: str | None = _setting("onecycle")
-    val_fraction: float | None = _setting(0.1)
-    limit: int | None = None
-    seed: int | None = _setting(0)
-    device: str | None = _setting("auto")
-    compile: bool | None = _setting(False)
-    threads: int | None = None
-    init: str | None = None
-    skip_gray: bool | None = _setting(True)
-    zoom: float | None = _setting(0.0)
-    zoom_min: float | None = _setting(0.5)
-    scale_min: int | None = None
-    scale_max: int | None = None
-    mix: str | None = None
-    mix_share: float | None = _setting(0.5)
-    balance: float | None = _setting(0.0)
-
-    @property
-    def scales(self) -> tuple[int, int] | None:
-        if self.scale_max is None:
-            return None
-        return (self.scale_min or self.scale_max, self.scale_max)
-
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        """What a new run fills in for each setting not given (batch_size aside: fitted to the data)."""
-        return {f.name: f.metadata["default"] for f in fields(cls) if "default" in f.metadata}
-
-    def filled(self) -> TrainConfig:
-        """These settings with each one not given at its default (batch_size stays None until fitted)."""
-        return replace(self, **{k: v for k, v in self.defaults().items() if getattr(self, k) is None})
-
-    def given(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
-
-
-@dataclass(frozen=True)
-class ModelOptions:
-    """The model a ``train`` command asks for, None where an option was not given: a new run
-    takes ``ModelConfig``'s default (the loss: its head's first), a fine-tune the starting
-    model's (``fine_tune_config``), a resumed run its own."""
-
-    arch: str | None = None
-    width: int | None = None
-    depth: int | None = None
-    head: str | None = None
-    loss: str | None = None
-    norm: str | None = None
-    aux_logmse: float | None = None
-    vivid: float | None = None
-    context: bool | None = None
-    tile: int | None = None
-    scale: int | None = None
-
-    def given(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    def config(self, init: str | None = None) -> ModelConfig:
-        """The model config of a new run (or of a fine-tune of ``init``)."""
-        if init:
-            return fine_tune_config(init, **asdict(self))
-        if self.arch == "seed":
-            unet_only = {
-                "--width": self.width,
-                "--head": self.head,
-                "--norm": self.norm,
-                "--aux-logmse": self.aux_logmse,
-            }
-            if any(v is not None for v in unet_only.values()):
-                flags = ", ".join(k for k, v in unet_only.items() if v is not None)
-                raise UsageError(f"{flags}: only shape the unet; the seed design is fixed (as in the notebooks)")
-            seed = {k: v for k, v in self.given().items() if k in ("loss", "vivid")}  # the rest is fixed
-            return ModelConfig(**{**SEED_DEFAULTS, "arch": "seed", **seed})
-        head_losses = HEAD_LOSSES.get(self.head or ModelConfig.head, (ModelConfig.loss,))
-        return ModelConfig(**{"loss": head_losses[0], **self.given()})
-
-
-def shown_defaults() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The values ``train`` options not given take in a new run, for its help: (the training
-    settings', shown as the options' defaults; the model's, which the help text names)."""
-    return {**TrainConfig.defaults(), "batch_size": BATCH_SIZE}, {f.name: f.default for f in fields(ModelConfig)}
 
 
 @dataclass

@@ -1,0 +1,226 @@
+"""`colorcli colorize`, and ``run_batch``, which runs a batch as the command shows it: the
+progress bar, messages and JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from colorcli.cli import (
+    Debug,
+    Device,
+    DeviceName,
+    ImageFormat,
+    ModelName,
+    _Command,
+    _run,
+    _sigterm_interrupts,
+    _stderr,
+    _value,
+    app,
+)
+from colorcli.errors import printable
+
+
+@app.command(
+    cls=_Command,
+    epilog="Examples:\n\n"
+    "colorcli colorize old-photo.jpg    (writes old-photo-color.png beside it)\n\n"
+    "colorcli colorize scans/ -o coloured/ --recursive    (a folder and its subfolders)\n\n"
+    "cat old.png | colorcli colorize - -o - > new.png    (standard input to standard output)",
+)
+def colorize(
+    inputs: Annotated[
+        list[str],
+        typer.Argument(help="Image files, folders or glob patterns; - reads standard input.", show_default=False),
+    ],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file (one input) or folder (a trailing / makes it one); - writes standard output. "
+            "Default: each result beside its input, as NAME-color.png.",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
+    ] = None,
+    model_name: ModelName = None,
+    device: Device = DeviceName.auto,
+    scale: Annotated[
+        int | None,
+        typer.Option(
+            min=8,
+            help="Shorter side in pixels at which the model sees each photo (default: the model's own, "
+            "`colorcli models` lists it); larger finds finer colour regions, smaller gives each tile more context.",
+        ),
+    ] = None,
+    saturation: Annotated[
+        float, typer.Option(min=0.0, help="Multiply the colour strength (1.0 = as the model is set to colour photos).")
+    ] = 1.0,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", metavar="", help="Include images in subfolders of input folders.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", metavar="", help="Replace existing outputs (default: skip them).")
+    ] = False,
+    fmt: Annotated[
+        ImageFormat,
+        typer.Option(
+            "--format", case_sensitive=False, help="Output format for folder outputs, results beside inputs and -o -."
+        ),
+    ] = ImageFormat.png,
+    json_out: Annotated[
+        bool, typer.Option("--json", metavar="", help="Print one JSON line per file: input, output, status, seconds.")
+    ] = False,
+    max_pixels: Annotated[
+        int | None, typer.Option(min=1, help="Refuse larger images (decompression-bomb guard) (default: 200M).")
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """Colorize photos of any size; luminance stays the input's."""
+    fmt, device = _value(fmt), _value(device)
+
+    def body() -> int:
+        from colorcli.batch import check_output_folders, plan_jobs
+        from colorcli.errors import UsageError
+        from colorcli.runner import STDIO, plan_stdio
+        from colorcli.tiling import ColorizeOptions
+
+        if any(not item.strip() for item in inputs) or (output is not None and not output.strip()):
+            raise UsageError("an empty path was given (an unset variable?); name the files, folders or -o")
+        stdio, jobs = None, []
+        if STDIO in inputs or output == STDIO:  # one image through a pipe: checked here, run below
+            stdio = plan_stdio(inputs, output, fmt, as_json=json_out, stdin=sys.stdin, stdout=sys.stdout)
+        else:
+            out = None if output is None else Path(output)
+            as_dir = output is not None and output.endswith(("/", os.sep))
+            notes: list[str] = []
+            paths = [Path(item) for item in inputs]
+            jobs = plan_jobs(paths, out, recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
+            for note in notes:
+                _stderr().print(f"note: {printable(note)}", markup=False)
+            check_output_folders(jobs, out)
+        from colorcli.checkpoint import load_model, model_source, pick_device
+
+        model = load_model(model_source(checkpoint, model_name)).to(pick_device(device))
+        given = {"scale": scale, "max_pixels": max_pixels}
+        opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
+        err = _stderr()
+        with _sigterm_interrupts():
+            if stdio is not None:
+                from colorcli.runner import run_stdio
+
+                streams = {"stdin": sys.stdin.buffer if stdio.src is None else None, "stdout": sys.stdout.buffer}
+                report = run_stdio(model, stdio, opts, overwrite=overwrite, err_console=err, **streams)
+            else:
+                report = run_batch(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
+        single = stdio if stdio is not None else jobs[0] if len(jobs) == 1 else None
+        if single is not None and report.skipped and not json_out:
+            err.print(f"skipped: {printable(str(single.dst))} exists (--overwrite replaces it)", markup=False)
+        if len(jobs) > 1 and not json_out:
+            left = len(jobs) - report.done - report.skipped - report.failed - report.left_out
+            err.print(
+                f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
+                f"{report.failed} failed"
+                + (f", {report.left_out} left out (not image files)" if report.left_out else "")
+                + (f", {left} not started" if left else "")
+            )
+        # A batch run again skips the results it wrote; one file is simply done again.
+        again = "; the same command again goes on from there" if len(jobs) > 1 else ""
+        if report.interrupted:
+            err.print(f"colorcli: interrupted{again}")
+        if report.stopped and len(jobs) > 1:  # one file: its own error line has said why
+            err.print(f"colorcli: error: stopped: {printable(report.stopped)}{again}", style="red", markup=False)
+        return report.exit_code
+
+    code = _run(body, debug)
+    raise typer.Exit(code)
+
+
+def run_batch(
+    model: Any,
+    jobs: list[Any],
+    options: Any,
+    overwrite: bool = False,
+    as_json: bool = False,
+    err_console: Any = None,
+    batch_pixels: int = 16_000_000,
+    batch_files: int = 64,
+    batch_tiles: int = 128,
+):  # -> runner.BatchReport
+    """Run ``runner.run_jobs`` as colorize shows it: a progress bar and per-file errors and notes on
+    ``err_console`` (None: silent), or with ``as_json`` one JSON line per file on stdout, in
+    input order. Ctrl-C (or SIGTERM, see ``_sigterm_interrupts``) ends the batch with what is done.
+    batch_*: how files are grouped (see ``runner.BatchLimits``)."""
+    import time
+
+    from colorcli.console import progress_bar
+    from colorcli.runner import BatchLimits, BatchReport, run_jobs
+
+    report = BatchReport()
+    progress = progress_bar(
+        err_console,
+        "colorizing",
+        "{task.fields[ips]:.1f} img/s",
+        # Logs (not a terminal) get the summary line only; a bar there would be printed once, at the end.
+        disable=as_json or err_console is None or len(jobs) < 2 or not err_console.is_terminal,
+    )
+    lines = _InOrder()
+    limits = BatchLimits(pixels=batch_pixels, files=batch_files, tiles=batch_tiles)
+    with progress, lines:
+        task = progress.add_task("", total=len(jobs), ips=0.0)
+        t_start = time.perf_counter()
+        try:
+            for result in run_jobs(model, jobs, options, overwrite, limits):
+                report.count(result.status)
+                report.stopped = result.stops or report.stopped
+                if err_console is not None:
+                    _say(progress.console, result, as_json)
+                if as_json:
+                    lines.add(result.position, json.dumps(result.record()))
+                rate = report.finished / max(time.perf_counter() - t_start, 1e-9)
+                progress.update(task, completed=report.finished, ips=rate)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what is written is complete; say how far it got
+            report.interrupted = True
+    return report
+
+
+def _say(console: Any, result: Any, as_json: bool) -> None:
+    """A file's error (unless the batch's stop says it) and, without --json, its note, on stderr."""
+    if result.status == "ok" and result.note and not as_json:
+        console.print(f"note: {printable(f'{result.job.src}: {result.note}')}", highlight=False, markup=False)
+    if result.error and not result.quiet:
+        console.print(f"error: {printable(result.error)}", style="red", highlight=False, soft_wrap=True, markup=False)
+    if result.status == "left out" and result.note and not as_json:
+        console.print(f"note: {printable(result.note)}", highlight=False, soft_wrap=True, markup=False)
+
+
+class _InOrder:
+    """JSON lines printed in input order: a file finished early (skipped, failed to load) waits for
+    the files before it, which finish with their group. Leaving (an interrupt included) prints
+    the lines still waiting, in order."""
+
+    def __init__(self) -> None:
+        self.ready: dict[int, str] = {}
+        self.next = 0
+
+    def add(self, position: int, line: str) -> None:
+        self.ready[position] = line
+        while self.next in self.ready:
+            print(self.ready.pop(self.next), flush=True)
+            self.next += 1
+
+    def __enter__(self) -> _InOrder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for n in sorted(self.ready):
+            print(self.ready.pop(n), flush=True)
