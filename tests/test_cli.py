@@ -660,13 +660,13 @@ def test_sigterm_while_the_data_loads_stops_like_ctrl_c_and_leaves_no_folder(ima
     import os
     import signal
 
-    import colorcli.train as train_mod
+    import colorcli.sampling as sampling_mod
 
     def terminated(*args, **kwargs):
         os.kill(os.getpid(), signal.SIGTERM)  # as a job scheduler would, minutes into decoding
         raise AssertionError("SIGTERM did not stop the run")
 
-    monkeypatch.setattr(train_mod, "load_dataset", terminated)
+    monkeypatch.setattr(sampling_mod, "load_dataset", terminated)
     r = invoke("train", "--dataset", image_folder, "--out", tmp_path / "runs" / "r")
     assert r.exit_code == 130 and "interrupted" in r.output, r.output
     assert not (tmp_path / "runs").exists()

@@ -85,12 +85,12 @@ def worker(rank: int, world: int, port: int, cfg: TrainConfig, out_dir: str) -> 
         LOCAL_WORLD_SIZE=str(world),
     )
     if rank > 0:  # as on a second machine without the data: rank 0 must send it
-        import colorcli.train as train_mod
+        import colorcli.sampling as sampling_mod
 
         def no_data_here(*args, **kwargs):
             raise AssertionError("only rank 0 loads the images")
 
-        train_mod.load_dataset = no_data_here
+        sampling_mod.load_dataset = no_data_here
     try:
         result = train(cfg, GROUP)
     except ColorcliError as e:  # each rank's own one-line error, for the test to read

@@ -301,3 +301,16 @@ def check_has_images(folder: Path) -> None:
     find_images(folder, needing_plugin=heic)
     why = plugin_note(heic) if heic else "no files with an image suffix Pillow reads"
     raise UsageError(f"{folder}: no images found ({why})")
+
+
+def training_hint(model, val: torch.Tensor, out: Path, images: int = 1000) -> str | None:
+    """A hint for train's closing message when the model paints its validation images (the
+    first ``images``, (V, 3, H, W) uint8) nearly gray, as a run of an epoch or two does, so
+    eval's figures do not puzzle."""
+    from colorcli.run import quoted
+
+    share = model_colour_share(model, val[:images])
+    advice = (
+        f"train longer: a new run with more --epochs, or on from these weights with --init {quoted(out / 'best.pt')}"
+    )
+    return undertrained_hint(share, "the model's colour on its validation images", advice)

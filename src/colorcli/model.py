@@ -347,3 +347,16 @@ def rgb_prediction(model: Colorizer, y: torch.Tensor) -> torch.Tensor:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def class_prior_counts(model: Colorizer, data: torch.Tensor, max_images: int = 10_000) -> torch.Tensor | None:
+    """Soft-label histogram of the training chrominance, for the bins head's rebalancing."""
+    if getattr(model, "bins", None) is None:
+        return None
+    counts = torch.zeros(model.bins.num_classes, dtype=torch.float64)
+    for chunk in data[:max_images].split(1000):
+        cbcr = rgb_to_cbcr(chunk.float())  # (B, 2, H, W)
+        if model.config.head_scale > 1:
+            cbcr = torch.nn.functional.avg_pool2d(cbcr, model.config.head_scale)
+        counts += model.bins.histogram(cbcr.cpu())
+    return counts

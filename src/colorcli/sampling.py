@@ -1,5 +1,5 @@
-"""What each training step sees: which training images, in what order, in what views, and
-its share of the second (``--mix``) dataset.
+"""What each training step sees: the run's images loaded and split, which of them each step
+takes, in what order and views, and its share of the second (``--mix``) dataset.
 
 Everything is drawn from the run's seed and the epoch by data.py's pure functions
 (``epoch_order``, ``epoch_draws``, ``epoch_flips``, ``epoch_zooms``, ``epoch_crops``), per
@@ -12,6 +12,8 @@ on the CPU.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,16 +26,74 @@ from colorcli.data import (
     epoch_order,
     epoch_zooms,
     flip_where,
+    grayscale_images,
+    load_dataset,
     resize_images,
     source_weights,
     zoom_in,
 )
-from colorcli.distributed import Dist
+from colorcli.distributed import Dist, broadcast_images
+from colorcli.run import check_image_count, files_digest, split_for_training
 
 if TYPE_CHECKING:
-    from colorcli.run import TrainConfig
+    from colorcli.run import Run, TrainConfig
 
-__all__ = ["MixBatches", "Views", "balanced_weights", "rank_order"]
+__all__ = ["MixBatches", "RunImages", "Views", "balanced_weights", "load_images", "rank_order", "run_images"]
+
+
+@dataclass
+class RunImages:
+    """A run's images on the training device, as its epochs use them."""
+
+    train: torch.Tensor  # (T, 3, S, S) uint8, S the largest working scale (or the tile)
+    val: torch.Tensor  # (V, 3, tile, tile) uint8: each whole, at the working scale of one tile
+    mix: torch.Tensor | None  # (M, 3, 32, 32) uint8, the --mix dataset's colour images
+    draw_weights: torch.Tensor | None  # (T,) with --balance
+    dropped: int  # black-and-white training images left out
+    count: int  # images in the dataset, both sides of the split
+    digest: str | None  # the folder's file names (rank 0 only; None for CIFAR)
+
+
+def run_images(run: Run, d: Dist, device: torch.device, say: Callable[[str], None]) -> RunImages:
+    """Load the run's images, check they are the ones a resumed run split, split them and
+    put both sides (and the mix) on the training device."""
+    tile = run.model_cfg.tile
+    data = load_images(run.cfg, d, device, size=run.cfg.scale_max or tile)
+    count = len(data)  # the same on every rank: rank 0 sent the images
+    check_image_count(run, count)
+    digest = files_digest(run.cfg.dataset, count) if d.main else None  # stored by rank 0 alone
+    train_idx, val_idx, dropped, run.cfg = split_for_training(run, data, d.world, say)
+    on_device = data.to(device)
+    train, val = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
+    del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
+    mix = _mix_images(run.cfg, d, device) if run.cfg.mix else None
+    weights = balanced_weights(run.cfg, count, train_idx, say)
+    return RunImages(train, resize_images(val, tile), mix, weights, dropped, count, digest)
+
+
+def load_images(
+    cfg: TrainConfig, d: Dist, device: torch.device, spec: str | None = None, size: int = 32
+) -> torch.Tensor:
+    """The training images of ``spec`` (default: the run's dataset), (N, 3, S, S) uint8 with S = ``size``.
+
+    Under torchrun rank 0 alone loads them (downloading or decoding once) and sends them to
+    the other ranks, so every rank trains on the very same images (``broadcast_images``).
+    """
+    data_dir = Path(cfg.data_dir) if cfg.data_dir else None
+    limit = cfg.limit if spec is None else None
+    spec = spec or cfg.dataset
+    return broadcast_images(
+        lambda: load_dataset(spec, data_dir, train=True, mirror=cfg.mirror, limit=limit, size=size), d, device
+    )
+
+
+def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
+    """The mix dataset's colour images at CIFAR's size, on the training device: (M, 3, 32, 32).
+    Each step enlarges only its own share to the tile (50,000 images kept at 64x64 would be 614 MB)."""
+    mix = load_images(cfg, d, device, spec=cfg.mix, size=32)
+    if cfg.skip_gray:
+        mix = mix[~grayscale_images(mix)]
+    return mix.to(device)
 
 
 def balanced_weights(

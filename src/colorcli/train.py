@@ -23,14 +23,13 @@ import torch
 from colorcli.checkpoint import model_from_state, named_model_path, save_checkpoint
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
 from colorcli.console import progress_bar
-from colorcli.data import grayscale_images, iter_batches, load_dataset, make_pair, resize_images
+from colorcli.data import iter_batches, make_pair
 from colorcli.distributed import (
     Dist,
     StopFlag,
     all_sum,
     any_rank,
     barrier,
-    broadcast_images,
     init_distributed,
     leave,
     set_cpu_threads,
@@ -38,20 +37,18 @@ from colorcli.distributed import (
     wrapped,
 )
 from colorcli.errors import TrainingError, UsageError, printable
-from colorcli.evaluate import model_colour_share, undertrained_hint
+from colorcli.evaluate import training_hint
 from colorcli.files import atomic_write, remove_stale_temps
 from colorcli.metrics import psnr_per_image
-from colorcli.model import Colorizer, ModelConfig, build_model, count_parameters
+from colorcli.model import Colorizer, ModelConfig, build_model, class_prior_counts, count_parameters
 from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are also reached from here
     BATCH_SIZE,
     SCHEDULES,
     ModelOptions,
     Run,
     TrainConfig,
-    check_image_count,
     check_settings,
     count_of,
-    files_digest,
     fine_tune_config,
     folder_problem,
     grown_model,
@@ -60,9 +57,8 @@ from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are 
     quoted,
     remove_empty,
     resumed_run,
-    split_for_training,
 )
-from colorcli.sampling import MixBatches, Views, balanced_weights, rank_order
+from colorcli.sampling import MixBatches, RunImages, Views, rank_order, run_images
 
 __all__ = ["Interrupted", "TrainConfig", "TrainResult", "fine_tune_config", "grown_model", "train"]
 
@@ -79,21 +75,6 @@ class Interrupted(Exception):
             f"interrupted; saved {resume_path}. Resume with: colorcli train --resume {shlex.quote(str(resume_path))}"
         )
         self.resume_path = resume_path
-
-
-def class_prior_counts(model: Colorizer, data: torch.Tensor, max_images: int = 10_000) -> torch.Tensor | None:
-    """Soft-label histogram of the training chrominance, for the bins head's rebalancing."""
-    if getattr(model, "bins", None) is None:
-        return None
-    from colorcli.color import rgb_to_cbcr
-
-    counts = torch.zeros(model.bins.num_classes, dtype=torch.float64)
-    for chunk in data[:max_images].split(1000):
-        cbcr = rgb_to_cbcr(chunk.float())  # (B, 2, H, W)
-        if model.config.head_scale > 1:
-            cbcr = torch.nn.functional.avg_pool2d(cbcr, model.config.head_scale)
-        counts += model.bins.histogram(cbcr.cpu())
-    return counts
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -131,35 +112,9 @@ def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist
     return {"val_loss": totals[0].item() / n, "val_psnr": totals[1].item() / n, "val_gray_psnr": totals[2].item() / n}
 
 
-def _undertrained(model: Colorizer, val: torch.Tensor, out: Path, images: int = 1000) -> str | None:
-    """A hint for the closing message when the model paints its validation images (the first
-    ``images``) nearly gray, as a run of an epoch or two does, so eval's figures do not puzzle."""
-    share = model_colour_share(model, val[:images])
-    advice = (
-        f"train longer: a new run with more --epochs, or on from these weights with --init {quoted(out / 'best.pt')}"
-    )
-    return undertrained_hint(share, "the model's colour on its validation images", advice)
-
-
 def _last_good(out: Path) -> str:
     last = out / "last.pt"
     return f"The last good checkpoint is {last}" if last.exists() else "No checkpoint was written yet"
-
-
-def _load_once(
-    cfg: TrainConfig, d: Dist, device: torch.device, spec: str | None = None, size: int = 32
-) -> torch.Tensor:
-    """The training images of ``spec`` (default: the run's dataset), (N, 3, S, S) uint8 with S = ``size``.
-
-    Under torchrun rank 0 alone loads them (downloading or decoding once) and sends them to
-    the other ranks, so every rank trains on the very same images (``broadcast_images``).
-    """
-    data_dir = Path(cfg.data_dir) if cfg.data_dir else None
-    limit = cfg.limit if spec is None else None
-    spec = spec or cfg.dataset
-    return broadcast_images(
-        lambda: load_dataset(spec, data_dir, train=True, mirror=cfg.mirror, limit=limit, size=size), d, device
-    )
 
 
 def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
@@ -180,15 +135,6 @@ def _progress(console):
 class TrainResult:
     best: Path
     model: Colorizer  # the final weights (every rank holds the same)
-
-
-def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
-    """The mix dataset's colour images at CIFAR's size, on the training device: (M, 3, 32, 32).
-    Each step enlarges only its own share to the tile (50,000 images kept at 64x64 would be 614 MB)."""
-    mix = _load_once(cfg, d, device, spec=cfg.mix, size=32)
-    if cfg.skip_gray:
-        mix = mix[~grayscale_images(mix)]
-    return mix.to(device)
 
 
 def train(
@@ -247,8 +193,8 @@ def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite
         + (f", {d.world} processes" if d.world > 1 else "")
         + f"; {len(loop.train_data)} training / {len(loop.val_data)} validation images"
         + (
-            f" ({loop.dropped} black-and-white training image{'s' * (loop.dropped > 1)} left out)"
-            if loop.dropped
+            f" ({count_of(loop.images.dropped, 'black-and-white training image')} left out)"
+            if loop.images.dropped
             else ""
         )
     )
@@ -260,7 +206,7 @@ def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite
             if any_rank(epoch.stopping or stop.requested, d, device) and loop.epoch < cfg.epochs:
                 raise Interrupted(out / "last.pt")
     say(f"best validation loss {loop.best:.4f}; wrote {out / 'best.pt'}, {out / 'last.pt'} and {out / 'history.json'}")
-    hint = _undertrained(loop.model, loop.val_data, out) if d.main and console is not None else None
+    hint = training_hint(loop.model, loop.val_data, out) if d.main and console is not None else None
     if hint:
         say(hint, style="yellow")
     barrier(d)
@@ -297,13 +243,7 @@ class _Loop:
     run: Run
     d: Dist
     device: torch.device
-    train_data: torch.Tensor  # (T, 3, S, S) uint8
-    val_data: torch.Tensor  # (V, 3, tile, tile) uint8
-    mix_data: torch.Tensor | None  # (M, 3, 32, 32) uint8
-    draw_weights: torch.Tensor | None  # (T,) with --balance
-    dropped: int  # black-and-white training images left out
-    n_images: int
-    digest: str | None
+    images: RunImages
     model: Colorizer
     opt: torch.optim.Optimizer
     sched: Any
@@ -316,6 +256,14 @@ class _Loop:
     @property
     def cfg(self) -> TrainConfig:
         return self.run.cfg
+
+    @property
+    def train_data(self) -> torch.Tensor:
+        return self.images.train
+
+    @property
+    def val_data(self) -> torch.Tensor:
+        return self.images.val
 
     @property
     def local_batch(self) -> int:
@@ -340,23 +288,10 @@ class _Loop:
 def _prepare(run: Run, d: Dist, device: torch.device, say) -> _Loop:
     """Load and split the run's images (checking they are the ones a resumed run split), build
     or restore its model, optimizer and schedule."""
-    tile = run.model_cfg.tile
-    data = _load_once(run.cfg, d, device, size=run.cfg.scale_max or tile)
-    n_images = len(data)  # the same on every rank: rank 0 sent the images
-    check_image_count(run, n_images)
-    digest = files_digest(run.cfg.dataset, n_images) if d.main else None  # stored by rank 0 alone
-    train_idx, val_idx, dropped, run.cfg = split_for_training(run, data, d.world, say)
-    on_device = data.to(device)
-    train_data, val_data = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
-    del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
-    val_data = resize_images(val_data, tile)  # (V, 3, tile, tile): each whole, at the working scale of one tile
-    mix_data = _mix_images(run.cfg, d, device) if run.cfg.mix else None
-    draw_weights = balanced_weights(run.cfg, n_images, train_idx, say)
-    model = _initial_model(run, train_data, device)
+    images = run_images(run, d, device, say)
+    model = _initial_model(run, images.train, device)
     opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=run.cfg.weight_decay)
-    loop = _Loop(
-        run, d, device, train_data, val_data, mix_data, draw_weights, dropped, n_images, digest, model, opt, None
-    )
+    loop = _Loop(run, d, device, images, model, opt, None)
     loop.sched = make_scheduler(opt, run.cfg, loop.steps_per_epoch)
     if run.state is not None:
         _restore(loop, run.state)
@@ -396,7 +331,7 @@ def _restore(loop: _Loop, state: dict[str, Any]) -> None:
 
 def _views(loop: _Loop) -> Views:
     """How epoch ``loop.epoch`` shows the training images, each step's share of the mix after them."""
-    cfg, tile, mix = loop.cfg, loop.run.model_cfg.tile, loop.mix_data
+    cfg, tile, mix = loop.cfg, loop.run.model_cfg.tile, loop.images.mix
     mixed = MixBatches(mix, cfg.seed, loop.epoch, loop.local_mix, loop.d, tile) if mix is not None else None
     return Views(loop.train_data, cfg, loop.epoch, tile, mixed)
 
@@ -430,7 +365,7 @@ def _train_epoch(loop: _Loop, stop: StopFlag, progress) -> _Epoch:
     loop.net.train()
     views = _views(loop)
     order = rank_order(
-        len(loop.train_data), loop.draw_weights, cfg.seed, loop.epoch, loop.steps_per_epoch, loop.local_main, d
+        len(loop.train_data), loop.images.draw_weights, cfg.seed, loop.epoch, loop.steps_per_epoch, loop.local_main, d
     )
     for idx in iter_batches(order, loop.local_main, start=loop.step):
         rgb_u8 = views.batch(idx, loop.step)
@@ -526,8 +461,8 @@ def _payload(loop: _Loop, kind: str, metrics: dict[str, Any] | None = None) -> d
         "best_val": loop.best,
         "history": history,
         "metrics": metrics or (history[-1] if history else {}),
-        "images": loop.n_images,
-        "files_digest": loop.digest,
+        "images": loop.images.count,
+        "files_digest": loop.images.digest,
     }
     if kind == "last":
         payload.update(optimizer=loop.opt.state_dict(), scheduler=loop.sched.state_dict(), rng=torch.get_rng_state())
