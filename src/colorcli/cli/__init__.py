@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -180,6 +181,11 @@ ModelName = Annotated[
     ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full traceback on errors.")]
+# Where CIFAR is downloaded and folders' decoded images are cached (train and eval).
+DataDir = Annotated[
+    Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
+]
+Mirror = Annotated[str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")]
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from colorcli.cli import Debug, Device, DeviceName, ModelName, _Command, _run, _stderr, _value, app
+from colorcli.cli import DataDir, Debug, Device, DeviceName, Mirror, ModelName, _Command, _run, _stderr, _value, app
 from colorcli.errors import printable
 
 
@@ -43,12 +43,8 @@ def evaluate(
             "With --holdout: the run's own dataset unless given."
         ),
     ] = "cifar10",
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
-    ] = None,
-    mirror: Annotated[
-        str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
-    ] = None,
+    data_dir: DataDir = None,
+    mirror: Mirror = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Score only the first N images.")] = None,
     grid: Annotated[Path | None, typer.Option(help="Write a PNG of rows gray | colorized | ground truth.")] = None,
     json_out: Annotated[

@@ -10,11 +10,13 @@ import typer
 
 from colorcli.cli import (
     Arch,
+    DataDir,
     Debug,
     Device,
     DeviceName,
     Head,
     Loss,
+    Mirror,
     Norm,
     Schedule,
     _Command,
@@ -81,12 +83,8 @@ def train(
     ] = False,
     device: Device = DeviceName.auto,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, shuffles, flips and initial weights.")] = None,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
-    ] = None,
-    mirror: Annotated[
-        str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")
-    ] = None,
+    data_dir: DataDir = None,
+    mirror: Mirror = None,
     val_fraction: Annotated[
         float | None,
         typer.Option(min=0.0, max=0.9, help="Share of images held out for validation (at least one image)."),
