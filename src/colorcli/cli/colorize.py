@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,6 +25,13 @@ from colorcli.cli import (
     app,
 )
 from colorcli.errors import printable
+
+if TYPE_CHECKING:  # for the annotations only: the command imports torch-using modules when it runs
+    from rich.console import Console
+
+    from colorcli.batch import Job
+    from colorcli.runner import BatchReport, FileResult
+    from colorcli.tiling import ColorizeOptions
 
 
 @app.command(
@@ -147,15 +154,15 @@ def colorize(
 
 def run_batch(
     model: Any,
-    jobs: list[Any],
-    options: Any,
+    jobs: list[Job],
+    options: ColorizeOptions,
     overwrite: bool = False,
     as_json: bool = False,
-    err_console: Any = None,
+    err_console: Console | None = None,
     batch_pixels: int = 16_000_000,
     batch_files: int = 64,
     batch_tiles: int = 128,
-):  # -> runner.BatchReport
+) -> BatchReport:
     """Run ``runner.run_jobs`` as colorize shows it: a progress bar and per-file errors and notes on
     ``err_console`` (None: silent), or with ``as_json`` one JSON line per file on stdout, in
     input order. Ctrl-C (or SIGTERM, see ``_sigterm_interrupts``) ends the batch with what is done.
@@ -193,7 +200,7 @@ def run_batch(
     return report
 
 
-def _say(console: Any, result: Any, as_json: bool) -> None:
+def _say(console: Console, result: FileResult, as_json: bool) -> None:
     """A file's error (unless the batch's stop says it) and, without --json, its note, on stderr."""
     if result.status == "ok" and result.note and not as_json:
         console.print(f"note: {printable(f'{result.job.src}: {result.note}')}", highlight=False, markup=False)
