@@ -231,12 +231,9 @@ class ModelOptions:
     def given(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
-    def config(self, init: str | None = None) -> ModelConfig:
-        """The model config of a new run (or of a fine-tune of ``init``)."""
-        if init:
-            from colorcli.run import fine_tune_config  # reads the starting model's file (torch)
-
-            return fine_tune_config(init, **asdict(self))
+    def config(self) -> ModelConfig:
+        """The model config of a new run from scratch (a fine-tune's comes from its starting
+        model: ``run.fine_tune_config``)."""
         if self.arch == "seed":
             unet_only = {
                 "--width": self.width,

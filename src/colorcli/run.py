@@ -64,7 +64,10 @@ def new_run(cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
     starting model's: its architecture, weights, decoding and chrominance prior, with the loss
     and growth settings of ``model`` (``fine_tune_config`` fills in the ones not given)."""
     cfg = cfg.filled()
-    model_cfg = model.config(cfg.init) if isinstance(model, ModelOptions) else model
+    if isinstance(model, ModelOptions):
+        model_cfg = fine_tune_config(cfg.init, **asdict(model)) if cfg.init else model.config()
+    else:
+        model_cfg = model
     if not cfg.init:
         return Run(cfg, model_cfg)
     init_cfg, init_state, _ = read_weights(named_model_path(cfg.init))
