@@ -62,19 +62,17 @@ class Run:
 def new_run(cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
     """A run with these settings (filled in), from fresh weights or, with ``cfg.init``, from a
     starting model's: its architecture, weights, decoding and chrominance prior, with the loss
-    and growth settings of ``model`` (``fine_tune_config`` fills in the ones not given)."""
+    and growth settings of ``model`` (those not given keep the starting model's)."""
     cfg = cfg.filled()
-    if isinstance(model, ModelOptions):
-        model_cfg = fine_tune_config(cfg.init, **asdict(model)) if cfg.init else model.config()
-    else:
-        model_cfg = model
     if not cfg.init:
-        return Run(cfg, model_cfg)
-    init_cfg, init_state, _ = read_weights(named_model_path(cfg.init))
-    model_cfg = ModelConfig.from_dict(
-        {**init_cfg, **{k: getattr(model_cfg, k) for k in LOSS_SETTINGS + GROWTH_SETTINGS}}
-    )
-    return Run(cfg, model_cfg, init_state=init_state)
+        return Run(cfg, model.config() if isinstance(model, ModelOptions) else model)
+    if isinstance(model, ModelOptions):
+        given = asdict(model)
+    else:
+        given = {k: getattr(model, k) for k in LOSS_SETTINGS + GROWTH_SETTINGS}
+    _refuse_architecture(given)
+    init_cfg, init_state, _ = read_weights(named_model_path(cfg.init))  # read once: config and weights
+    return Run(cfg, _fine_tuned(init_cfg, given), init_state=init_state)
 
 
 def fine_tune_config(init: str, **given: Any) -> ModelConfig:
@@ -83,11 +81,21 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
     A setting given as None keeps the starting model's, so ``--init`` without ``--vivid``
     fine-tunes a model with the reward it was trained with.
     """
+    _refuse_architecture(given)
+    init_cfg, _, _ = read_weights(named_model_path(init))
+    return _fine_tuned(init_cfg, given)
+
+
+def _refuse_architecture(given: dict[str, Any]) -> None:
+    """A fine-tune may set only the loss and growth settings (None: not given)."""
     unknown = sorted(k for k, v in given.items() if v is not None and k not in LOSS_SETTINGS + GROWTH_SETTINGS)
     if unknown:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in unknown)
         raise UsageError(f"{flags}: a fine-tune (--init) keeps the starting model's architecture and decoding")
-    init_cfg, _, _ = read_weights(named_model_path(init))
+
+
+def _fine_tuned(init_cfg: dict[str, Any], given: dict[str, Any]) -> ModelConfig:
+    """The starting model's config with the settings given (not None) in place of its own."""
     return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
 
 
