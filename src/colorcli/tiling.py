@@ -27,7 +27,7 @@ from colorcli.images import DEFAULT_MAX_PIXELS
 if TYPE_CHECKING:
     import torch
 
-    from colorcli.model import Decoding
+    from colorcli.config import Decoding
 
 TILE = 32  # the tile of models whose config does not say (test doubles)
 DEFAULT_SCALE = 96  # the working scale of models whose config does not say
@@ -98,7 +98,7 @@ class ResolvedOptions:
 
 def decoding_of(model: Any) -> Decoding:
     """A model's decoding settings; the defaults for modules without a colorcli config (test doubles)."""
-    from colorcli.model import Decoding
+    from colorcli.config import Decoding
 
     config = getattr(model, "config", None)
     return config.decoding if config is not None else Decoding()
