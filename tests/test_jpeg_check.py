@@ -1,4 +1,5 @@
 import io
+import os
 
 import pytest
 from PIL import Image
@@ -86,3 +87,51 @@ def test_damage_the_decoder_patches_over_is_named(tmp_path, damage, options, sai
     path.write_bytes(damage(jpeg(**options)))
     assert decodes(path)
     assert said in jpeg_damage(path)
+
+
+# ---- where the check runs: a process of its own, held while the model runs
+
+
+def test_the_check_runs_in_a_process_of_its_own_and_answers_through_check_result(tmp_path):
+    from colorcli import jpeg_check
+
+    whole, damaged = tmp_path / "whole.jpg", tmp_path / "damaged.jpg"
+    whole.write_bytes(jpeg())
+    data = jpeg()
+    data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)
+    damaged.write_bytes(data)
+    checks = [jpeg_check.submit_check(whole), jpeg_check.submit_check(damaged)]
+    assert jpeg_check.check_result(checks[0]) is None
+    assert jpeg_check.check_result(checks[1]) == jpeg_damage(damaged) is not None
+    workers = jpeg_check._checker()._processes
+    assert workers and os.getpid() not in workers
+
+
+def test_a_held_check_waits_and_reading_its_result_lets_it_run(tmp_path):
+    """Inside checks_held the process pauses at its next 64 units; a caller that then waits for
+    a result must not wait for ever: check_result lets the checks run, then holds them again."""
+    from concurrent.futures import TimeoutError as NotYet  # the builtin TimeoutError from Python 3.11
+
+    from colorcli import jpeg_check
+
+    path = tmp_path / "big.jpg"
+    path.write_bytes(jpeg(size=(1200, 900)))
+    jpeg_check.check_result(jpeg_check.submit_check(path))  # the process is up
+    with jpeg_check.checks_held():
+        assert not jpeg_check._may_run().is_set()
+        check = jpeg_check.submit_check(path)
+        with pytest.raises(NotYet):
+            check.result(timeout=1.0)  # 1,080 units: held at its first pause
+        assert jpeg_check.check_result(check) is None
+        assert not jpeg_check._may_run().is_set()
+    assert jpeg_check._may_run().is_set()
+
+
+def test_a_cancelled_check_gives_no_note(tmp_path):
+    from concurrent.futures import Future
+
+    from colorcli.jpeg_check import check_result
+
+    check: Future = Future()
+    check.cancel()
+    assert check_result(check) is None

@@ -317,3 +317,43 @@ def test_small_files_still_share_model_calls_64_at_a_time(tmp_path, tiny_model, 
     monkeypatch.setattr(runner_module, "predict_chroma_many", lambda m, g, o: calls.append(len(g)) or real(m, g, o))
     assert run_batch(tiny_model, plan_jobs([src], tmp_path / "out"), ColorizeOptions()).done == 70
     assert calls == [64, 6]
+
+
+def test_damage_checks_start_for_the_jpegs_the_batch_will_read_and_the_rest_are_cancelled(tmp_path, tiny_model):
+    from colorcli.runner import run_jobs, start_damage_checks
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.jpg", "b.JPEG", "c.jpg"):
+        colour_image(40, 30).save(src / name, "JPEG")
+    colour_image(40, 30).save(src / "d.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "c.png").write_bytes(b"done before")  # exists: skipped, so never read
+    jobs = plan_jobs([src], out)
+    checks = start_damage_checks(jobs)
+    assert sorted(jobs[n].src.name for n in checks) == ["a.jpg", "b.JPEG"]
+    assert sorted(jobs[n].src.name for n in start_damage_checks(jobs, overwrite=True)) == ["a.jpg", "b.JPEG", "c.jpg"]
+    results = list(run_jobs(tiny_model, jobs, ColorizeOptions(), checks=checks))
+    assert sorted(r.status for r in results) == ["ok", "ok", "ok", "skipped"]
+    assert checks == {}  # each taken by the file it checks
+
+
+def test_an_interrupted_batch_cancels_the_checks_of_files_it_never_read(tmp_path, tiny_model):
+    from concurrent.futures import wait
+
+    from colorcli.runner import BatchLimits, run_jobs, start_damage_checks
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(30):
+        colour_image(800, 600, seed=i).save(src / f"{i:02}.jpg", "JPEG", quality=95)  # some 40 ms of checking each
+    jobs = plan_jobs([src], tmp_path / "out")
+    checks = start_damage_checks(jobs)
+    left = dict(checks)
+    batch = run_jobs(tiny_model, jobs, ColorizeOptions(), limits=BatchLimits(files=1), checks=checks)
+    next(batch)
+    batch.close()  # what an interrupt does to the generator
+    # The file read and the few checks the process had already taken run to their end; the rest never run.
+    assert sum(check.cancelled() for check in left.values()) >= len(left) - 5
+    assert not wait(list(left.values()), timeout=30).not_done

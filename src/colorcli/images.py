@@ -14,7 +14,7 @@ import os
 import stat
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -274,13 +274,12 @@ class LoadedImage:
     icc_profile: bytes | None
     exif: bytes | None
     notes: list[str] = field(default_factory=list)
-    damage_check: Future[str | None] | None = None  # the JPEG check, running while the photo is colorized
+    damage_check: Future[str | None] | None = None  # a JPEG's check (jpeg_check.submit_check), running
 
     @property
     def note(self) -> str | None:
         """What to say of the input (a first frame used, damaged data), or None; waits for the JPEG check."""
-        damage = self.damage_check.result() if self.damage_check is not None else None
-        return "; ".join(n for n in (*self.notes, damage) if n) or None
+        return "; ".join(n for n in (*self.notes, _damage_note(self.damage_check)) if n) or None
 
 
 def _raw_mode(im: Image.Image) -> str | None:
@@ -312,27 +311,30 @@ def alpha_mask(im: Image.Image, raw_mode: str | None = None) -> Image.Image | No
     return None if mask.getextrema() == (255, 255) else mask
 
 
-def load_image(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, output_format: str | None = None) -> LoadedImage:
+def load_image(
+    path: Path,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    output_format: str | None = None,
+    damage_check: Future[str | None] | None = None,
+) -> LoadedImage:
     """Open any image Pillow reads as display-oriented 8-bit luma (+ alpha, ICC profile, EXIF).
 
     ``output_format`` (a Pillow format name): refuse, before decoding, an image larger than
-    that format can store (JPEG, WebP)."""
+    that format can store (JPEG, WebP). A JPEG's compressed data is checked for damage in
+    the checking process (``jpeg_check.submit_check``); ``damage_check``: that check of this
+    file, already started (a batch starts them all at once), kept only if the file is a JPEG."""
     path = Path(path)
     hint = "; raise it with --max-pixels if you trust the file"
     loaded, frames, fmt = _read(path, max_pixels, _decode_for_colour, hint, output_format)
     if frames > 1:
         loaded.notes.append(f"used the first of its {frames} frames")
     if fmt in ("JPEG", "MPO"):
-        # Pure Python over every code of the file (a quarter of a second for 12 MP): run beside
-        # the model and the full-resolution work, which leave the interpreter free.
-        loaded.damage_check = _checker().submit(_jpeg_note, path)
+        from colorcli.jpeg_check import submit_check
+
+        loaded.damage_check = damage_check or submit_check(path)
+    elif damage_check is not None:
+        damage_check.cancel()  # named .jpg, but not a JPEG
     return loaded
-
-
-@functools.cache
-def _checker() -> ThreadPoolExecutor:
-    """One thread for the JPEG checks, so a folder's checks run in order, one at a time."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorcli-jpeg-check")
 
 
 def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
@@ -349,12 +351,14 @@ def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
     return loaded, frames, fmt
 
 
-def _jpeg_note(path: Path) -> str | None:
+def _damage_note(check: Future[str | None] | None) -> str | None:
     """What to say of a JPEG whose compressed data is damaged: libjpeg patches over it with a
     warning Pillow drops, so the picture decodes, partly garbled, as if nothing were wrong."""
-    from colorcli.jpeg_check import jpeg_damage
+    if check is None:
+        return None
+    from colorcli.jpeg_check import check_result
 
-    damage = jpeg_damage(path)
+    damage = check_result(check)
     if damage is None:
         return None
     return f"corrupt JPEG data ({damage}); the decoder patched over it, so part of the picture may be garbled"

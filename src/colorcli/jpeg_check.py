@@ -8,15 +8,24 @@ pixel: restart markers missing or out of order, and, in sequential Huffman JPEGs
 (what cameras and scanners write), a code no table holds, data that runs out
 before the last block, or data left over after it. Progressive and arithmetic-coded
 JPEGs get the marker checks only. The walk reads about 4 MB of compressed data a
-second, a small part of the time colorizing the photo takes.
+second in pure Python (half a second for a 12 MP photo), so colorize runs it in a process
+of its own (``submit_check``), beside the import of torch and the reading and writing of
+files, and holds it while the model and the full-resolution work run (``checks_held``).
 """
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
 import re
+import signal
 import struct
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 # Frame types whose scans are sequential Huffman code: baseline and extended (the walk's).
 _SEQUENTIAL = {0xC0, 0xC1}
@@ -30,18 +39,23 @@ class _Damage(Exception):
     """Raised inside the walk with what is wrong; ``jpeg_damage`` returns the text."""
 
 
-def jpeg_damage(path: Path) -> str | None:
+def _go_on() -> None:
+    pass
+
+
+def jpeg_damage(path: Path, pause: Callable[[], None] = _go_on) -> str | None:
     """What is wrong with the compressed data of the JPEG at ``path``, in a phrase, or None.
 
     Only damage is reported: a file whose structure this module does not follow
-    (a missing table, a height given after the scan) is passed as it is.
+    (a missing table, a height given after the scan) is passed as it is. ``pause`` is
+    called every 64 coded units of the walk (``checks_held`` waits there).
     """
     try:
         data = Path(path).read_bytes()
     except OSError:
         return None  # gone or unreadable since it was decoded: nothing to judge
     try:
-        _check(data)
+        _check(data, pause)
     except _Damage as e:
         return str(e)
     except (IndexError, struct.error, ValueError, ArithmeticError):  # headers the decoder would have refused
@@ -49,7 +63,7 @@ def jpeg_damage(path: Path) -> str | None:
     return None
 
 
-def _check(data: bytes) -> None:
+def _check(data: bytes, pause: Callable[[], None]) -> None:
     """Walk the markers of the first image in ``data`` (an MPO holds more), checking each scan."""
     tables: dict[tuple[int, int], list | None] = {}
     frame: tuple[int, int, int, list[tuple[int, int, int]]] | None = None  # type, width, height, components
@@ -84,7 +98,7 @@ def _check(data: bytes) -> None:
             segments, i = _scan_segments(data, i)
             _check_restarts(segments, interval, frame, body)
             if frame is not None and frame[0] in _SEQUENTIAL:
-                _walk_scan(data, segments, interval, frame, body, tables)
+                _walk_scan(data, segments, interval, frame, body, tables, pause)
 
 
 def _huffman_tables(body: bytes) -> dict[tuple[int, int], list | None]:
@@ -102,6 +116,7 @@ def _huffman_tables(body: bytes) -> dict[tuple[int, int], list | None]:
     return found
 
 
+@functools.lru_cache(maxsize=16)  # the files of a folder mostly share tables: a third of a small file's check
 def _lookup(counts: bytes, symbols: bytes, ac: bool) -> list | None:
     table: list = [None] * 65536  # windows no code starts: a bad code
     code, n = 0, 0
@@ -183,7 +198,7 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _walk_scan(data: bytes, segments, interval: int, frame, sos: bytes, tables) -> None:
+def _walk_scan(data: bytes, segments, interval: int, frame, sos: bytes, tables, pause: Callable[[], None]) -> None:
     """Follow the Huffman codes of every block of a sequential scan through its pieces."""
     if not frame[2]:
         return  # height given after the scan (DNL): not followed
@@ -199,10 +214,10 @@ def _walk_scan(data: bytes, segments, interval: int, frame, sos: bytes, tables) 
     for n, (start, end, _) in enumerate(segments):
         units = min(per_piece, total - n * per_piece)
         if units > 0:
-            _walk(_STUFFED.sub(b"\xff", data[start:end]), units, blocks)
+            _walk(_STUFFED.sub(b"\xff", data[start:end]), units, blocks, pause)
 
 
-def _walk(piece: bytes, units: int, blocks: list[tuple[list, list]]) -> None:
+def _walk(piece: bytes, units: int, blocks: list[tuple[list, list]], pause: Callable[[], None]) -> None:
     """Read ``units`` coded units of ``blocks`` from ``piece`` (its 0xFF bytes unstuffed), or
     raise _Damage: a code no table holds, data that runs out, or more than a byte left over."""
     size = len(piece) * 8
@@ -210,7 +225,9 @@ def _walk(piece: bytes, units: int, blocks: list[tuple[list, list]]) -> None:
     acc = nbits = pos = 0
     end = len(piece) + 6  # a refill from here on reads nothing but the padding
     # The refill is written out twice below: a function call per code would halve the speed.
-    for _ in range(units):
+    for unit in range(units):
+        if not unit % 64:
+            pause()
         for dc, ac in blocks:
             if nbits < 32:
                 if pos > end:
@@ -248,3 +265,74 @@ def _bad_code(at: int, size: int) -> NoReturn:
     if at >= size:
         raise _Damage("the compressed data runs out before the picture's end")
     raise _Damage("a code no Huffman table holds")
+
+
+# ---------------------------------------------------------------- checking beside colorize
+#
+# Beside reading and writing files, or importing torch, the check costs nothing on a second
+# core; beside the model or the full-resolution work it costs more than it takes (their
+# threads want every core: a model call measured 3 times as slow beside a busy process, 10
+# times beside a busy thread of the same process, which also waits for the interpreter).
+
+
+@functools.cache
+def _may_run() -> Any:
+    """Set while the checks may run: a multiprocessing Event the checking process waits on."""
+    event = multiprocessing.get_context("spawn").Event()
+    event.set()
+    return event
+
+
+@functools.cache
+def _checker() -> ProcessPoolExecutor:
+    """One process for the checks, started on the first, so a batch's checks run in order."""
+    context = multiprocessing.get_context("spawn")  # never fork a process that holds torch's threads
+    return ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_start_worker, initargs=(_may_run(),))
+
+
+_WORKER_MAY_RUN: Any = None  # in the checking process: _may_run() of the process that started it
+
+
+def _start_worker(may_run: Any) -> None:
+    global _WORKER_MAY_RUN
+    _WORKER_MAY_RUN = may_run
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the colorizing process's to handle
+
+
+def _worker_damage(path: Path) -> str | None:
+    return jpeg_damage(path, pause=_WORKER_MAY_RUN.wait)
+
+
+def submit_check(path: Path) -> Future[str | None]:
+    """Start checking the JPEG at ``path`` in the checking process; ``check_result`` reads the answer."""
+    return _checker().submit(_worker_damage, Path(path))
+
+
+@contextmanager
+def checks_held() -> Iterator[None]:
+    """Hold the checks (at their next pause, within a millisecond) while the block runs
+    work that wants every core. Nothing is started if no check ever was."""
+    if _checker.cache_info().currsize == 0:
+        yield
+        return
+    was_running = _may_run().is_set()
+    _may_run().clear()
+    try:
+        yield
+    finally:
+        if was_running:
+            _may_run().set()
+
+
+def check_result(check: Future[str | None]) -> str | None:
+    """A check's answer, waiting for it (letting held checks run meanwhile: the caller waits on
+    them), or None if the check could not run (the checking process ended)."""
+    held = not _may_run().is_set()
+    _may_run().set()
+    try:
+        return check.result()
+    except (BrokenProcessPool, CancelledError, OSError):
+        return None
+    finally:
+        if held:
+            _may_run().clear()

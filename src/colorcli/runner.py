@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from colorcli.images import (
     output_format,
     save_result,
 )
+from colorcli.jpeg_check import checks_held, submit_check
 from colorcli.tiling import (
     ColorizeOptions,
     colorize_gray,
@@ -48,7 +50,8 @@ STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 def colorize_file(model: Any, src: Path, dst: Path, options: ColorizeOptions) -> LoadedImage:
     """Colorize one file into dst; raises InputError with the file name on bad input."""
     loaded = load_image(src, options.max_pixels)
-    rgb = colorize_gray(model, loaded.gray, options)
+    with checks_held():
+        rgb = colorize_gray(model, loaded.gray, options)
     save_result(rgb, loaded, dst)
     return loaded
 
@@ -130,8 +133,33 @@ class BatchLimits:
     tiles: int = 128
 
 
+# Names a JPEG goes by; a JPEG named otherwise is checked once it is read.
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".mpo"})
+
+
+def start_damage_checks(jobs: list[Job], overwrite: bool = False) -> dict[int, Future[str | None]]:
+    """Start the damage check of every JPEG the batch will read, by job position.
+
+    They run in order in the checking process (``jpeg_check.submit_check``) on a core the
+    colorizing leaves idle: the CLI starts them before it imports torch, whose import
+    (a second or two, one core) then hides the checks of a few hundred photos."""
+    return {
+        n: submit_check(job.src)
+        for n, job in enumerate(jobs)
+        if job.error is None
+        and not job.left_out
+        and job.src.suffix.lower() in JPEG_SUFFIXES
+        and (overwrite or job.dst is None or not job.dst.exists())
+    }
+
+
 def run_jobs(
-    model: Any, jobs: list[Job], options: ColorizeOptions, overwrite: bool = False, limits: BatchLimits | None = None
+    model: Any,
+    jobs: list[Job],
+    options: ColorizeOptions,
+    overwrite: bool = False,
+    limits: BatchLimits | None = None,
+    checks: dict[int, Future[str | None]] | None = None,
 ) -> Iterator[FileResult]:
     """Colorize every job, yielding each file's result as it is finished (not in input order:
     a file skipped or failing to load is done before the group it would have joined).
@@ -142,14 +170,20 @@ def run_jobs(
     about four photos (a photo is some 35 tiles at the default scale), so progress moves
     while a folder of photos is colorized. Small files still go 64 to a call, where sharing
     calls pays; for photos, model calls of four measured as fast as calls of twelve.
+    ``checks``: the JPEG checks ``start_damage_checks`` started (by default they start here).
     """
+    checks = start_damage_checks(jobs, overwrite) if checks is None else checks
     finished: set[int] = set()
-    for result in _results(model, jobs, options, overwrite, limits or BatchLimits()):
-        finished.add(result.position)
-        yield result
-        if result.stops:
-            yield from _not_written(jobs, finished, result.stops)
-            return
+    try:
+        for result in _results(model, jobs, options, overwrite, limits or BatchLimits(), checks):
+            finished.add(result.position)
+            yield result
+            if result.stops:
+                yield from _not_written(jobs, finished, result.stops)
+                return
+    finally:
+        for check in checks.values():  # files never read: a stop, an interrupt, an early skip
+            check.cancel()
 
 
 @dataclass
@@ -165,7 +199,12 @@ class _Group:
 
 
 def _results(
-    model: Any, jobs: list[Job], options: ColorizeOptions, overwrite: bool, limits: BatchLimits
+    model: Any,
+    jobs: list[Job],
+    options: ColorizeOptions,
+    overwrite: bool,
+    limits: BatchLimits,
+    checks: dict[int, Future[str | None]],
 ) -> Iterator[FileResult]:
     """Each job's result, in the order files are finished: planned refusals and skips at once,
     loaded files with their group."""
@@ -180,7 +219,8 @@ def _results(
             yield early
         else:
             try:
-                loaded = load_image(job.src, options.max_pixels, output_format(job.dst)[0])
+                fmt = output_format(job.dst)[0]
+                loaded = load_image(job.src, options.max_pixels, fmt, damage_check=checks.pop(n, None))
             except ColorcliError as e:
                 yield FileResult(job, n, "failed", time.perf_counter() - t0, str(e))
             else:
@@ -250,7 +290,8 @@ def _colorize_group(
     try:
         scale = options.for_model(model).scale
         working = [working_gray(loaded.gray, scale) for _, _, loaded, _ in files]
-        chroma = predict_chroma_many(model, working, options)
+        with checks_held():  # JPEG checks run beside reading and writing files, not beside the model
+            chroma = predict_chroma_many(model, working, options)
     except (RuntimeError, MemoryError) as e:  # out of memory on a huge group: report, go on with the rest
         for job, n, _, load_s in files:
             yield FileResult(job, n, "failed", load_s, f"{job.src}: colorizing failed ({first_line(e)})")
@@ -267,7 +308,8 @@ def _finish_file(
     ``spent``: seconds already spent on it (loading, its share of the model calls)."""
     t1 = time.perf_counter()
     try:
-        rgb = full_resolution(loaded.gray, small, chroma, options)
+        with checks_held():
+            rgb = full_resolution(loaded.gray, small, chroma, options)
     except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo: report, go on with the rest
         return FileResult(job, n, "failed", spent, f"{job.src}: colorizing failed ({first_line(e)})")
     try:
@@ -368,7 +410,8 @@ def run_stdio(
         except InputError as e:
             # Name standard input, not the temporary file it went through.
             raise InputError(str(e).replace(str(src), STDIN_NAME) if job.src is None else str(e)) from None
-        rgb = colorize_gray(model, loaded.gray, options)
+        with checks_held():
+            rgb = colorize_gray(model, loaded.gray, options)
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
             save_result(rgb, loaded, dst)

@@ -27,6 +27,8 @@ from colorcli.cli import (
 from colorcli.errors import printable
 
 if TYPE_CHECKING:  # for the annotations only: the command imports torch-using modules when it runs
+    from concurrent.futures import Future
+
     from rich.console import Console
 
     from colorcli.batch import Job
@@ -116,7 +118,9 @@ def colorize(
                 _stderr().print(f"note: {printable(note)}", markup=False)
             check_output_folders(jobs, out)
         from colorcli.checkpoint import load_model, model_source, pick_device
+        from colorcli.runner import start_damage_checks
 
+        checks = start_damage_checks(jobs, overwrite)  # beside the import of torch, on the idle core
         model = load_model(model_source(checkpoint, model_name)).to(pick_device(device))
         given = {"scale": scale, "max_pixels": max_pixels}
         opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
@@ -128,7 +132,7 @@ def colorize(
                 streams = {"stdin": sys.stdin.buffer if stdio.src is None else None, "stdout": sys.stdout.buffer}
                 report = run_stdio(model, stdio, opts, overwrite=overwrite, err_console=err, **streams)
             else:
-                report = run_batch(model, jobs, opts, overwrite=overwrite, as_json=json_out, err_console=err)
+                report = run_batch(model, jobs, opts, overwrite, json_out, err, checks=checks)
         single = stdio if stdio is not None else jobs[0] if len(jobs) == 1 else None
         if single is not None and report.skipped and not json_out:
             err.print(f"skipped: {printable(str(single.dst))} exists (--overwrite replaces it)", markup=False)
@@ -162,11 +166,12 @@ def run_batch(
     batch_pixels: int = 16_000_000,
     batch_files: int = 64,
     batch_tiles: int = 128,
+    checks: dict[int, Future[str | None]] | None = None,
 ) -> BatchReport:
     """Run ``runner.run_jobs`` as colorize shows it: a progress bar and per-file errors and notes on
     ``err_console`` (None: silent), or with ``as_json`` one JSON line per file on stdout, in
     input order. Ctrl-C (or SIGTERM, see ``_sigterm_interrupts``) ends the batch with what is done.
-    batch_*: how files are grouped (see ``runner.BatchLimits``)."""
+    batch_*: how files are grouped (see ``runner.BatchLimits``); checks: see ``runner.run_jobs``."""
     import time
 
     from colorcli.console import progress_bar
@@ -186,7 +191,7 @@ def run_batch(
         task = progress.add_task("", total=len(jobs), ips=0.0)
         t_start = time.perf_counter()
         try:
-            for result in run_jobs(model, jobs, options, overwrite, limits):
+            for result in run_jobs(model, jobs, options, overwrite, limits, checks):
                 report.count(result.status)
                 report.stopped = result.stops or report.stopped
                 if err_console is not None:
