@@ -76,3 +76,19 @@ def test_colorize_imports_nothing_of_training(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] []"
+
+
+def test_colorize_of_a_jpeg_path_starts_no_checking_process(tmp_path):
+    """The damage check is the CLI's note; the API has none to give, so it neither checks nor
+    starts a process (which would re-run a script that lacks an ``if __name__`` guard)."""
+    import subprocess
+    import sys
+
+    colour_image(64, 48).save(tmp_path / "in.jpg")
+    code = (
+        "import multiprocessing, sys, colorcli\n"
+        f"colorcli.colorize({str(tmp_path / 'in.jpg')!r})\n"
+        "print('colorcli.jpeg_check' in sys.modules, multiprocessing.active_children())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False []"

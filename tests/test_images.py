@@ -382,7 +382,8 @@ def test_a_jpeg_with_damaged_data_is_colorized_with_a_note_naming_it(tmp_path, t
     data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)  # the same damage fails a PNG
     (tmp_path / "damaged.jpg").write_bytes(data)
     assert load_image(tmp_path / "whole.jpg").note is None
-    assert load_image(tmp_path / "damaged.jpg").note.startswith("corrupt JPEG data (")
+    assert load_image(tmp_path / "damaged.jpg").note is None  # not asked to check
+    assert load_image(tmp_path / "damaged.jpg", damage_check=True).note.startswith("corrupt JPEG data (")
     jobs = plan_jobs([tmp_path / "damaged.jpg", tmp_path / "whole.jpg"], tmp_path / "out")
     report = run_batch(tiny_model, jobs, ColorizeOptions(), as_json=True)
     assert (report.done, report.exit_code) == (2, 0)

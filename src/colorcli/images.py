@@ -315,25 +315,27 @@ def load_image(
     path: Path,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     output_format: str | None = None,
-    damage_check: Future[str | None] | None = None,
+    damage_check: Future[str | None] | bool = False,
 ) -> LoadedImage:
     """Open any image Pillow reads as display-oriented 8-bit luma (+ alpha, ICC profile, EXIF).
 
     ``output_format`` (a Pillow format name): refuse, before decoding, an image larger than
-    that format can store (JPEG, WebP). A JPEG's compressed data is checked for damage in
-    the checking process (``jpeg_check.submit_check``); ``damage_check``: that check of this
-    file, already started (a batch starts them all at once), kept only if the file is a JPEG."""
+    that format can store (JPEG, WebP). ``damage_check``: True to have a JPEG's compressed
+    data checked for damage in the checking process (``jpeg_check.submit_check``; ``note``
+    says what it found), or that check of this file already started (a batch starts them
+    ahead), kept only if the file is a JPEG."""
     path = Path(path)
     hint = "; raise it with --max-pixels if you trust the file"
     loaded, frames, fmt = _read(path, max_pixels, _decode_for_colour, hint, output_format)
     if frames > 1:
         loaded.notes.append(f"used the first of its {frames} frames")
-    if fmt in ("JPEG", "MPO"):
+    started = damage_check if isinstance(damage_check, Future) else None
+    if fmt in ("JPEG", "MPO") and damage_check is not False:
         from colorcli.jpeg_check import submit_check
 
-        loaded.damage_check = damage_check or submit_check(path)
-    elif damage_check is not None:
-        damage_check.cancel()  # named .jpg, but not a JPEG
+        loaded.damage_check = started or submit_check(path)
+    elif started is not None:
+        started.cancel()  # named .jpg, but not a JPEG
     return loaded
 
 

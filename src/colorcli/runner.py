@@ -49,7 +49,7 @@ STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 def colorize_file(model: Any, src: Path, dst: Path, options: ColorizeOptions) -> LoadedImage:
     """Colorize one file into dst; raises InputError with the file name on bad input."""
-    loaded = load_image(src, options.max_pixels)
+    loaded = load_image(src, options.max_pixels, damage_check=True)
     with checks_held():
         rgb = colorize_gray(model, loaded.gray, options)
     save_result(rgb, loaded, dst)
@@ -220,7 +220,7 @@ def _results(
         else:
             try:
                 fmt = output_format(job.dst)[0]
-                loaded = load_image(job.src, options.max_pixels, fmt, damage_check=checks.pop(n, None))
+                loaded = load_image(job.src, options.max_pixels, fmt, damage_check=checks.pop(n, True))
             except ColorcliError as e:
                 yield FileResult(job, n, "failed", time.perf_counter() - t0, str(e))
             else:
@@ -406,7 +406,7 @@ def run_stdio(
         src = job.src if job.src is not None else _spool(stdin, Path(tmp) / "stdin")
         dst = job.dst if job.dst is not None else Path(tmp) / f"result{job.suffix}"
         try:
-            loaded = load_image(src, options.max_pixels, output_format(dst)[0])
+            loaded = load_image(src, options.max_pixels, output_format(dst)[0], damage_check=True)
         except InputError as e:
             # Name standard input, not the temporary file it went through.
             raise InputError(str(e).replace(str(src), STDIN_NAME) if job.src is None else str(e)) from None
