@@ -5,7 +5,7 @@
     python benchmarks/colorize_speed.py --photos data/photos-val --model photo   # + 200 real photos
 
 With ``--photos DIR`` it also colorizes the first 200 photos of DIR as one folder (photos/s
-with start-up, and peak memory). ``--model`` picks the shipped model every run uses.
+with start-up, and peak memory; median of --repeat runs). ``--model`` picks the shipped model every run uses.
 
 The floor is a fresh Python process that only decodes the JPEG with Pillow,
 converts it to gray and writes the RGB PNG; colorcli runs as a fresh process
@@ -107,7 +107,9 @@ def main() -> None:
 
             for i, path in enumerate(find_images(args.photos)[:200]):
                 (folder / f"{i:03d}{path.suffix}").write_bytes(path.read_bytes())
-            photos_s, photos_mb = run(colorcli + ["colorize", str(folder), "-o", str(tmp / "coloured"), *model])
+            photos_s, photos_mb = median_run(
+                colorcli + ["colorize", str(folder), "-o", str(tmp / "coloured"), "--overwrite", *model], args.repeat
+            )
             print(
                 f"200 photos of {args.photos}: {photos_s:.2f} s, {200 / photos_s:.1f} photos/s including start-up, "
                 f"{photos_mb:.0f} MiB"
