@@ -103,7 +103,7 @@ def test_the_check_runs_in_a_process_of_its_own_and_answers_through_check_result
     checks = [jpeg_check.submit_check(whole), jpeg_check.submit_check(damaged)]
     assert jpeg_check.check_result(checks[0]) is None
     assert jpeg_check.check_result(checks[1]) == jpeg_damage(damaged) is not None
-    workers = jpeg_check._checker()._processes
+    workers = jpeg_check._CHECKER.pool._processes
     assert workers and os.getpid() not in workers
 
 
@@ -118,13 +118,13 @@ def test_a_held_check_waits_and_reading_its_result_lets_it_run(tmp_path):
     path.write_bytes(jpeg(size=(1200, 900)))
     jpeg_check.check_result(jpeg_check.submit_check(path))  # the process is up
     with jpeg_check.checks_held():
-        assert not jpeg_check._may_run().is_set()
+        assert not jpeg_check._CHECKER.may_run.is_set()
         check = jpeg_check.submit_check(path)
         with pytest.raises(NotYet):
             check.result(timeout=1.0)  # 1,080 units: held at its first pause
         assert jpeg_check.check_result(check) is None
-        assert not jpeg_check._may_run().is_set()
-    assert jpeg_check._may_run().is_set()
+        assert not jpeg_check._CHECKER.may_run.is_set()
+    assert jpeg_check._CHECKER.may_run.is_set()
 
 
 def test_a_cancelled_check_gives_no_note(tmp_path):
@@ -135,3 +135,37 @@ def test_a_cancelled_check_gives_no_note(tmp_path):
     check: Future = Future()
     check.cancel()
     assert check_result(check) is None
+
+
+def test_where_no_process_can_start_or_the_process_died_the_checks_run_in_a_thread(tmp_path, monkeypatch):
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    from colorcli import jpeg_check
+
+    damaged = tmp_path / "damaged.jpg"
+    data = jpeg()
+    data[len(data) // 2 : len(data) // 2 + 40] = bytes(40)
+    damaged.write_bytes(data)
+    said = jpeg_damage(damaged)
+
+    def no_semaphores() -> None:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(jpeg_check, "_CHECKER", jpeg_check._Checker())
+    monkeypatch.setattr(jpeg_check, "_start_process", no_semaphores)
+    with jpeg_check.checks_held():  # nothing to hold: no process
+        assert jpeg_check.check_result(jpeg_check.submit_check(damaged)) == said
+    assert jpeg_check._CHECKER.thread is not None
+
+    monkeypatch.undo()
+    monkeypatch.setattr(jpeg_check, "_CHECKER", jpeg_check._Checker())
+    assert jpeg_check.check_result(jpeg_check.submit_check(damaged)) == said
+    pool = jpeg_check._CHECKER.pool
+    for pid in list(pool._processes):
+        os.kill(pid, signal.SIGKILL)  # what the out-of-memory killer does
+    with pytest.raises(BrokenProcessPool):  # the pool notices the death within moments
+        for _ in range(100):
+            pool.submit(jpeg_damage, damaged).result()
+    assert jpeg_check.check_result(jpeg_check.submit_check(damaged)) == said  # now in a thread
+    assert jpeg_check._CHECKER.thread is not None

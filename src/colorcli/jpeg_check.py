@@ -21,9 +21,10 @@ import re
 import signal
 import struct
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -271,26 +272,31 @@ def _bad_code(at: int, size: int) -> NoReturn:
 #
 # Beside reading and writing files, or importing torch, the check costs nothing on a second
 # core; beside the model or the full-resolution work it costs more than it takes (their
-# threads want every core: a model call measured 3 times as slow beside a busy process, 10
+# threads want every core: a model call measured 3 times as slow beside a busy process, 11
 # times beside a busy thread of the same process, which also waits for the interpreter).
 
 
-@functools.cache
-def _may_run() -> Any:
-    """Set while the checks may run: a multiprocessing Event the checking process waits on."""
-    event = multiprocessing.get_context("spawn").Event()
-    event.set()
-    return event
+@dataclass
+class _Checker:
+    """Where checks run: one spawned process, started on the first check (so a batch's checks
+    run in order), with the flag it waits on while held; or, where no process can start (no
+    working semaphores, a process that died), one thread, which is never held."""
+
+    pool: ProcessPoolExecutor | None = None
+    may_run: Any = None  # a multiprocessing Event, set while the checks may run
+    thread: ThreadPoolExecutor | None = None
 
 
-@functools.cache
-def _checker() -> ProcessPoolExecutor:
-    """One process for the checks, started on the first, so a batch's checks run in order."""
+_CHECKER = _Checker()
+_WORKER_MAY_RUN: Any = None  # in the checking process: the flag of the process that started it
+
+
+def _start_process() -> None:
     context = multiprocessing.get_context("spawn")  # never fork a process that holds torch's threads
-    return ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_start_worker, initargs=(_may_run(),))
-
-
-_WORKER_MAY_RUN: Any = None  # in the checking process: _may_run() of the process that started it
+    may_run = context.Event()
+    may_run.set()
+    _CHECKER.pool = ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker, initargs=(may_run,))
+    _CHECKER.may_run = may_run
 
 
 def _start_worker(may_run: Any) -> None:
@@ -304,35 +310,45 @@ def _worker_damage(path: Path) -> str | None:
 
 
 def submit_check(path: Path) -> Future[str | None]:
-    """Start checking the JPEG at ``path`` in the checking process; ``check_result`` reads the answer."""
-    return _checker().submit(_worker_damage, Path(path))
+    """Start checking the JPEG at ``path`` beside the caller; ``check_result`` reads the answer."""
+    if _CHECKER.thread is None:
+        try:
+            if _CHECKER.pool is None:
+                _start_process()
+            return _CHECKER.pool.submit(_worker_damage, Path(path))
+        except (OSError, ImportError, RuntimeError):  # no semaphores here; the process died (BrokenProcessPool)
+            _CHECKER.thread = ThreadPoolExecutor(1, thread_name_prefix="colorcli-jpeg-check")
+    return _CHECKER.thread.submit(jpeg_damage, Path(path))
 
 
 @contextmanager
 def checks_held() -> Iterator[None]:
-    """Hold the checks (at their next pause, within a millisecond) while the block runs
-    work that wants every core. Nothing is started if no check ever was."""
-    if _checker.cache_info().currsize == 0:
+    """Hold the checking process (at its next pause, within a millisecond) while the block runs
+    work that wants every core. Nothing is touched if no process was started."""
+    may_run = _CHECKER.may_run
+    if may_run is None:
         yield
         return
-    was_running = _may_run().is_set()
-    _may_run().clear()
+    was_running = may_run.is_set()
+    may_run.clear()
     try:
         yield
     finally:
         if was_running:
-            _may_run().set()
+            may_run.set()
 
 
 def check_result(check: Future[str | None]) -> str | None:
     """A check's answer, waiting for it (letting held checks run meanwhile: the caller waits on
-    them), or None if the check could not run (the checking process ended)."""
-    held = not _may_run().is_set()
-    _may_run().set()
+    them), or None if the check could not run (cancelled, the checking process ended)."""
+    may_run = _CHECKER.may_run
+    held = may_run is not None and not may_run.is_set()
+    if held:
+        may_run.set()
     try:
         return check.result()
     except (BrokenProcessPool, CancelledError, OSError):
         return None
     finally:
         if held:
-            _may_run().clear()
+            may_run.clear()
