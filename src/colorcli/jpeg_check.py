@@ -117,7 +117,7 @@ def _huffman_tables(body: bytes) -> dict[tuple[int, int], list | None]:
     return found
 
 
-@functools.lru_cache(maxsize=16)  # the files of a folder mostly share tables: a third of a small file's check
+@functools.lru_cache(maxsize=16)  # a folder's files mostly share tables: building them was a quarter of a small check
 def _lookup(counts: bytes, symbols: bytes, ac: bool) -> list | None:
     table: list = [None] * 65536  # windows no code starts: a bad code
     code, n = 0, 0
