@@ -172,8 +172,8 @@ def to_gray8(im: Image.Image) -> Image.Image:
         return Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
     if im.mode == "L":
         return im
-    if im.mode in ("1", "LA", "La"):
-        return im.convert("L")
+    if im.mode in ("1", "LA", "La", "RGB"):
+        return im.convert("L")  # RGB straight to L: the same bits as through a copy of itself
     return im.convert("RGB").convert("L")
 
 
@@ -346,7 +346,7 @@ def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
     raw_mode = _raw_mode(im)
     im.load()
     icc, exif = _rgb_profile(im.info.get("icc_profile")), None
-    im = ImageOps.exif_transpose(im)
+    ImageOps.exif_transpose(im, in_place=True)  # our own decoded copy: no second 36 MB for 12 MP
     if "exif" in im.info:
         exif = im.info["exif"]
     loaded = LoadedImage(gray=to_gray8(im), alpha=alpha_mask(im, raw_mode), icc_profile=icc, exif=exif)
