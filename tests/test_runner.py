@@ -320,6 +320,8 @@ def test_small_files_still_share_model_calls_64_at_a_time(tmp_path, tiny_model, 
 
 
 def test_damage_checks_start_for_the_jpegs_the_batch_will_read_and_the_rest_are_cancelled(tmp_path, tiny_model):
+    from concurrent.futures import wait
+
     from colorcli.runner import run_jobs, start_damage_checks
 
     src = tmp_path / "in"
@@ -327,16 +329,21 @@ def test_damage_checks_start_for_the_jpegs_the_batch_will_read_and_the_rest_are_
     for name in ("a.jpg", "b.JPEG", "c.jpg"):
         colour_image(40, 30).save(src / name, "JPEG")
     colour_image(40, 30).save(src / "d.png")
+    (src / "e.jpg").write_bytes(b"not a photo")
     out = tmp_path / "out"
     out.mkdir()
     (out / "c.png").write_bytes(b"done before")  # exists: skipped, so never read
     jobs = plan_jobs([src], out)
     checks = start_damage_checks(jobs)
-    assert sorted(jobs[n].src.name for n in checks) == ["a.jpg", "b.JPEG"]
-    assert sorted(jobs[n].src.name for n in start_damage_checks(jobs, overwrite=True)) == ["a.jpg", "b.JPEG", "c.jpg"]
+    assert sorted(jobs[n].src.name for n in checks) == ["a.jpg", "b.JPEG", "e.jpg"]
+    every = start_damage_checks(jobs, overwrite=True)
+    assert sorted(jobs[n].src.name for n in every) == ["a.jpg", "b.JPEG", "c.jpg", "e.jpg"]
+    unreadable = next(check for n, check in checks.items() if jobs[n].src.name == "e.jpg")
     results = list(run_jobs(tiny_model, jobs, ColorizeOptions(), checks=checks))
-    assert sorted(r.status for r in results) == ["ok", "ok", "ok", "skipped"]
+    assert sorted(r.status for r in results) == ["failed", "ok", "ok", "ok", "skipped"]
     assert checks == {}  # each taken by the file it checks
+    # Cancelled, unless the process had already taken it: then it ends on its own, never left pending.
+    assert unreadable.cancelled() or not wait([unreadable], timeout=30).not_done
 
 
 def test_an_interrupted_batch_cancels_the_checks_of_files_it_never_read(tmp_path, tiny_model):

@@ -218,10 +218,12 @@ def _results(
         if early is not None:
             yield early
         else:
+            check = checks.pop(n, True)
             try:
-                fmt = output_format(job.dst)[0]
-                loaded = load_image(job.src, options.max_pixels, fmt, damage_check=checks.pop(n, True))
+                loaded = load_image(job.src, options.max_pixels, output_format(job.dst)[0], damage_check=check)
             except ColorcliError as e:
+                if isinstance(check, Future):
+                    check.cancel()  # a file that cannot be read gets an error, not a note
                 yield FileResult(job, n, "failed", time.perf_counter() - t0, str(e))
             else:
                 group.files.append((job, n, loaded, time.perf_counter() - t0))
