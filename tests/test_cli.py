@@ -234,6 +234,29 @@ def test_colorize_bad_checkpoint_is_one_line(tmp_path):
     assert not (tmp_path / "o.png").exists()
 
 
+def test_a_model_that_fails_to_load_cancels_the_folders_damage_checks(tmp_path, monkeypatch):
+    """The checks start before the model loads; a bad checkpoint must not leave the process
+    checking every JPEG of the folder before colorcli can exit."""
+    import colorcli.runner
+
+    started = {}
+
+    def start(jobs, overwrite=False):
+        started.update(real(jobs, overwrite))
+        return started
+
+    real = colorcli.runner.start_damage_checks
+    monkeypatch.setattr(colorcli.runner, "start_damage_checks", start)
+    for i in range(20):
+        colour_image(400, 300, seed=i).save(tmp_path / f"{i:02}.jpg", quality=95)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    r = invoke("colorize", tmp_path, "-o", tmp_path / "out", "--checkpoint", tmp_path / "junk.pt")
+    assert r.exit_code == 1 and "junk.pt" in r.output
+    assert len(started) == 20
+    # The process may have taken a few already; the rest never run.
+    assert sum(check.cancelled() for check in started.values()) >= 15
+
+
 def test_colorize_missing_input_fails_with_its_name(tmp_path, tiny_checkpoint):
     r = invoke("colorize", tmp_path / "ghost.jpg", "-o", tmp_path / "o.png", "--checkpoint", tiny_checkpoint)
     assert r.exit_code == 1 and "ghost.jpg" in r.output and "no such file" in r.output

@@ -153,6 +153,13 @@ def start_damage_checks(jobs: list[Job], overwrite: bool = False) -> dict[int, F
     }
 
 
+def cancel_damage_checks(checks: dict[int, Future[str | None]]) -> None:
+    """Cancel the checks not yet taken by the checking process, so that exiting does not
+    wait for the checks of files that will not be read."""
+    for check in checks.values():
+        check.cancel()
+
+
 def run_jobs(
     model: Any,
     jobs: list[Job],
@@ -182,8 +189,7 @@ def run_jobs(
                 yield from _not_written(jobs, finished, result.stops)
                 return
     finally:
-        for check in checks.values():  # files never read: a stop, an interrupt, an early skip
-            check.cancel()
+        cancel_damage_checks(checks)  # files never read: a stop, an interrupt, an early skip
 
 
 @dataclass

@@ -118,10 +118,14 @@ def colorize(
                 _stderr().print(f"note: {printable(note)}", markup=False)
             check_output_folders(jobs, out)
         from colorcli.checkpoint import load_model, model_source, pick_device
-        from colorcli.runner import start_damage_checks
+        from colorcli.runner import cancel_damage_checks, start_damage_checks
 
         checks = start_damage_checks(jobs, overwrite)  # beside the import of torch, on the idle core
-        model = load_model(model_source(checkpoint, model_name)).to(pick_device(device))
+        try:
+            model = load_model(model_source(checkpoint, model_name)).to(pick_device(device))
+        except BaseException:  # a bad checkpoint, a missing device, Ctrl-C: exit without checking the folder
+            cancel_damage_checks(checks)
+            raise
         given = {"scale": scale, "max_pixels": max_pixels}
         opts = ColorizeOptions(saturation=saturation, **{k: v for k, v in given.items() if v is not None})
         err = _stderr()
