@@ -15,6 +15,7 @@ the shipped models.
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("--confidences", default="", help="confidence fading exponents (default: each model's own)")
     ap.add_argument("--limit", type=int, default=None, help="every k-th photo so that about this many are scored")
     ap.add_argument("--keep-tile-saturation", action="store_true")
+    ap.add_argument("--csv", type=Path, default=None, help="also write every photo's figures here (paired_gain.py)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     paths = find_images(args.photos)
@@ -85,6 +87,7 @@ def main() -> None:
     )
     print(header)
     confs = [float(c) for c in args.confidences.split(",")] if args.confidences else [None]
+    per_photo: list[tuple] = []
     for spec, conf in [(s, c) for s in args.checkpoints.split(",") for c in confs]:
         model = load(spec, args.keep_tile_saturation, conf)
         scales = [int(s) for s in args.scales.split(",")] if args.scales else [None]
@@ -106,6 +109,10 @@ def main() -> None:
                     pred = to_tensor(full_resolution(gray_im, working, chroma * s, options))
                     gain[s][g].append(psnr_per_image(pred, truth).item() - gray_psnr)
                     col[s][g].append((colorfulness(pred).item(), truth_cf))
+                    per_photo.append(
+                        (spec, model.config.confidence, shown, s, path.relative_to(args.photos), g)
+                        + (gain[s][g][-1], *col[s][g][-1])
+                    )
             seconds = time.perf_counter() - t0
             for s in sats:
                 all_gain = [x for g in groups for x in gain[s][g]]
@@ -118,6 +125,13 @@ def main() -> None:
                     row += f" {np.mean(gain[s][g]):>+8.2f} {share(col[s][g]):>5.2f}"
                 print(row, flush=True)
             print(f"  ({seconds:.0f} s)", flush=True)
+    if args.csv:
+        with args.csv.open("w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(
+                ["model", "confidence", "scale", "saturation", "photo", "group", "gain", "colour", "truth_colour"]
+            )
+            out.writerows(per_photo)
 
 
 if __name__ == "__main__":
