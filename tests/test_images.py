@@ -1,5 +1,7 @@
 import io
 import json
+import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,6 +234,33 @@ def test_cmyk_profile_is_not_attached_to_rgb_output(tmp_path, tiny_model):
     fake_cmyk = bytes(16) + b"CMYK" + bytes(108)
     assert _rgb_profile(fake_cmyk) is None
     assert _rgb_profile(bytes(16) + b"RGB " + bytes(108)) is not None
+
+
+def _gray_psd(path: Path, gray: np.ndarray) -> None:
+    """A flat 8-bit grayscale Photoshop file (no layers, raw image data), as Photoshop writes one."""
+    h, w = gray.shape
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 1, h, w, 8, 1)  # version 1, 1 channel, depth 8, mode gray
+    sections = struct.pack(">III", 0, 0, 0)  # colour mode data, image resources, layers: all empty
+    path.write_bytes(header + sections + struct.pack(">H", 0) + gray.astype(np.uint8).tobytes())
+
+
+def test_photoshop_file_is_read_from_its_composite(tmp_path):
+    gray = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5  # (H, W)
+    p = tmp_path / "scan.psd"
+    _gray_psd(p, gray)
+    loaded = load_image(p)
+    assert np.array_equal(np.asarray(loaded.gray), gray)
+    assert loaded.note is None
+
+
+def test_jpeg_with_a_second_picture_gets_no_frames_note(tmp_path):
+    """Ultra HDR phone photos carry a gain map as a second MPO picture: not a second photo."""
+    p = tmp_path / "phone.jpg"
+    colour_image(32, 24).save(p, format="MPO", save_all=True, append_images=[colour_image(16, 12, seed=1)])
+    assert Image.open(p).format == "MPO" and Image.open(p).n_frames == 2
+    loaded = load_image(p)
+    assert loaded.gray.size == (32, 24)
+    assert loaded.note is None
 
 
 def test_animated_gif_uses_the_first_frame(tmp_path):

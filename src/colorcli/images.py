@@ -341,8 +341,12 @@ def load_image(
 
 def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
     """An opened image's first frame as a LoadedImage (no note yet), its frame count and format."""
-    frames, fmt = getattr(im, "n_frames", 1), im.format
-    im.seek(0)
+    fmt, first = im.format, im.tell()  # an image opens at its first frame (PSD: 1, its composite)
+    # A PSD's "frames" are the layers of the composite it opens with, and an MPO's second
+    # picture is a gain map or a preview (every Ultra HDR phone photo): neither is a second photo.
+    frames = 1 if fmt in ("PSD", "MPO") else getattr(im, "n_frames", 1)
+    if im.tell() != first:  # counting frames may leave some readers elsewhere
+        im.seek(first)
     raw_mode = _raw_mode(im)
     im.load()
     icc, exif = _rgb_profile(im.info.get("icc_profile")), None
