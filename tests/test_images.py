@@ -369,6 +369,27 @@ def test_exif_too_long_for_a_jpeg_is_left_out_with_a_note(tmp_path, tiny_model, 
     assert "exif" not in Image.open(dst).info
 
 
+def test_malformed_exif_is_left_out_of_a_tiff_and_the_batch_goes_on(tmp_path, tiny_model, capsys, recwarn):
+    """Pillow's TIFF writer parses the EXIF it stores; a malformed block made it raise mid-batch."""
+    bad = tmp_path / "bad.jpg"
+    colour_image(40, 30).save(bad, exif=b"Exif\x00\x00garbagegarbage")
+    assert Image.open(bad).info["exif"].endswith(b"garbage")
+    good = tmp_path / "good.jpg"
+    colour_image(40, 30, seed=1).save(good)
+    report = run_batch(
+        tiny_model,
+        plan_jobs([bad, good], tmp_path / "out", fmt="tif", output_is_dir=True),
+        ColorizeOptions(),
+        as_json=True,
+    )
+    assert report.exit_code == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert "EXIF left out: it is malformed" in records[0]["note"]
+    assert Image.open(tmp_path / "out" / "bad.tif").size == (40, 30)
+    assert not [w for w in recwarn if "EXIF" in str(w.message)]
+
+
 def test_a_transparent_colour_no_pixel_has_gives_no_alpha(tmp_path, tiny_model):
     src = tmp_path / "key.png"
     Image.fromarray(np.full((30, 40), 120, np.uint8)).save(src, transparency=7)

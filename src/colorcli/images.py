@@ -417,8 +417,8 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     params: dict[str, Any] = {}
     if loaded.icc_profile and fmt in ("PNG", "JPEG", "WEBP", "TIFF"):
         params["icc_profile"] = loaded.icc_profile
-    if loaded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and not _exif_too_long(loaded, fmt):
-        params["exif"] = loaded.exif  # longer EXIF than a JPEG holds is dropped (see format_note)
+    if loaded.exif and fmt in ("PNG", "JPEG", "WEBP", "TIFF") and _exif_left_out(loaded, fmt) is None:
+        params["exif"] = loaded.exif  # what the format cannot take is dropped (see format_note)
     if fmt == "JPEG":
         params.update(quality=98, subsampling=0)  # at 95 the luma moves by about 1 level on average, at 98 by 0.1
     if fmt == "WEBP":
@@ -429,21 +429,46 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
         params.update(lossless=True, quality=0, exact=True)
     if fmt == "PNG":
         params["compress_level"] = 1  # fast; PNG stays lossless
-    atomic_write(path, lambda f: out.save(f, format=fmt, **params))
+    try:
+        with warnings.catch_warnings():  # Pillow warns on odd metadata it writes anyway: not the user's concern
+            warnings.simplefilter("ignore")
+            atomic_write(path, lambda f: out.save(f, format=fmt, **params))
+    except (OSError, ValueError):
+        raise
+    except Exception as e:  # noqa: BLE001 - a writer raises what its parsers raise (SyntaxError, struct.error)
+        raise ValueError(f"the {fmt} writer failed ({first_line(e)})") from e
 
 
-def _exif_too_long(loaded: LoadedImage, fmt: str) -> bool:
-    """Whether the input's EXIF is more than one JPEG segment holds, for a JPEG output."""
-    return fmt == "JPEG" and loaded.exif is not None and len(loaded.exif) > JPEG_EXIF_MAX
+def _exif_left_out(loaded: LoadedImage, fmt: str) -> str | None:
+    """Why the input's EXIF cannot go into an output of format ``fmt``, or None if it can."""
+    if loaded.exif is None:
+        return None
+    if fmt == "JPEG" and len(loaded.exif) > JPEG_EXIF_MAX:
+        return f"{len(loaded.exif)} bytes, more than a JPEG holds (64 KB)"
+    if fmt == "TIFF" and not _exif_parses(loaded.exif):  # the TIFF writer reads it back into tags
+        return "it is malformed, and TIFF stores it as tags"
+    return None
+
+
+def _exif_parses(exif: bytes) -> bool:
+    """Whether Pillow can read ``exif`` (raw APP1 bytes) as a TIFF header and its tags."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            Image.Exif().load(exif)
+    except Exception:  # noqa: BLE001 - any failure to parse is a malformed block
+        return False
+    return True
 
 
 def format_note(loaded: LoadedImage, path: Path) -> str | None:
     """What of the input the output at ``path`` cannot hold in its format, or None: the
-    transparency (JPEG, BMP) or EXIF longer than one JPEG segment."""
+    transparency (JPEG, BMP), or EXIF the format cannot take (too long for JPEG, malformed for TIFF)."""
     fmt, keeps_alpha = output_format(path)
     left_out = []
     if loaded.alpha is not None and not keeps_alpha:
         left_out.append(f"transparency left out: {fmt} has none (PNG, WebP and TIFF keep it)")
-    if _exif_too_long(loaded, fmt):
-        left_out.append(f"EXIF left out: {len(loaded.exif)} bytes, more than a JPEG holds (64 KB)")
+    exif_reason = _exif_left_out(loaded, fmt)
+    if exif_reason is not None:
+        left_out.append(f"EXIF left out: {exif_reason}")
     return "; ".join(left_out) or None

@@ -418,8 +418,11 @@ def run_stdio(
         except InputError as e:
             # Name standard input, not the temporary file it went through.
             raise InputError(str(e).replace(str(src), STDIN_NAME) if job.src is None else str(e)) from None
-        with checks_held():
-            rgb = colorize_gray(model, loaded.gray, options)
+        try:
+            with checks_held():
+                rgb = colorize_gray(model, loaded.gray, options)
+        except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo
+            raise ColorcliError(f"{job.src or STDIN_NAME}: colorizing failed ({first_line(e)})") from None
         try:
             dst.parent.mkdir(parents=True, exist_ok=True)
             save_result(rgb, loaded, dst)
