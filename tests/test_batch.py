@@ -138,3 +138,32 @@ def test_names_that_differ_only_in_unicode_form_do_not_collide(tmp_path):
     jobs = plan_jobs([tmp_path / f"{nfc}.jpg", tmp_path / f"{nfd}.png"], tmp_path / "out")
     keys = {unicodedata.normalize("NFC", j.dst.name).casefold() for j in jobs}
     assert len(keys) == 2
+
+
+def test_an_input_behind_a_folder_that_cannot_be_searched_fails_alone(tmp_path, tiny_model, monkeypatch):
+    """Path.is_dir and Path.exists raise PermissionError there (Python 3.11); the batch went down with it.
+
+    The tests run as root, whom permissions do not stop, so the kernel's answer is played by os.stat."""
+    import os
+
+    from colorcli.cli.colorize import run_batch
+    from colorcli.tiling import ColorizeOptions
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    colour_image(20, 16).save(locked / "x.png")
+    colour_image(20, 16, seed=1).save(tmp_path / "ok.png")
+    real_stat = os.stat
+
+    def stat(path, *args, **kwargs):
+        if str(path).startswith(str(locked) + os.sep):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+    jobs = plan_jobs([locked / "x.png", tmp_path / "ok.png"], tmp_path / "out", output_is_dir=True)
+    assert [j.error is not None for j in jobs] == [True, False]
+    assert "permission denied" in jobs[0].error and "x.png" in jobs[0].error
+    report = run_batch(tiny_model, jobs, ColorizeOptions(), as_json=False)
+    assert report.exit_code == 1
+    assert (tmp_path / "out" / "ok.png").exists()

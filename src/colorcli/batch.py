@@ -27,6 +27,7 @@ from colorcli.images import (
     not_regular,
     output_format,
     plugin_note,
+    search_denied,
 )
 
 
@@ -46,7 +47,7 @@ def _has_wildcard(text: str) -> bool:
 
 
 def is_glob(item: Path) -> bool:
-    return _has_wildcard(str(item)) and not item.exists()
+    return _has_wildcard(str(item)) and not os.path.exists(item)
 
 
 def _glob_root(pattern: Path) -> Path:
@@ -56,7 +57,7 @@ def _glob_root(pattern: Path) -> Path:
     parts = pattern.parts
     for n in range(len(parts) - 1, 0, -1):
         head = Path(*parts[:n])
-        if head.is_dir():
+        if os.path.isdir(head):
             return head
     fixed = []
     for part in parts:
@@ -133,7 +134,9 @@ def expand_inputs(
     """
     found: list[tuple[Path, Path] | Job] = []
     for item in inputs:
-        if item.is_dir():
+        if search_denied(item):
+            found.append(Job(item, None, f"{item}: permission denied (a folder on its path cannot be searched)"))
+        elif os.path.isdir(item):
             heic: list[Path] = []
             odd: list[Path] = []
             nested = _nested_output(item, exclude)
@@ -203,11 +206,11 @@ def plan_jobs(
     if output is None:
         return _jobs_beside_inputs(inputs, recursive, suffix, notes)
     for item in inputs:
-        searched = item if item.is_dir() else _glob_root(item) if is_glob(item) else None
-        if searched is None or not output.exists() or output.resolve() != searched.resolve():
+        searched = item if os.path.isdir(item) else _glob_root(item) if is_glob(item) else None
+        if searched is None or not os.path.exists(output) or output.resolve() != searched.resolve():
             continue
         # A glob whose pattern cannot match the results ('*.jpg' writing .png) finds none of them again.
-        if item.is_dir() or fnmatch.fnmatch(f"x{suffix}", "*" + Path(item.name).suffix.lower()):
+        if os.path.isdir(item) or fnmatch.fnmatch(f"x{suffix}", "*" + Path(item.name).suffix.lower()):
             raise UsageError(
                 f"{output}: is also the folder the input {item} searches, so a second run would colorize "
                 "its results again; choose another -o"
@@ -217,11 +220,11 @@ def plan_jobs(
     refused = [e for e in entries if isinstance(e, Job)]
     if not files:
         raise _no_input_images(refused, notes)
-    named_files = not any(item.is_dir() or is_glob(item) for item in inputs)
-    if named_files and len(entries) == 1 and not output.is_dir() and not output_is_dir:
+    named_files = not any(os.path.isdir(item) or is_glob(item) for item in inputs)
+    if named_files and len(entries) == 1 and not os.path.isdir(output) and not output_is_dir:
         output_format(output)
         return [Job(files[0][0], output)]
-    if not output_is_dir and not output.is_dir() and output.suffix.lower() in OUTPUT_FORMATS:
+    if not output_is_dir and not os.path.isdir(output) and output.suffix.lower() in OUTPUT_FORMATS:
         # Files named on the command line count even where one is refused (a FIFO, a symlink loop).
         many = f"{len(entries)} files" if named_files else "a folder or glob"
         given = f"{len(files)} images" if len(files) > 1 else many

@@ -120,6 +120,18 @@ def find_images(
     return sorted(found)
 
 
+def search_denied(path: Path) -> bool:
+    """Whether ``path`` cannot even be looked up because a folder on its way may not be
+    searched (no x permission): Path.exists and Path.is_dir raise then instead of answering."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return True
+    except OSError:  # missing, a link loop, a name too long: each has its own message elsewhere
+        return False
+    return False
+
+
 def link_problem(path: Path) -> str | None:
     """Why a symbolic link at ``path`` leads to no file, as a noun phrase: a loop (links that
     point at each other, which ``Path.resolve`` refuses with an exception), or a missing target."""
@@ -198,7 +210,7 @@ def open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Ima
     """Image.open, with every way it fails as an InputError naming the file and the reason,
     and images over ``max_pixels`` refused before any pixel is decoded (``limit_hint`` says
     how to raise the limit, where the command has a way)."""
-    if path.is_dir():
+    if os.path.isdir(path):  # unlike Path.is_dir, False (not an exception) where a folder on the way is locked
         raise InputError(f"{path}: is a directory, not an image")
     special = not_regular(path)
     if special is not None:  # a FIFO would block the open below until something writes to it

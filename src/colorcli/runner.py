@@ -149,7 +149,7 @@ def start_damage_checks(jobs: list[Job], overwrite: bool = False) -> dict[int, F
         if job.error is None
         and not job.left_out
         and job.src.suffix.lower() in JPEG_SUFFIXES
-        and (overwrite or job.dst is None or not job.dst.exists())
+        and (overwrite or job.dst is None or not os.path.exists(job.dst))
     }
 
 
@@ -253,7 +253,7 @@ def _before_loading(
         return FileResult(
             job, n, "failed", error=f"{job.src}: output {job.dst} would overwrite an input; choose another -o"
         )
-    if job.dst.exists() and not overwrite:
+    if os.path.exists(job.dst) and not overwrite:
         return FileResult(job, n, "skipped")
     in_the_way = _file_in_the_way(job.dst.parent, blocked)
     if in_the_way is not None:  # fail before decoding and colorizing: the result could not be written anyway
@@ -280,8 +280,8 @@ def _file_in_the_way(folder: Path, known: dict[Path, Path | None]) -> Path | Non
     looks at each output folder once. A folder made since is still a folder.
     """
     if folder not in known:
-        existing = next(f for f in (folder, *folder.parents) if f.exists() or f.is_symlink())
-        known[folder] = None if existing.is_dir() else existing
+        existing = next(f for f in (folder, *folder.parents) if os.path.lexists(f))
+        known[folder] = None if os.path.isdir(existing) else existing
     return known[folder]
 
 
@@ -379,7 +379,7 @@ def plan_stdio(
         raise UsageError("- reads standard input, which has no name to write a result beside: give -o FILE, or -o -")
     else:
         dst = Path(output)
-        if output.endswith(("/", os.sep)) or dst.is_dir():
+        if output.endswith(("/", os.sep)) or os.path.isdir(dst):
             raise UsageError(
                 f"{output}: is a folder; standard input has no name to give the result, so -o names a file"
             )
@@ -392,7 +392,7 @@ def plan_stdio(
             )
         return StdioJob(None, dst, suffix)
     src = Path(inputs[0])
-    if src.is_dir() or is_glob(src):
+    if os.path.isdir(src) or is_glob(src):
         raise UsageError(f"{src}: -o - writes one image to standard output; name one file")
     return StdioJob(src, dst, suffix)
 
@@ -407,7 +407,7 @@ def run_stdio(
     what ``save_result`` keeps. A failure raises: with one image there is no batch to go on with.
     """
     report = BatchReport()
-    if job.dst is not None and job.dst.exists() and not overwrite:
+    if job.dst is not None and os.path.exists(job.dst) and not overwrite:
         report.count("skipped")
         return report
     with tempfile.TemporaryDirectory(prefix="colorcli-") as tmp:
