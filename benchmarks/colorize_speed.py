@@ -103,7 +103,7 @@ def main() -> None:
         if args.photos is not None:
             folder = tmp / "photos"
             folder.mkdir()
-            from colorcli.images import find_images
+            from colorcli.finding import find_images
 
             for i, path in enumerate(find_images(args.photos)[:200]):
                 (folder / f"{i:03d}{path.suffix}").write_bytes(path.read_bytes())

@@ -58,7 +58,7 @@ def main() -> None:
     ap.add_argument("--photos", type=Path, required=True, help="a folder whose first 200 photos are colorized")
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
-    from colorcli.images import find_images
+    from colorcli.finding import find_images
     from colorcli.jpeg_check import jpeg_damage
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8
-from colorcli.images import find_images, load_rgb
+from colorcli.finding import find_images
+from colorcli.images import load_rgb
 from colorcli.metrics import colorfulness, psnr_per_image
 from colorcli.tiling import ColorizeOptions, full_resolution, predict_chroma, working_gray
 

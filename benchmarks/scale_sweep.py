@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw
 
 from colorcli.checkpoint import load_model
 from colorcli.evaluate import evaluate_photos
-from colorcli.images import find_images
+from colorcli.finding import find_images
 from colorcli.metrics import share_or_nan
 from colorcli.tiling import ColorizeOptions, colorize_gray
 

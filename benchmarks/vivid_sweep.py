@@ -37,7 +37,7 @@ from colorcli.data import (
     zoom_in,
 )
 from colorcli.evaluate import evaluate_photos, evaluate_tensor
-from colorcli.images import find_images
+from colorcli.finding import find_images
 from colorcli.metrics import share_or_nan
 from colorcli.model import Colorizer
 from colorcli.run import split_indices

@@ -16,19 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from colorcli.errors import UsageError
-from colorcli.images import (
-    OUTPUT_FORMATS,
+from colorcli.finding import (
     find_images,
-    format_names,
     is_image_name,
     link_problem,
     looks_like_image,
     needs_plugin,
     not_regular,
-    output_format,
     plugin_note,
     search_denied,
 )
+from colorcli.images import OUTPUT_FORMATS, format_names, output_format
 
 
 @dataclass(frozen=True)

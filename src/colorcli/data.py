@@ -22,7 +22,8 @@ import torch
 
 from colorcli.color import luma_u8
 from colorcli.errors import ColorcliError, DataError, UsageError, torchvision_unusable, warn
-from colorcli.images import find_images, load_rgb, plugin_note
+from colorcli.finding import find_images, plugin_note
+from colorcli.images import load_rgb
 
 CIFAR_NAMES = ("cifar10", "cifar100")
 MIRROR_ENV = "COLORCLI_CIFAR_MIRROR"

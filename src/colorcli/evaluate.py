@@ -13,7 +13,8 @@ import torch
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, skipped_warning
 from colorcli.errors import ColorcliError, InputError, UsageError, torchvision_unusable, warn
-from colorcli.images import find_images, is_image_name, load_rgb, plugin_note
+from colorcli.finding import find_images, is_image_name, plugin_note
+from colorcli.images import load_rgb
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
 

@@ -29,7 +29,7 @@ from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # 
 from colorcli.data import CIFAR_NAMES, _not_a_dataset, grayscale_images
 from colorcli.errors import DataError, UsageError
 from colorcli.files import ensure_folder
-from colorcli.images import find_images, plugin_note
+from colorcli.finding import find_images, plugin_note
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable
 
 LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; the rest comes with the weights

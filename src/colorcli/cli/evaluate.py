@@ -148,7 +148,7 @@ def _refuse_clashes(
 def _folder_photos(dataset: str, limit: int | None) -> list[Path]:
     """The photos --full-res scores: the first ``limit`` image files of the folder ``dataset``."""
     from colorcli.errors import UsageError, warn
-    from colorcli.images import find_images, plugin_note
+    from colorcli.finding import find_images, plugin_note
 
     if not Path(dataset).is_dir():
         raise UsageError(f"{dataset}: not a folder; --full-res scores a folder of colour photos")
