@@ -190,6 +190,21 @@ def test_standard_input_to_standard_output_and_nothing_else_on_it(tmp_path, tiny
     assert r.exit_code == 1 and "standard input: empty" in r.stderr, r.stderr
 
 
+def test_standard_input_with_json_reports_its_one_image_as_a_batch_does(tmp_path, tiny_checkpoint):
+    photo = Image.new("RGBA", (30, 20), (90, 120, 150, 128))  # transparency a JPEG cannot keep: a note
+    args = ["colorize", "-", "-o", str(tmp_path / "out.jpg"), "--json", "--checkpoint", str(tiny_checkpoint)]
+    r = runner.invoke(app, args, input=_png(photo))
+    assert r.exit_code == 0, r.stderr
+    record = json.loads(r.stdout)
+    assert record["input"] == "-" and record["output"] == str(tmp_path / "out.jpg") and record["status"] == "ok"
+    assert "transparency left out" in record["note"] and "note:" not in r.stderr
+    r = runner.invoke(app, args, input=_png(photo))
+    assert r.exit_code == 0 and json.loads(r.stdout)["status"] == "skipped"
+    r = runner.invoke(app, [*args, "--overwrite"], input=b"not an image")
+    record = json.loads(r.stdout)
+    assert r.exit_code == 1 and record["status"] == "failed" and "not a readable image" in record["error"]
+
+
 def test_standard_input_and_output_take_one_image(tmp_path, tiny_checkpoint):
     colour_image(20, 20).save(tmp_path / "a.png")
     (tmp_path / "folder").mkdir()

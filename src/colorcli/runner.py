@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -22,12 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from colorcli.batch import Job, is_glob, resolved
-from colorcli.errors import ColorcliError, InputError, UsageError, first_line, printable
+from colorcli.batch import Job, resolved
+from colorcli.errors import ColorcliError, first_line
 from colorcli.images import (
-    OUTPUT_FORMATS,
     LoadedImage,
-    format_names,
     format_note,
     load_image,
     output_format,
@@ -332,126 +328,3 @@ def _finish_file(
     del rgb  # before the next file is enlarged
     note = "; ".join(part for part in (loaded.note, format_note(loaded, job.dst)) if part) or None
     return FileResult(job, n, "ok", spent + time.perf_counter() - t1, note=note)
-
-
-# ---------------------------------------------------------------- standard input and output
-
-STDIO = "-"  # as an input: read the image from standard input; as -o: write the result to standard output
-STDIN_NAME = "standard input"
-
-
-@dataclass(frozen=True)
-class StdioJob:
-    """The one image of a command line with ``-`` as its input or its output."""
-
-    src: Path | None  # None: standard input
-    dst: Path | None  # None: standard output
-    suffix: str  # the result's format (".png")
-
-
-def _is_terminal(stream: Any) -> bool:
-    return stream is not None and hasattr(stream, "isatty") and stream.isatty()
-
-
-def plan_stdio(
-    inputs: list[str],
-    output: str | None,
-    fmt: str = "png",
-    as_json: bool = False,
-    stdin: Any = None,
-    stdout: Any = None,
-) -> StdioJob:
-    """The job of a command line that reads standard input (input ``-``) or writes standard
-    output (``-o -``, in ``fmt``), or a UsageError saying why it cannot be one. ``stdin`` and
-    ``stdout`` are only asked whether they are terminals (no image comes from, or goes to, one)."""
-    if len(inputs) != 1:
-        raise UsageError("- (standard input) and -o - (standard output) take one image; name one input")
-    if output == STDIO:
-        if as_json:
-            raise UsageError("--json and -o - would both write to standard output; leave one out")
-        if _is_terminal(stdout):
-            raise UsageError("-o -: standard output is a terminal; send the image to a file (> out.png) or a program")
-        suffix = "." + fmt.lower().lstrip(".")
-        if suffix not in OUTPUT_FORMATS:
-            raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(format_names())}")
-        dst = None
-    elif output is None:
-        raise UsageError("- reads standard input, which has no name to write a result beside: give -o FILE, or -o -")
-    else:
-        dst = Path(output)
-        if output.endswith(("/", os.sep)) or os.path.isdir(dst):
-            raise UsageError(
-                f"{output}: is a folder; standard input has no name to give the result, so -o names a file"
-            )
-        suffix = dst.suffix.lower()
-        output_format(dst)  # an unknown suffix is refused before any work
-    if inputs[0] == STDIO:
-        if _is_terminal(stdin):
-            raise UsageError(
-                "-: standard input is a terminal; pipe an image in (colorcli colorize - -o out.png < in.jpg)"
-            )
-        return StdioJob(None, dst, suffix)
-    src = Path(inputs[0])
-    if os.path.isdir(src) or is_glob(src):
-        raise UsageError(f"{src}: -o - writes one image to standard output; name one file")
-    return StdioJob(src, dst, suffix)
-
-
-def run_stdio(
-    model, job: StdioJob, options: ColorizeOptions, overwrite: bool = False, stdin=None, stdout=None, err_console=None
-) -> BatchReport:
-    """Colorize a StdioJob's image; ``stdin`` and ``stdout`` are binary streams.
-
-    Standard input is copied to a temporary file first (Pillow seeks in what it reads), and
-    a result for standard output is written to one and copied out, so each format keeps
-    what ``save_result`` keeps. A failure raises: with one image there is no batch to go on with.
-    """
-    report = BatchReport()
-    if job.dst is not None and os.path.exists(job.dst) and not overwrite:
-        report.count("skipped")
-        return report
-    with tempfile.TemporaryDirectory(prefix="colorcli-") as tmp:
-        src = job.src if job.src is not None else _spool(stdin, Path(tmp) / "stdin")
-        dst = job.dst if job.dst is not None else Path(tmp) / f"result{job.suffix}"
-        try:
-            loaded = load_image(src, options.max_pixels, output_format(dst)[0], damage_check=True)
-        except InputError as e:
-            # Name standard input, not the temporary file it went through.
-            raise InputError(str(e).replace(str(src), STDIN_NAME) if job.src is None else str(e)) from None
-        try:
-            with checks_held():
-                rgb = colorize_gray(model, loaded.gray, options)
-        except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo
-            raise ColorcliError(f"{job.src or STDIN_NAME}: colorizing failed ({first_line(e)})") from None
-        try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            save_result(rgb, loaded, dst)
-        except (OSError, ValueError) as e:  # disk full, permissions, metadata the format refuses
-            reason = getattr(e, "strerror", None) or first_line(e)
-            raise ColorcliError(f"{job.src or STDIN_NAME}: cannot write {job.dst or 'the result'}: {reason}") from None
-        if job.dst is None:
-            _copy_out(dst, stdout)
-        note = "; ".join(n for n in (loaded.note, format_note(loaded, dst)) if n)  # the check reads the spooled file
-    if note and err_console is not None:
-        err_console.print(f"note: {printable(f'{job.src or STDIN_NAME}: {note}')}", highlight=False, markup=False)
-    report.count("ok")
-    return report
-
-
-def _spool(stdin, path: Path) -> Path:
-    """Copy all of binary ``stdin`` into ``path``; an empty stream is refused."""
-    with path.open("wb") as f:
-        shutil.copyfileobj(stdin, f)
-    if path.stat().st_size == 0:
-        raise InputError(f"{STDIN_NAME}: empty; pipe an image in (colorcli colorize - -o out.png < in.jpg)")
-    return path
-
-
-def _copy_out(path: Path, stdout) -> None:
-    """Write the file at ``path`` to binary ``stdout``."""
-    try:
-        with path.open("rb") as f:
-            shutil.copyfileobj(f, stdout)
-        stdout.flush()
-    except BrokenPipeError:  # the reader went away (| head): say so once, not with a traceback
-        raise ColorcliError("standard output was closed before the whole image was written") from None

@@ -100,7 +100,7 @@ def colorize(
     def body() -> int:
         from colorcli.batch import check_output_folders, plan_jobs
         from colorcli.errors import UsageError
-        from colorcli.runner import STDIO, plan_stdio
+        from colorcli.stdio import STDIO, plan_stdio
         from colorcli.tiling import ColorizeOptions
 
         if any(not item.strip() for item in inputs) or (output is not None and not output.strip()):
@@ -131,10 +131,10 @@ def colorize(
         err = _stderr()
         with _sigterm_interrupts():
             if stdio is not None:
-                from colorcli.runner import run_stdio
+                from colorcli.stdio import run_stdio
 
                 streams = {"stdin": sys.stdin.buffer if stdio.src is None else None, "stdout": sys.stdout.buffer}
-                report = run_stdio(model, stdio, opts, overwrite=overwrite, err_console=err, **streams)
+                report = run_stdio(model, stdio, opts, overwrite, err_console=err, as_json=json_out, **streams)
             else:
                 report = run_batch(model, jobs, opts, overwrite, json_out, err, checks=checks)
         single = stdio if stdio is not None else jobs[0] if len(jobs) == 1 else None
