@@ -205,6 +205,14 @@ def test_standard_input_with_json_reports_its_one_image_as_a_batch_does(tmp_path
     assert r.exit_code == 1 and record["status"] == "failed" and "not a readable image" in record["error"]
 
 
+def test_a_saturation_that_is_no_finite_number_is_a_usage_error(tmp_path, tiny_checkpoint):
+    colour_image(20, 20).save(tmp_path / "a.png")
+    r = invoke(
+        "colorize", tmp_path / "a.png", "-o", tmp_path / "b.png", "--saturation", "inf", "--checkpoint", tiny_checkpoint
+    )
+    assert r.exit_code == 2 and "saturation must be a finite number" in r.output and not (tmp_path / "b.png").exists()
+
+
 def test_standard_input_and_output_take_one_image(tmp_path, tiny_checkpoint):
     colour_image(20, 20).save(tmp_path / "a.png")
     (tmp_path / "folder").mkdir()

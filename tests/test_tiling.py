@@ -260,6 +260,12 @@ def test_the_guide_radius_grows_in_steps_with_the_enlargement(enlargement, radiu
         ("guide_eps", -1e-3),
         ("overlap", -1),
         ("tile_batch", 0),
+        ("saturation", float("inf")),
+        ("saturation", float("nan")),
+        ("saturation", -0.5),
+        ("scale", 0),
+        ("scale", -3),
+        ("scale", 1.5),
     ],
 )
 def test_colorize_options_are_checked(field, value):

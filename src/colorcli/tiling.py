@@ -73,6 +73,10 @@ class ColorizeOptions:
         return ResolvedOptions(scale, tile, overlap, per_call, decoding_of(model))
 
     def __post_init__(self) -> None:
+        if not 0 <= self.saturation < math.inf:  # nan fails too; inf made every pixel black
+            raise UsageError(f"saturation must be a finite number, 0 or more, not {self.saturation}")
+        if self.scale is not None and (not isinstance(self.scale, int) or self.scale < 1):
+            raise UsageError(f"working scale must be a whole number of pixels, 1 or more, not {self.scale}")
         if not isinstance(self.guide_radius, int) or self.guide_radius < 0:
             raise UsageError(f"guide radius must be a whole number, 0 or more, not {self.guide_radius}")
         if not self.guide_eps > 0:
