@@ -92,3 +92,16 @@ def test_colorize_of_a_jpeg_path_starts_no_checking_process(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False []"
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_a_transparent_colour_is_kept_from_an_image_as_from_its_file(tmp_path, tiny_model, mode):
+    im = colour_image(24, 16, seed=3).convert(mode)
+    key = int(np.asarray(im).flat[0]) if mode == "L" else tuple(int(v) for v in np.asarray(im)[0, 0])
+    path = tmp_path / "keyed.png"
+    im.save(path, transparency=key)
+    from_path = colorcli.colorize(path, model=tiny_model)
+    for opened in (Image.open(path), Image.open(path).copy()):  # as opened, and once loaded
+        result = colorcli.colorize(opened, model=tiny_model)
+        assert result.mode == "RGBA" == from_path.mode
+        assert np.array_equal(np.asarray(result.getchannel("A")), np.asarray(from_path.getchannel("A")))

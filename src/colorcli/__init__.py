@@ -95,12 +95,15 @@ def _gray_and_alpha(image: Any) -> tuple[Image.Image, Image.Image | None]:
     from PIL import Image as PILImage
     from PIL import ImageOps
 
-    from colorcli.images import alpha_mask, load_image, to_gray8
+    from colorcli.images import alpha_mask, load_image, stored_mode, to_gray8
 
     if isinstance(image, (str, os.PathLike)):
         loaded = load_image(Path(image))
         return loaded.gray, loaded.alpha
     if not isinstance(image, PILImage.Image):
         raise TypeError(f"colorize takes a PIL image or a path, not {type(image).__name__}")
+    # An image opened from a file and not yet loaded says how the file stores its samples; one
+    # made or loaded in memory holds them as its mode says (an 8-bit L or RGB key is in its units).
+    stored = stored_mode(image) or image.mode
     oriented = ImageOps.exif_transpose(image)
-    return to_gray8(oriented), alpha_mask(oriented)
+    return to_gray8(oriented), alpha_mask(oriented, stored)

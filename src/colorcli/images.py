@@ -149,7 +149,7 @@ class LoadedImage:
         return "; ".join(n for n in (*self.notes, _damage_note(self.damage_check)) if n) or None
 
 
-def _raw_mode(im: Image.Image) -> str | None:
+def stored_mode(im: Image.Image) -> str | None:
     """How the file stores its samples ("RGB", "RGB;16B", "L;4", ...), read before decoding."""
     tiles = getattr(im, "tile", None) or []
     args = getattr(tiles[0], "args", None) if tiles else None
@@ -214,7 +214,7 @@ def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
     frames = 1 if fmt in ("PSD", "MPO") else getattr(im, "n_frames", 1)
     if im.tell() != first:  # counting frames may leave some readers elsewhere
         im.seek(first)
-    raw_mode = _raw_mode(im)
+    raw_mode = stored_mode(im)
     im.load()
     icc, exif = _rgb_profile(im.info.get("icc_profile")), None
     ImageOps.exif_transpose(im, in_place=True)  # our own decoded copy: no second 36 MB for 12 MP
