@@ -17,10 +17,15 @@ import warnings
 import zipfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from colorcli.errors import CheckpointError, ColorcliError, NoSuchCheckpoint, UsageError, first_line
 from colorcli.files import atomic_write, ensure_folder
+
+if TYPE_CHECKING:
+    import torch
+
+    from colorcli.model import Colorizer
 
 FORMAT = "colorcli-checkpoint"
 FORMAT_VERSION = 1
@@ -167,7 +172,9 @@ def _compare_state(expected: dict[str, Any], got: dict[str, Any]) -> tuple[list[
     return missing, unexpected, mismatched
 
 
-def export_safetensors(model, path: Path, info: dict[str, Any] | None = None, half: bool = False) -> None:
+def export_safetensors(
+    model: torch.nn.Module, path: Path, info: dict[str, Any] | None = None, half: bool = False
+) -> None:
     """Write a model's weights and config as safetensors (weights only, never code).
 
     info: JSON-able extras kept as metadata (the training config, metrics). half: store
@@ -235,7 +242,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     return config, state, decoded
 
 
-def load_model(path: Path | None = None, **decode: float):  # -> Colorizer
+def load_model(path: Path | None = None, **decode: float) -> Colorizer:
     """A model in eval mode from a ``.pt`` or ``.safetensors`` file; None = the shipped default.
 
     decode: overrides of decoding settings (temperature, prior_correction, saturation, tile_saturation).
@@ -244,7 +251,7 @@ def load_model(path: Path | None = None, **decode: float):  # -> Colorizer
     return model_from_state({**config, **decode}, state, path or default_model_path())
 
 
-def pick_device(name: str):  # -> torch.device
+def pick_device(name: str) -> torch.device:
     """auto -> cuda, then mps, then cpu; an explicit device that is missing is a usage error."""
     import torch
 

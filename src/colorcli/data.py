@@ -41,7 +41,8 @@ def _torchvision(name: str) -> Any:
 
 
 def default_data_dir() -> Path:
-    """Where downloads and decoded-folder caches live: $COLORCLI_DATA_DIR or ~/.cache/colorcli."""
+    """Where downloads and decoded-folder caches live: $COLORCLI_DATA_DIR, else
+    $XDG_CACHE_HOME/colorcli, else ~/.cache/colorcli."""
     env = os.environ.get("COLORCLI_DATA_DIR")
     if env:
         return Path(env)
@@ -408,7 +409,7 @@ def resize_images(rgb: torch.Tensor, size: int, chunk: int = 1024) -> torch.Tens
 
 def flip_where(rgb: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Mirror the images of a (B, 3, H, W) batch where flip (B,) is True, batched."""
-    return torch.where(flip.to(rgb.device).view(-1, 1, 1, 1), rgb.flip(-1), rgb)
+    return torch.where(flip.to(rgb.device).view(-1, 1, 1, 1), rgb.flip(-1), rgb)  # flip as (B, 1, 1, 1)
 
 
 def make_pair(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

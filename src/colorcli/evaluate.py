@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -15,6 +15,10 @@ from colorcli.data import grayscale_images, skipped_warning
 from colorcli.errors import ColorcliError, InputError, UsageError, torchvision_unusable, warn
 from colorcli.finding import find_images, is_image_name, plugin_note
 from colorcli.images import load_rgb
+
+if TYPE_CHECKING:
+    from colorcli.tiling import ColorizeOptions
+
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
 
 
@@ -47,7 +51,7 @@ class Scores:
         }
 
 
-def colorize_batch(model, rgb_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def colorize_batch(model: torch.nn.Module, rgb_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(gray copy, colorized) uint8 (B, 3, H, W) of true colour images (B, 3, H, W) uint8."""
     y = luma_u8(rgb_u8)  # (B, 1, H, W) what a user's gray photo holds
     with torch.inference_mode():
@@ -90,7 +94,7 @@ def summarize(
     return out
 
 
-def evaluate_tensor(model, data: torch.Tensor, batch_size: int = 500, progress=None) -> dict[str, Any]:
+def evaluate_tensor(model: torch.nn.Module, data: torch.Tensor, batch_size: int = 500, progress=None) -> dict[str, Any]:
     """Score a model on (N, 3, H, W) uint8 colour images, batched."""
     mine, gray, truth_cf = [], [], []
     task = progress.add_task("scoring", total=len(data)) if progress is not None else None
@@ -156,7 +160,9 @@ def holdout_images(
     return data[val_idx]
 
 
-def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) -> dict[str, Any]:
+def evaluate_photos(
+    model: torch.nn.Module, paths: list[Path], options: ColorizeOptions, per_image: bool = False
+) -> dict[str, Any]:
     """Score the full-resolution tiling path on colour photos (each compared at its own size).
 
     per_image adds ``per_image``: one record per photo (file, psnr, gray_psnr, psnr_gain_db,
@@ -197,7 +203,14 @@ def evaluate_photos(model, paths: list[Path], options, per_image: bool = False) 
     return result
 
 
-def save_photo_grid(model, paths: list[Path], path: Path, options, height: int = 200, rows_max: int = 8) -> None:
+def save_photo_grid(
+    model: torch.nn.Module,
+    paths: list[Path],
+    path: Path,
+    options: ColorizeOptions,
+    height: int = 200,
+    rows_max: int = 8,
+) -> None:
     """A PNG with one row for each of the first ``rows_max`` readable photos, colorized at full
     resolution and shown `height` pixels tall: gray | colorized | original."""
     from PIL import Image
@@ -225,7 +238,7 @@ def save_photo_grid(model, paths: list[Path], path: Path, options, height: int =
     atomic_write(Path(path), lambda f: sheet.save(f, format="PNG"))
 
 
-def save_grid(model, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 3) -> None:
+def save_grid(model: torch.nn.Module, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 3) -> None:
     """A PNG with one row per image: gray | colorized | ground truth (nearest-neighbour zoom)."""
     from PIL import Image
 
@@ -242,7 +255,7 @@ def save_grid(model, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 
     big = triplets.repeat_interleave(zoom, -1).repeat_interleave(zoom, -2)  # (3*rows, 3, zH, zW)
     pad = 2
     grid = make_grid(big, nrow=3, padding=pad, pad_value=255)  # (3, H', W') uint8
-    img = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    img = Image.fromarray(grid.permute(1, 2, 0).numpy())  # (3, H, W) -> (H, W, 3)
     cell = big.shape[-1]
     img = _with_column_labels(img, [(pad + j * (cell + pad), cell) for j in range(3)], size=10)
     atomic_write(Path(path), lambda f: img.save(f, format="PNG"))
@@ -280,7 +293,7 @@ def undertrained_hint(
     return f"hint: {what} is only {share:.2f} of the truth's (nearly gray): the model looks undertrained; {advice}"
 
 
-def model_colour_share(model, rgb_u8: torch.Tensor, batch_size: int = 500) -> float | None:
+def model_colour_share(model: torch.nn.Module, rgb_u8: torch.Tensor, batch_size: int = 500) -> float | None:
     """The model's mean colorfulness on true-colour images (N, 3, H, W) uint8, as a share of
     theirs (None where they have no colour). The model is put in eval mode for this and back after."""
     was_training = model.training
@@ -304,7 +317,7 @@ def check_has_images(folder: Path) -> None:
     raise UsageError(f"{folder}: no images found ({why})")
 
 
-def training_hint(model, val: torch.Tensor, out: Path, images: int = 1000) -> str | None:
+def training_hint(model: torch.nn.Module, val: torch.Tensor, out: Path, images: int = 1000) -> str | None:
     """A hint for train's closing message when the model paints its validation images (the
     first ``images``, (V, 3, H, W) uint8) nearly gray, as a run of an epoch or two does, so
     eval's figures do not puzzle."""

@@ -58,6 +58,7 @@ def ssim_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     x, y = pred.float() / 255.0, truth.float() / 255.0  # (B, C, H, W)
     channels, r = x.shape[1], size // 2
     g = gaussian_window(size).to(x.device)
+    # the 1-D kernel as depthwise filters along rows, (C, 1, 1, k), and along columns, (C, 1, k, 1)
     across, down = g.view(1, 1, 1, -1).expand(channels, 1, 1, -1), g.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
 
     def blur(t: torch.Tensor) -> torch.Tensor:  # separable Gaussian, borders reflected: (B, C, H, W)

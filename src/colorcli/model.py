@@ -125,7 +125,7 @@ class ChromaBins(nn.Module):
     ) -> torch.Tensor:
         """Annealed mean of the class distribution: (B, K, H, W) -> CbCr (B, 2, H, W), faded
         where the distribution is flat when ``confidence`` > 0 (see ModelConfig)."""
-        logp = logits.float() - prior_correction * self.log_weights.view(1, -1, 1, 1)
+        logp = logits.float() - prior_correction * self.log_weights.view(1, -1, 1, 1)  # weights as (1, K, 1, 1)
         logq = (logp / max(temperature, 1e-3)).log_softmax(1)
         prob = logq.exp()  # (B, K, H, W)
         mean = torch.einsum("bkhw,kc->bchw", prob, self.points)  # (B, 2, H, W)

@@ -149,7 +149,7 @@ class _TileLayout:
         return len(self.rows) * len(self.cols)
 
 
-def _cut_tiles(gray: np.ndarray, tile: int, overlap: int):
+def _cut_tiles(gray: np.ndarray, tile: int, overlap: int) -> tuple[torch.Tensor, _TileLayout]:
     """Overlapping square tiles of an (h, w) uint8 image: (T, 1, tile, tile) float tensor and their layout."""
     import torch
     import torch.nn.functional as F
@@ -166,7 +166,7 @@ def _cut_tiles(gray: np.ndarray, tile: int, overlap: int):
     return tiles, layout  # (T, 1, tile, tile)
 
 
-def _blend(chroma, layout: _TileLayout, overlap: int):
+def _blend(chroma: torch.Tensor, layout: _TileLayout, overlap: int) -> torch.Tensor:
     """Blend tile chrominance (T, 2, tile, tile) with the smooth window into (2, h, w)."""
     import torch
 
@@ -180,7 +180,9 @@ def _blend(chroma, layout: _TileLayout, overlap: int):
     return (acc / norm)[:, : layout.h, : layout.w]  # (2, h, w)
 
 
-def predict_chroma_many(model, grays: list[np.ndarray], options: ColorizeOptions) -> list:
+def predict_chroma_many(
+    model: torch.nn.Module, grays: list[np.ndarray], options: ColorizeOptions
+) -> list[torch.Tensor]:
     """Chrominance of working-scale gray images, (h, w) uint8 each -> (2, h, w) float tensors in -128..128.
 
     Every image is reflect-padded to at least one tile and cut into overlapping
@@ -215,7 +217,7 @@ def with_colour_strength(
     return chroma * options.saturation * decoding.tile_factor(tiles)
 
 
-def predict_chroma(model, gray: np.ndarray, options: ColorizeOptions):
+def predict_chroma(model: torch.nn.Module, gray: np.ndarray, options: ColorizeOptions) -> torch.Tensor:
     """Chrominance of one working-scale gray image: (h, w) uint8 -> (2, h, w), -128..128."""
     return predict_chroma_many(model, [gray], options)[0]
 
@@ -381,7 +383,7 @@ def full_resolution(
     return compose_guided(gray, guided_planes(working, chroma, radius, options.guide_eps))
 
 
-def colorize_grays(model, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
+def colorize_grays(model: torch.nn.Module, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
     """Colorize 8-bit gray images together; each RGB result has its input's size and luma."""
     scale = options.for_model(model).scale
     working = [working_gray(g, scale) for g in grays]
@@ -389,7 +391,7 @@ def colorize_grays(model, grays: list[Image.Image], options: ColorizeOptions) ->
     return [full_resolution(g, w, c, options) for g, w, c in zip(grays, working, chroma, strict=True)]
 
 
-def colorize_gray(model, gray: Image.Image, options: ColorizeOptions) -> Image.Image:
+def colorize_gray(model: torch.nn.Module, gray: Image.Image, options: ColorizeOptions) -> Image.Image:
     """Colorize one 8-bit gray image; the RGB result has its size and (to within rounding) its luma."""
     return colorize_grays(model, [gray], options)[0]
 
@@ -411,6 +413,7 @@ def _ycbcr_band_to_rgb(y: torch.Tensor, chroma: torch.Tensor, out: np.ndarray) -
     if lowest < 0 or highest > 255:  # some pixels out of gamut: fit just those
         outside = ((rgb < 0) | (rgb > 255)).any(0)  # (rows, w)
         ys, cs = y[outside], c[:, outside]  # (k,), (2, k)
+        # the pixels outside as a (1, C, n, 1) image for the converter, back to (3, n)
         rgb[:, outside] = ycbcr_to_rgb_u8(ys.view(1, 1, -1, 1), cs.view(1, 2, -1, 1))[0, :, :, 0].float()
     torch.from_numpy(out).copy_(rgb.permute(1, 2, 0))  # (rows, w, 3); in-range whole numbers: exact
 

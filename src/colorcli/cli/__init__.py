@@ -183,7 +183,11 @@ ModelName = Annotated[
 Debug = Annotated[bool, typer.Option("--debug", metavar="", help="Show a full traceback on errors.")]
 # Where CIFAR is downloaded and folders' decoded images are cached (train and eval).
 DataDir = Annotated[
-    Path | None, typer.Option(help="Download/cache folder (default: $COLORCLI_DATA_DIR, else ~/.cache/colorcli).")
+    Path | None,
+    typer.Option(
+        help="Download/cache folder (default: $COLORCLI_DATA_DIR, else $XDG_CACHE_HOME/colorcli, "
+        "else ~/.cache/colorcli).",
+    ),
 ]
 Mirror = Annotated[str | None, typer.Option(help="Base URL of a CIFAR mirror (or set COLORCLI_CIFAR_MIRROR).")]
 
