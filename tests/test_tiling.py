@@ -49,6 +49,34 @@ def test_tiles_blend_without_seams():
     assert chroma.diff(dim=1).abs().max() < 5 and chroma.diff(dim=2).abs().max() < 5
 
 
+def test_a_long_strip_goes_through_the_model_one_call_of_tiles_at_a_time(tiny_model):
+    """A 2 x 3,000 strip is about 190 tiles of 32x32: no call, and no buffer, holds them all."""
+
+    class Counting(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner, self.batches = inner, []
+
+        @property
+        def config(self):
+            return self.inner.config
+
+        def forward(self, y):
+            self.batches.append(y.shape[0])
+            return self.inner(y)
+
+    model = Counting(tiny_model)
+    strip = (np.arange(6000).reshape(2, 3000) % 251).astype(np.uint8)  # (H, W)
+    options = ColorizeOptions(tile_batch=8)
+    chroma = predict_chroma(model, strip, options)
+    assert chroma.shape == (2, 2, 3000)
+    per_call = options.for_model(tiny_model).tiles_per_call
+    assert max(model.batches) <= per_call and sum(model.batches) == len(range(0, 3000 - 32, 16)) + 1
+    # Blended call by call, each image on its own (h, w), it is what a whole-image blend gives.
+    one_call = predict_chroma(tiny_model, strip, ColorizeOptions(tile_batch=1000))
+    assert torch.equal(chroma, one_call)
+
+
 def test_window_is_smooth_and_positive():
     w = _window(32, 16)
     assert w.min() > 0 and 0.99 < w.max() <= 1

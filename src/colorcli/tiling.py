@@ -148,9 +148,13 @@ class _TileLayout:
     def count(self) -> int:
         return len(self.rows) * len(self.cols)
 
+    def origins(self) -> list[tuple[int, int]]:
+        """Each tile's top-left corner (row, column), in the order tiles are cut and blended."""
+        return [(r, c) for r in self.rows for c in self.cols]
 
-def _cut_tiles(gray: np.ndarray, tile: int, overlap: int) -> tuple[torch.Tensor, _TileLayout]:
-    """Overlapping square tiles of an (h, w) uint8 image: (T, 1, tile, tile) float tensor and their layout."""
+
+def _pad_for_tiles(gray: np.ndarray, tile: int, overlap: int) -> tuple[torch.Tensor, _TileLayout]:
+    """An (h, w) uint8 image padded to at least one tile, (ph, pw) float, and its tiles' layout."""
     import torch
     import torch.nn.functional as F
 
@@ -162,22 +166,42 @@ def _cut_tiles(gray: np.ndarray, tile: int, overlap: int) -> tuple[torch.Tensor,
         y = F.pad(y, (0, pw - w, 0, ph - h), mode=mode)  # (1, 1, ph, pw)
     stride = tile - overlap
     layout = _TileLayout(h, w, ph, pw, _tile_starts(ph, tile, stride), _tile_starts(pw, tile, stride))
-    tiles = torch.stack([y[0, :, r : r + tile, c : c + tile] for r in layout.rows for c in layout.cols])
-    return tiles, layout  # (T, 1, tile, tile)
+    return y[0, 0], layout  # (ph, pw)
 
 
-def _blend(chroma: torch.Tensor, layout: _TileLayout, overlap: int) -> torch.Tensor:
-    """Blend tile chrominance (T, 2, tile, tile) with the smooth window into (2, h, w)."""
+class _Blend:
+    """One image's tile chrominance, added up with the smooth window as the tiles come back
+    from the model, over the image's own (h, w) only: memory does not grow with its tile count."""
+
+    def __init__(self, layout: _TileLayout, tile: int, weight: torch.Tensor) -> None:
+        import torch
+
+        self.layout, self.tile, self.weight = layout, tile, weight  # weight: (tile, tile)
+        self.acc = torch.zeros(2, layout.h, layout.w)
+        self.norm = torch.zeros(1, layout.h, layout.w)
+
+    def add(self, origin: tuple[int, int], chroma: torch.Tensor) -> None:
+        """Add one tile's chrominance (2, tile, tile) at its ``origin`` (row, column)."""
+        r, c = origin
+        h, w = min(self.tile, self.layout.h - r), min(self.tile, self.layout.w - c)  # its part inside the image
+        if h > 0 and w > 0:
+            self.acc[:, r : r + h, c : c + w] += chroma[:, :h, :w] * self.weight[:h, :w]
+            self.norm[:, r : r + h, c : c + w] += self.weight[:h, :w]
+
+    def result(self) -> torch.Tensor:
+        return self.acc / self.norm  # (2, h, w)
+
+
+def _tile_batches(padded: list[torch.Tensor], layouts: list[_TileLayout], tile: int, per_call: int):
+    """The tiles of all images in model-call batches, cut as each call needs them:
+    ((b, 1, tile, tile) float, [(image index, tile origin)] * b) per call."""
     import torch
 
-    tile = chroma.shape[-1]
-    weight = _window(tile, overlap)
-    acc = torch.zeros(2, layout.ph, layout.pw)
-    norm = torch.zeros(1, layout.ph, layout.pw)
-    for i, (r, c) in enumerate((r, c) for r in layout.rows for c in layout.cols):
-        acc[:, r : r + tile, c : c + tile] += chroma[i] * weight
-        norm[:, r : r + tile, c : c + tile] += weight
-    return (acc / norm)[:, : layout.h, : layout.w]  # (2, h, w)
+    owners = [(i, origin) for i, layout in enumerate(layouts) for origin in layout.origins()]
+    for start in range(0, len(owners), per_call):
+        batch = owners[start : start + per_call]
+        tiles = torch.stack([padded[i][None, r : r + tile, c : c + tile] for i, (r, c) in batch])  # (b, 1, tile, tile)
+        yield tiles, batch
 
 
 def predict_chroma_many(
@@ -187,21 +211,22 @@ def predict_chroma_many(
 
     Every image is reflect-padded to at least one tile and cut into overlapping
     tiles; the tiles of all images go through the model together in batches of
-    ``tile_batch``, and each image's tiles are blended back.
+    ``tile_batch``, and each call's tiles are blended into their images at once, so
+    memory holds one call's tiles, not all of them (a 1 x 200,000 strip is 6,250 tiles).
     """
     import torch
 
     tiling = options.for_model(model)
-    cut = [_cut_tiles(g, tiling.tile, tiling.overlap) for g in grays]
-    tiles = torch.cat([t for t, _ in cut])  # (sum T, 1, tile, tile)
+    padded, layouts = zip(*(_pad_for_tiles(g, tiling.tile, tiling.overlap) for g in grays), strict=True)
+    weight = _window(tiling.tile, tiling.overlap)
+    blends = [_Blend(layout, tiling.tile, weight) for layout in layouts]
     device = next(model.parameters()).device
     with torch.inference_mode():
-        chroma = torch.cat([model(b.to(device)).float().cpu() for b in tiles.split(tiling.tiles_per_call)])
-    per_image = chroma.split([layout.count for _, layout in cut])  # each (T_i, 2, tile, tile)
-    return [
-        with_colour_strength(_blend(c, layout, tiling.overlap), options, tiling.decoding, layout.count)
-        for c, (_, layout) in zip(per_image, cut, strict=True)
-    ]
+        for tiles, owners in _tile_batches(list(padded), list(layouts), tiling.tile, tiling.tiles_per_call):
+            chroma = model(tiles.to(device)).float().cpu()  # (b, 2, tile, tile)
+            for (i, origin), c in zip(owners, chroma, strict=True):
+                blends[i].add(origin, c)
+    return [with_colour_strength(blend.result(), options, tiling.decoding, blend.layout.count) for blend in blends]
 
 
 def with_colour_strength(
