@@ -650,6 +650,52 @@ def test_eval_holdout_of_the_shipped_model_refuses_a_dataset_it_did_not_split(im
     assert r.exit_code == 2 and "25 images, but the run split 24" in r.output, r.output
 
 
+def test_eval_holdout_scores_the_model_whose_split_it_takes(monkeypatch):
+    """The default dataset's name (cifar10) chose the model while the split came from the default model."""
+    import colorcli.checkpoint as checkpoint
+    import colorcli.evaluate as evaluate
+    from colorcli.errors import UsageError
+
+    seen: dict[str, object] = {}
+    real_load = checkpoint.load_model
+
+    def load_model(path, **decode):
+        seen["model"] = path
+        return real_load(path, **decode)
+
+    def holdout_images(source, dataset, data_dir, mirror=None, size=32):
+        seen.update(split=source, size=size)
+        raise UsageError("the split is not needed further")
+
+    monkeypatch.setattr(checkpoint, "load_model", load_model)
+    monkeypatch.setattr(evaluate, "holdout_images", holdout_images)
+    for args, name, tile in (
+        ([], "photo", 64),
+        (["--model", "cifar10"], "cifar10", 32),
+        (["--model", "photo"], "photo", 64),
+    ):
+        seen.clear()
+        r = invoke("eval", "--holdout", *args)
+        assert r.exit_code == 2 and "not needed further" in r.output, r.output
+        assert seen["model"] == seen["split"] == checkpoint.shipped_model_path(name) and seen["size"] == tile
+
+
+def test_eval_of_a_folder_brings_its_images_to_the_models_tile(monkeypatch, image_folder):
+    import colorcli.data as data
+
+    sizes = []
+    real = data.load_dataset
+
+    def load_dataset(*args, size=32, **kwargs):
+        sizes.append(size)
+        return real(*args, size=size, **kwargs)
+
+    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    r = invoke("eval", "--model", "photo", "--dataset", image_folder, "--limit", "4", "--json")
+    assert r.exit_code == 0, r.output
+    assert sizes == [64]  # the photo model's tile, as its training validated; it was 32 for every model
+
+
 def test_eval_holdout_refuses_full_res_and_per_image_names_nested_files(tmp_path, tiny_checkpoint):
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--holdout", "--full-res", "--dataset", tmp_path)
     assert r.exit_code == 2 and "--holdout" in r.output, r.output

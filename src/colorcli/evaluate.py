@@ -126,9 +126,14 @@ def photo_folder(paths: list[Path]) -> Path:
 
 
 def holdout_images(
-    checkpoint: Path | None, dataset: str | None, data_dir: Path | None, mirror: str | None = None
+    checkpoint: Path | None,
+    dataset: str | None,
+    data_dir: Path | None,
+    mirror: str | None = None,
+    size: int = 32,
 ) -> torch.Tensor:
-    """The validation images a run held out, (N, 3, 32, 32) uint8, from its stored training config.
+    """The validation images a run held out, (N, 3, S, S) uint8 (a folder's at ``size``, the
+    run's tile; CIFAR's at 32), from the training config stored with ``checkpoint``.
 
     dataset None means the run's own dataset; a name is the folder or CIFAR set to split,
     for a run whose folder has moved. A dataset with another number of images, or other
@@ -152,7 +157,7 @@ def holdout_images(
     changed = changed_files(source, extras)  # by name, before decoding anything
     if changed:
         raise UsageError(f"{source}: {changed}{refuse}")
-    data = load_dataset(source, data_dir or tc.data_dir, train=True, mirror=mirror, limit=tc.limit)
+    data = load_dataset(source, data_dir or tc.data_dir, train=True, mirror=mirror, limit=tc.limit, size=size)
     changed = changed_count(len(data), extras)
     if changed:
         raise UsageError(f"{source}: {changed}{refuse}")

@@ -93,11 +93,15 @@ def evaluate(
         _refuse_clashes(grid, overwrite, holdout, full_res, per_image, scale)
         if not holdout and dataset not in CIFAR_NAMES and Path(dataset).is_dir():
             check_has_images(Path(dataset))  # an empty folder is a usage error, as for colorize
-        model = load_model(model_source(checkpoint, model_name, dataset)).to(pick_device(device))
+        given = dataset if _from_command_line(ctx, "dataset") else None
+        # --holdout scores a model on the split its own run held out: the split and the model
+        # come from the same file, which the default dataset's name does not choose.
+        source = model_source(checkpoint, model_name, given if holdout else dataset)
+        model = load_model(source).to(pick_device(device))
+        tile = int(getattr(model.config, "tile", 32))
         data = None
         if holdout:
-            given = dataset if _from_command_line(ctx, "dataset") else None  # else the run's own
-            data = holdout_images(checkpoint, given, data_dir, mirror)
+            data = holdout_images(source, given, data_dir, mirror, size=tile)  # given None: the run's own
             if limit:
                 data = data[:limit]
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))
@@ -106,7 +110,8 @@ def evaluate(
             opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)
             result = evaluate_photos(model.cpu(), paths, opts, per_image=per_image)
         else:
-            data = load_dataset(dataset, data_dir, train=False, mirror=mirror, limit=limit)
+            # A folder's images at the model's tile, as training validated them (CIFAR stays 32x32).
+            data = load_dataset(dataset, data_dir, train=False, mirror=mirror, limit=limit, size=tile)
             result = evaluate_tensor(model, data.to(next(model.parameters()).device))
         if grid is not None and full_res:
             save_photo_grid(model.cpu(), paths, grid, opts)
@@ -138,7 +143,7 @@ def _refuse_clashes(
         if grid.exists() and not overwrite:
             raise UsageError(f"{grid}: exists; --overwrite replaces it")
     if holdout and full_res:
-        raise UsageError("--holdout scores the run's 32x32 validation split; --full-res scores a photo folder")
+        raise UsageError("--holdout scores the run's validation split at its tile; --full-res scores a photo folder")
     if per_image and not full_res:
         raise UsageError("--per-image scores photos at their own size: add --full-res")
     if scale is not None and not full_res:
