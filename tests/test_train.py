@@ -89,12 +89,35 @@ def test_resuming_a_finished_run_says_so(image_folder, tmp_path, capsys):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(image_folder, tmp_path, monkeypatch):
-    train(config(image_folder, tmp_path / "n", epochs=1), TINY)
-    good = (tmp_path / "n" / "last.pt").read_bytes()
+    saved: list[bytes] = []
+    real_history, real_loss = train_mod._write_history, UNet.loss
+
+    def write_history(out, history):  # the end of an epoch, after its last.pt
+        real_history(out, history)
+        saved.append((out / "last.pt").read_bytes())
+
+    def loss(self, raw, y, rgb):  # good in the first epoch, nan after it
+        return real_loss(self, raw, y, rgb) * (float("nan") if saved else 1.0)
+
+    monkeypatch.setattr(train_mod, "_write_history", write_history)
+    monkeypatch.setattr(UNet, "loss", loss)
+    with pytest.raises(TrainingError, match=r"loss became nan.*last good checkpoint is .*last\.pt"):
+        train(config(image_folder, tmp_path / "n", epochs=3), TINY)
+    assert len(saved) == 1 and (tmp_path / "n" / "last.pt").read_bytes() == saved[0]
+
+
+def test_overwrite_removes_the_replaced_runs_files_before_training(image_folder, tmp_path, monkeypatch, capsys):
+    """Else an interrupted or failed new run left the old run's best.pt beside its own last.pt."""
+    train(config(image_folder, tmp_path / "o", epochs=1), TINY)
+    assert {p.name for p in (tmp_path / "o").iterdir()} >= {"best.pt", "last.pt", "history.json"}
     monkeypatch.setattr(UNet, "loss", lambda self, raw, y, rgb: raw.sum() * float("nan"))
-    with pytest.raises(TrainingError, match="loss became nan"):
-        train(config(image_folder, tmp_path / "n", epochs=3), TINY, resume=None, overwrite=True)
-    assert (tmp_path / "n" / "last.pt").read_bytes() == good
+    from rich.console import Console
+
+    console = Console(stderr=True, force_terminal=False)
+    with pytest.raises(TrainingError, match="No checkpoint was written yet"):
+        train(config(image_folder, tmp_path / "o", epochs=2), TINY, overwrite=True, console=console)
+    assert not any((tmp_path / "o" / name).exists() for name in ("best.pt", "last.pt", "history.json"))
+    assert "removed the earlier run's best.pt, last.pt, history.json" in capsys.readouterr().err
 
 
 # ---- real processes: SIGINT finishes the step and saves; SIGKILL never leaves a broken checkpoint

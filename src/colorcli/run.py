@@ -215,6 +215,20 @@ def _run_folder_problem(out: Path, fresh: bool, overwrite: bool) -> str | None:
     return None
 
 
+RUN_FILES = ("best.pt", "last.pt", "history.json")  # what a run writes into its folder
+
+
+def clear_replaced_run(out: Path) -> list[str]:
+    """Remove the files of the run a fresh ``--overwrite`` run replaces, before it writes its
+    own, so its folder never holds one run's best.pt beside another's last.pt; their names."""
+    removed = []
+    for name in RUN_FILES:
+        if (out / name).exists():
+            (out / name).unlink()
+            removed.append(name)
+    return removed
+
+
 def missing_folders(folder: Path) -> list[Path]:
     """``folder`` and those of its parents that do not exist yet, deepest first."""
     missing = []

@@ -48,6 +48,7 @@ from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are 
     Run,
     TrainConfig,
     check_settings,
+    clear_replaced_run,
     count_of,
     fine_tune_config,
     folder_problem,
@@ -187,6 +188,10 @@ def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite
         )
         return TrainResult(out / "best.pt", loop.model)
     loop.net = wrapped(loop.model, d, device, compiled=cfg.compile)
+    if overwrite and run.state is None and d.main:  # the data loaded: the run it replaces goes now
+        removed = clear_replaced_run(out)
+        if removed:
+            say(f"--overwrite: removed the earlier run's {', '.join(removed)} from {out}")
     say(
         f"colorcli train: {run.model_cfg.arch} ({count_parameters(loop.model) / 1e6:.2f}M parameters) on {device}"
         + (f" with {count_of(threads, 'CPU thread')}" if threads else "")
