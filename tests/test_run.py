@@ -174,6 +174,9 @@ def test_a_new_run_fills_what_was_not_given_from_the_dataclasses():
     assert (seed.arch, seed.head, seed.loss, seed.vivid) == ("seed", "regress", "mse", 0.5)
     with pytest.raises(UsageError, match="--width: only shape the unet"):
         ModelOptions(arch="seed", width=8).config()
+    for given, flag in (({"tile": 40}, "--tile"), ({"depth": 4}, "--depth"), ({"context": True}, "--context")):
+        with pytest.raises(UsageError, match=f"{flag}: only shape the unet"):  # were silently ignored
+            ModelOptions(arch="seed", **given).config()
 
 
 def test_resume_refuses_a_given_setting_that_differs_and_takes_the_rest_from_the_run(image_folder, tmp_path):

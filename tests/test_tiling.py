@@ -74,7 +74,7 @@ def test_a_long_strip_goes_through_the_model_one_call_of_tiles_at_a_time(tiny_mo
     assert max(model.batches) <= per_call and sum(model.batches) == len(range(0, 3000 - 32, 16)) + 1
     # Blended call by call, each image on its own (h, w), it is what a whole-image blend gives.
     one_call = predict_chroma(tiny_model, strip, ColorizeOptions(tile_batch=1000))
-    assert torch.equal(chroma, one_call)
+    assert torch.allclose(chroma, one_call, atol=1e-4)  # batch size may change the conv kernels, not the blend
 
 
 def test_window_is_smooth_and_positive():

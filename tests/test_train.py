@@ -270,3 +270,31 @@ def test_balance_draws_subfolders_evenly_and_is_kept_with_the_run(image_folder, 
     assert load_checkpoint(tmp_path / "bal" / "last.pt")["train_config"]["balance"] == 1.0
     with pytest.raises(UsageError, match="balance 2"):
         train(config(image_folder, tmp_path / "bad", epochs=1, balance=2.0), TINY)
+
+
+@pytest.mark.parametrize(
+    ("settings", "model", "says"),
+    [
+        ({"scale_min": 64, "scale_max": 32}, TINY, "--scale-min 64 is more than --scale-max 32"),
+        ({"scale_min": 48}, TINY, "--scale-min needs --scale-max"),
+        ({"scale_max": 16}, TINY, "less than the model's 32-pixel tile"),
+        ({}, ModelConfig(width=4, depth=3, tile=20), "use a multiple of 8"),
+        ({"mix": "self", "mix_share": 0.95}, TINY, "is all of it"),
+        ({"mix": "self", "mix_share": 0.01}, TINY, "is no image"),
+    ],
+)
+def test_settings_training_cannot_use_are_usage_errors(image_folder, tmp_path, settings, model, says):
+    """Each of these ended in a traceback (a division by zero, uniform_'s from > to, a size mismatch)."""
+    if settings.get("mix") == "self":
+        settings = {**settings, "mix": str(image_folder)}
+    with pytest.raises(UsageError, match=says):
+        train(config(image_folder, tmp_path / "run", **settings), model)
+
+
+def test_a_mix_of_black_and_white_images_only_is_a_usage_error(image_folder, tmp_path):
+    gray = tmp_path / "gray"
+    gray.mkdir()
+    for i in range(4):
+        colour_image(32, 32, seed=i).convert("L").convert("RGB").save(gray / f"{i}.png")
+    with pytest.raises(UsageError, match="all 4 images are black-and-white"):
+        train(config(image_folder, tmp_path / "run", mix=str(gray)), TINY)

@@ -240,6 +240,9 @@ class ModelOptions:
                 "--head": self.head,
                 "--norm": self.norm,
                 "--aux-logmse": self.aux_logmse,
+                "--depth": self.depth,
+                "--context": self.context,
+                "--tile": self.tile,
             }
             if any(v is not None for v in unet_only.values()):
                 flags = ", ".join(k for k, v in unet_only.items() if v is not None)

@@ -336,6 +336,11 @@ def build_model(config: ModelConfig) -> Colorizer:
 def check_trainable(config: ModelConfig) -> None:
     """Refuse settings that training would silently ignore (checkpoints that hold them still load)."""
     build_model(config)
+    if config.arch == "unet" and config.tile % 2**config.depth:
+        raise UsageError(
+            f"--tile {config.tile} does not halve evenly through a {config.depth}-level U-Net: "
+            f"use a multiple of {2**config.depth} (or fewer levels, --depth)"
+        )
     if config.aux_logmse and (config.arch == "seed" or config.head != "bins"):
         raise UsageError("aux_logmse weighs the bins head's posterior mean: it needs --head bins on the unet")
 

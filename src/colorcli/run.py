@@ -176,6 +176,22 @@ def check_settings(run: Run) -> None:
         raise UsageError(f"zoom {cfg.zoom} and zoom_min {cfg.zoom_min}: need 0 <= zoom <= 1 and 0 < zoom_min <= 1")
     if not 0 <= cfg.balance <= 1:
         raise UsageError(f"balance {cfg.balance}: need 0 <= balance <= 1")
+    _check_scales(cfg.scale_min, cfg.scale_max, run.model_cfg.tile)
+
+
+def _check_scales(scale_min: int | None, scale_max: int | None, tile: int) -> None:
+    """Refuse working scales training cannot draw tiles of the model's size from."""
+    if scale_min is not None and scale_max is None:
+        raise UsageError("--scale-min needs --scale-max: the working scales are drawn from the range between them")
+    if scale_max is None:
+        return
+    if scale_min is not None and scale_min > scale_max:
+        raise UsageError(f"--scale-min {scale_min} is more than --scale-max {scale_max}")
+    if (scale_min or scale_max) < tile:
+        raise UsageError(
+            f"working scale {scale_min or scale_max} is less than the model's {tile}-pixel tile: "
+            "a tile would be cut from an enlarged photo; raise --scale-min/--scale-max or lower --tile"
+        )
 
 
 # ---- the run's folder
@@ -345,6 +361,22 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor,
     return perm[n_val:], perm[:n_val]
 
 
+def check_mix_share(batch: int, world: int, share: float) -> None:
+    """Refuse a --mix share that leaves a step no image of the dataset, or none of the mix."""
+    local = batch // world
+    mixed = round(local * share)
+    if mixed >= local:
+        raise UsageError(
+            f"--mix-share {share:g} of a batch of {local} per process is all of it: no room for --dataset's "
+            "images; lower --mix-share or raise --batch-size"
+        )
+    if mixed == 0:
+        raise UsageError(
+            f"--mix-share {share:g} of a batch of {local} per process is no image: nothing of --mix would be "
+            "seen; raise --mix-share or --batch-size"
+        )
+
+
 def run_split(cfg: TrainConfig, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The (training, validation) indices a run with these settings splits ``n`` images into."""
     return split_indices(n, cfg.val_fraction, cfg.seed)
@@ -375,6 +407,8 @@ def split_for_training(
             )
             batch = fitted
     cfg = replace(cfg, batch_size=batch)
+    if cfg.mix:
+        check_mix_share(batch, world, cfg.mix_share)
     if len(train_idx) < batch:
         hint = f"; lower --batch-size (now {batch})"
         if dropped:

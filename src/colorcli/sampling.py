@@ -33,6 +33,7 @@ from colorcli.data import (
     zoom_in,
 )
 from colorcli.distributed import Dist, broadcast_images
+from colorcli.errors import UsageError
 from colorcli.run import check_image_count, files_digest, split_for_training
 
 if TYPE_CHECKING:
@@ -92,7 +93,10 @@ def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor
     Each step enlarges only its own share to the tile (50,000 images kept at 64x64 would be 614 MB)."""
     mix = load_images(cfg, d, device, spec=cfg.mix, size=32)
     if cfg.skip_gray:
-        mix = mix[~grayscale_images(mix)]
+        gray = grayscale_images(mix)
+        if gray.all():
+            raise UsageError(f"--mix {cfg.mix}: all {len(mix)} images are black-and-white (--keep-gray keeps them)")
+        mix = mix[~gray]
     return mix.to(device)
 
 
