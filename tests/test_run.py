@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from colorcli.checkpoint import load_checkpoint, load_model, save_checkpoint
-from colorcli.errors import UsageError
+from colorcli.errors import ColorcliError, UsageError
 from colorcli.model import ModelConfig
 from colorcli.run import (
     ModelOptions,
@@ -189,3 +189,19 @@ def test_resume_refuses_a_given_setting_that_differs_and_takes_the_rest_from_the
     result = train(TrainConfig(epochs=1, device="cpu", threads=1), ModelOptions(width=4), resume=last)
     assert result.best == tmp_path / "r" / "best.pt"
     assert load_checkpoint(last)["train_config"]["batch_size"] == 8
+
+
+def test_a_resumed_runs_mix_folder_may_move_and_a_folder_to_resume_points_at_its_last_pt(image_folder, tmp_path):
+    import shutil
+
+    mix = tmp_path / "mix"
+    shutil.copytree(image_folder, mix)
+    train(config(image_folder, tmp_path / "r", epochs=1, mix=str(mix)), TINY)
+    last = tmp_path / "r" / "last.pt"
+    moved = mix.rename(tmp_path / "mix-moved")
+    with pytest.raises(UsageError, match="--mix folder is not there; if it moved, resume with --mix NEWPATH"):
+        train(TrainConfig(threads=1), ModelOptions(), resume=last)
+    result = train(TrainConfig(threads=1, mix=str(moved)), ModelOptions(), resume=last)  # was refused as a change
+    assert result.best == tmp_path / "r" / "best.pt"
+    with pytest.raises(ColorcliError, match=r"is a folder; did you mean .*last\.pt"):  # best.pt cannot be resumed
+        train(TrainConfig(threads=1), ModelOptions(), resume=tmp_path / "r")

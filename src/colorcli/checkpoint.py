@@ -57,22 +57,24 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(Path(path), lambda f: torch.save({"format": FORMAT, "version": FORMAT_VERSION, **payload}, f))
 
 
-def _not_a_file(path: Path) -> NoSuchCheckpoint:
-    """Why a checkpoint path names no file: missing, or a run folder (pointing at its best.pt)."""
+def _not_a_file(path: Path, prefer: tuple[str, ...] = ("best.pt", "last.pt")) -> NoSuchCheckpoint:
+    """Why a checkpoint path names no file: missing, or a run folder (pointing at the first of
+    ``prefer`` it holds: best.pt to score or fine-tune, last.pt to resume)."""
     if path.is_dir():
-        inside = next((path / n for n in ("best.pt", "last.pt") if (path / n).is_file()), None)
+        inside = next((path / n for n in prefer if (path / n).is_file()), None)
         hint = f"; did you mean {inside}?" if inside else "; name the checkpoint file"
         return NoSuchCheckpoint(f"{path}: is a folder{hint}")
     return NoSuchCheckpoint(f"{path}: no such checkpoint file")
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Load a ``.pt`` checkpoint without executing anything it contains."""
+def load_checkpoint(path: Path, resuming: bool = False) -> dict[str, Any]:
+    """Load a ``.pt`` checkpoint without executing anything it contains (``resuming``: a
+    folder given instead is pointed at its last.pt, the file a run resumes from)."""
     import torch
 
     path = Path(path)
     if not path.is_file():
-        raise _not_a_file(path)
+        raise _not_a_file(path, ("last.pt",) if resuming else ("best.pt", "last.pt"))
     try:
         with warnings.catch_warnings():
             # A plain pickle makes torch warn of its protocol (and ask for an issue) before refusing it.

@@ -36,7 +36,7 @@ LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; 
 # What a fine-tune may grow: new layers (a deeper U-Net, the context branch) start fresh or at
 # zero beside the starting weights, and the tile and working scale are no weights at all.
 GROWTH_SETTINGS = ("depth", "context", "tile", "scale")
-RELOCATABLE = ("dataset", "data_dir", "mirror")  # where a resumed run's data lies may change
+RELOCATABLE = ("dataset", "data_dir", "mirror", "mix")  # where a resumed run's data lies may change
 MACHINE = ("device", "threads")  # this machine's, not the run's: never checked on --resume
 
 
@@ -121,7 +121,7 @@ def resumed_run(resume: Path, cfg: TrainConfig, model: ModelConfig | ModelOption
     given (not None) that differs from the run's is refused."""
     if resume.suffix == ".safetensors":
         raise UsageError(f"{resume}: an exported model holds weights only, nothing to resume; fine-tune it with --init")
-    state = load_checkpoint(resume)
+    state = load_checkpoint(resume, resuming=True)
     if "optimizer" not in state:
         raise UsageError(
             f"{resume}: has no training state to resume from; resume from the run's "
@@ -162,8 +162,14 @@ def _refuse_changed_settings(given: dict[str, Any], saved: dict[str, Any], model
     if changed:
         raise UsageError(
             f"{'; '.join(changed)}: a resumed run keeps the settings it started with; "
-            f"start a new run from its weights with --init {quoted(resume.parent / 'best.pt')} to change them"
+            f"start a new run from its weights with --init {quoted(_weights_of(resume))} to change them"
         )
+
+
+def _weights_of(resume: Path) -> Path:
+    """The file a new run should start from to carry a run's weights on: its best.pt, once it has one."""
+    best = resume.parent / "best.pt"
+    return best if best.is_file() else resume
 
 
 def check_settings(run: Run) -> None:
@@ -283,6 +289,8 @@ def _resumed_data_problem(run: Run) -> str | None:
     decoding, or None."""
     if not is_dataset(run.cfg.dataset):
         return f"{run.cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
+    if run.cfg.mix and not is_dataset(run.cfg.mix):  # found before its dataset is decoded, not after
+        return f"{run.cfg.mix}: the run's --mix folder is not there; if it moved, resume with --mix NEWPATH"
     changed = changed_files(run.cfg.dataset, run.state)
     return _split_would_change(run, changed) if changed else None
 
@@ -298,7 +306,7 @@ def _split_would_change(run: Run, changed: str) -> str:
     """Why a resumed run refuses its dataset (``changed`` says what differs), and what to do."""
     return (
         f"{run.cfg.dataset}: {changed}, so its split would change; resume with the same images, or start "
-        f"a new run from its weights with --init {quoted(run.resume.parent / 'best.pt')}"
+        f"a new run from its weights with --init {quoted(_weights_of(run.resume))}"
     )
 
 
