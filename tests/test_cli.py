@@ -513,18 +513,18 @@ def test_eval_checks_the_grid_path_first_and_skips_unreadable_photos(tmp_path, t
     r = invoke(*base, "--grid", tmp_path / "grid.jpg")
     assert r.exit_code == 2 and "grid.jpg" in r.output and ".png" in r.output
     r = invoke(*base, "--grid", tmp_path / "new" / "grid.png", "--json")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # scored, and one input failed
     assert json.loads(r.stdout.splitlines()[-1])["images"] == 1
     assert "bad.jpg" in r.output and (tmp_path / "new" / "grid.png").is_file()
     for i in range(8):  # the grid draws the first readable photos, however many come before them
         (photos / f"0{i}.jpg").write_text("not an image")
     r = invoke(*base, "--grid", tmp_path / "g2.png", "--json")
-    assert r.exit_code == 0 and Image.open(tmp_path / "g2.png").height > 100, r.output
+    assert r.exit_code == 1 and Image.open(tmp_path / "g2.png").height > 100, r.output
     assert "(00.jpg: not a readable image" in r.output  # the first skipped file's reason
     before = (tmp_path / "g2.png").read_bytes()
     r = invoke(*base, "--grid", tmp_path / "g2.png")
     assert r.exit_code == 2 and "--overwrite" in r.output and (tmp_path / "g2.png").read_bytes() == before
-    assert invoke(*base, "--grid", tmp_path / "g2.png", "--overwrite").exit_code == 0
+    assert invoke(*base, "--grid", tmp_path / "g2.png", "--overwrite").exit_code == 1
 
 
 def test_train_on_black_and_white_images_only_points_to_keep_gray(tmp_path):
@@ -1033,3 +1033,17 @@ def test_train_on_a_folder_without_images_is_a_usage_error_as_for_colorize_and_e
     r = invoke("train", "--dataset", tmp_path / "empty", "--out", tmp_path / "run", "--device", "cpu")
     assert r.exit_code == 2 and "no images found" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_full_res_scores_what_it_can_read_and_exits_1_naming_the_rest(tmp_path, tiny_checkpoint):
+    for i in range(3):
+        colour_image(40, 30, seed=i).save(tmp_path / f"{i}.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", tmp_path, "--full-res", "--json")
+    assert r.exit_code == 1, r.output
+    result = json.loads(r.stdout)
+    assert result["images"] == 3 and result["unreadable"] == [str(tmp_path / "broken.png")]
+    assert "broken.png" in r.stderr
+    (tmp_path / "broken.png").unlink()
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", tmp_path, "--full-res", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["unreadable"] == []

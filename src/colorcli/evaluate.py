@@ -193,6 +193,7 @@ def evaluate_photos(
     if not mine:
         raise InputError(f"{photo_folder(paths)}: none of the {len(paths)} images could be read ({unreadable[0][1]})")
     result = summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))
+    result["unreadable"] = [str(p) for p, _ in unreadable]  # scored without them; the command exits 1
     if per_image:
         result["per_image"] = [
             {

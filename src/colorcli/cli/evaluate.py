@@ -74,7 +74,7 @@ def evaluate(
     """Score a checkpoint against the gray-copy baseline: PSNR, SSIM, colorfulness."""
     device = _value(device)
 
-    def body() -> None:
+    def body() -> int:
         import torch
 
         from colorcli.checkpoint import load_model, model_source, pick_device
@@ -127,8 +127,9 @@ def evaluate(
         hint = undertrained_hint(share)
         if hint:
             _stderr().print(hint, style="yellow", markup=False)
+        return 1 if result.get("unreadable") else 0  # some inputs failed, as colorize says it
 
-    _run(body, debug)
+    raise typer.Exit(_run(body, debug))
 
 
 def _refuse_clashes(
