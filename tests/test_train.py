@@ -298,3 +298,25 @@ def test_a_mix_of_black_and_white_images_only_is_a_usage_error(image_folder, tmp
         colour_image(32, 32, seed=i).convert("L").convert("RGB").save(gray / f"{i}.png")
     with pytest.raises(UsageError, match="all 4 images are black-and-white"):
         train(config(image_folder, tmp_path / "run", mix=str(gray)), TINY)
+
+
+def test_a_run_folder_another_training_is_writing_is_refused(image_folder, tmp_path):
+    """Two trainings into one folder both ran, each overwriting the other's checkpoints."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = (  # another process holding the folder, as a second `colorcli train` would
+        "import sys, time; from pathlib import Path; from colorcli.files import folder_held\n"
+        "with folder_held(Path(sys.argv[1]), 'busy'):\n    print('held', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        with pytest.raises(UsageError, match="another colorcli train is writing this run folder"):
+            train(config(image_folder, out), TINY)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert train(config(image_folder, out, epochs=1), TINY).best == out / "best.pt"  # free again

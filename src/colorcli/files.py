@@ -6,13 +6,14 @@ Every file colorcli writes (results, checkpoints, caches, grids, histories) goes
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -86,6 +87,25 @@ def remove_stale_temps(folder: Path, before: float | None = None) -> list[Path]:
             continue
         removed.append(Path(entry.path))
     return removed
+
+
+@contextlib.contextmanager
+def folder_held(folder: Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while inside, or raise UsageError(``busy``) when
+    another process holds it (two trainings writing one run folder would overwrite each
+    other's checkpoints). The lock ends with the process, however it ends; where folders
+    cannot be locked, nothing is held."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        if not _lock(fd, exclusive=True):
+            raise UsageError(busy)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _lock(fd: int, exclusive: bool) -> bool:

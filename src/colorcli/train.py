@@ -10,6 +10,7 @@ here: prepare the run's data and model, train an epoch, validate it, save it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shlex
@@ -38,7 +39,7 @@ from colorcli.distributed import (
 )
 from colorcli.errors import TrainingError, UsageError, printable
 from colorcli.evaluate import training_hint
-from colorcli.files import atomic_write, remove_stale_temps
+from colorcli.files import atomic_write, folder_held, remove_stale_temps
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, class_prior_counts, count_parameters
 from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are also reached from here
@@ -163,7 +164,8 @@ def train(
     d, device = init_distributed(here.device)
     new_folders = missing_folders(Path(here.out).absolute()) if resume is None else []
     try:
-        return _train(cfg, model, resume, console, d, device, overwrite)
+        with contextlib.ExitStack() as held:  # the run folder's lock, until the run ends
+            return _train(cfg, model, resume, console, d, device, overwrite, held)
     except BaseException:
         if d.main:  # a run that failed before writing anything leaves no empty folders behind
             remove_empty(new_folders)
@@ -172,12 +174,14 @@ def train(
         leave(d)
 
 
-def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool) -> TrainResult:
+def _train(
+    cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool, held: contextlib.ExitStack
+) -> TrainResult:
     def say(text: str, **style: Any) -> None:  # paths may hold [brackets]: never read as markup
         if console is not None and d.main:
             console.print(printable(text), markup=False, highlight=False, **style)
 
-    run, threads = _open_run(cfg, model, resume, console, d, device, overwrite)
+    run, threads = _open_run(cfg, model, resume, console, d, device, overwrite, held)
     loop = _prepare(run, d, device, say)
     cfg, out = loop.cfg, run.out
     if run.state is not None and loop.epoch >= cfg.epochs:
@@ -218,9 +222,11 @@ def _train(cfg, model, resume, console, d: Dist, device: torch.device, overwrite
     return TrainResult(out / "best.pt", loop.model)
 
 
-def _open_run(cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool) -> tuple[Run, int | None]:
-    """The run to train, its settings checked, its folder made (and swept of a killed save's
-    temporary files), and the CPU threads it uses (None on an accelerator)."""
+def _open_run(
+    cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool, held: contextlib.ExitStack
+) -> tuple[Run, int | None]:
+    """The run to train, its settings checked, its folder made and locked (in ``held``) and
+    swept of a killed save's temporary files, and the CPU threads it uses (None on an accelerator)."""
     if resume is not None:
         run = resumed_run(resume, cfg, model)
         if console is not None and d.main:
@@ -233,6 +239,12 @@ def _open_run(cfg, model, resume, console, d: Dist, device: torch.device, overwr
     if batch % d.world:
         raise UsageError(f"--batch-size {batch} must be divisible by the {d.world} processes")
     problem = folder_problem(run, overwrite) if d.main else None
+    if problem is None and d.main:
+        busy = f"{run.out}: another colorcli train is writing this run folder; let it finish, or choose another --out"
+        try:
+            held.enter_context(folder_held(run.out, busy))
+        except UsageError as e:
+            problem = str(e)
     if any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
         raise UsageError(problem or "refused by the main process (see its message)")
     if d.main and run.state is not None:
