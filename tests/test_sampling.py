@@ -36,6 +36,9 @@ def test_balance_weighs_each_source_and_says_what_it_became(tmp_path):
     assert torch.isclose(weights[0] * 3, weights[-1])
     assert said == ["balancing 2 sources (--balance 1): big 75% -> 50%, small 25% -> 50% of draws"]
     assert balanced_weights(TrainConfig(dataset=str(tmp_path), balance=0.0), 8, torch.arange(8), said.append) is None
+    flat = tmp_path / "big"  # one source: a --balance given there says that it does nothing
+    assert balanced_weights(TrainConfig(dataset=str(flat), balance=0.5), 6, torch.arange(6), said.append) is None
+    assert said[-1].startswith("note: --balance 0.5 has no subfolders")
 
 
 def test_the_mix_share_cycles_through_its_shuffle_and_ranks_take_turns():

@@ -108,6 +108,8 @@ def balanced_weights(
     shuffled order); ``say`` gets a line saying what the largest sources become."""
     found = source_weights(cfg.dataset, n_images, cfg.balance)
     if found is None:
+        if cfg.balance > 0:  # given, but CIFAR or a folder of one source: nothing to balance
+            say(f"note: --balance {cfg.balance:g} has no subfolders of {cfg.dataset} to draw evenly; every image alike")
         return None
     weights, sizes = found
     train_weights = weights[train_idx]  # (T,)
