@@ -23,7 +23,7 @@ from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, load_dataset
 from colorcli.evaluate import Scores, summarize
 from colorcli.metrics import share_or_nan
-from colorcli.run import split_indices
+from colorcli.split import split_indices
 
 
 def main() -> None:

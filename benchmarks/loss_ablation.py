@@ -21,7 +21,7 @@ from colorcli.data import load_dataset
 from colorcli.evaluate import evaluate_tensor
 from colorcli.metrics import share_or_nan
 from colorcli.model import ModelConfig
-from colorcli.run import split_indices
+from colorcli.split import split_indices
 from colorcli.train import TrainConfig, train
 
 VARIANTS = {

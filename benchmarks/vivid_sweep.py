@@ -40,7 +40,7 @@ from colorcli.evaluate import evaluate_photos, evaluate_tensor
 from colorcli.finding import find_images
 from colorcli.metrics import share_or_nan
 from colorcli.model import Colorizer
-from colorcli.run import split_indices
+from colorcli.split import split_indices
 from colorcli.tiling import ColorizeOptions
 
 

@@ -9,18 +9,8 @@ import torch
 from colorcli.checkpoint import load_checkpoint, load_model, save_checkpoint
 from colorcli.errors import ColorcliError, UsageError
 from colorcli.model import ModelConfig
-from colorcli.run import (
-    ModelOptions,
-    TrainConfig,
-    changed_files,
-    files_digest,
-    fine_tune_config,
-    fitting_batch,
-    grown_model,
-    split_indices,
-)
+from colorcli.run import ModelOptions, TrainConfig, fine_tune_config, grown_model
 from colorcli.train import train
-from helpers import colour_image
 
 TINY = ModelConfig(width=4, depth=2)
 
@@ -92,12 +82,6 @@ def test_resuming_a_run_from_before_skip_gray_keeps_its_images(image_folder, tmp
     assert "black-and-white" not in said and int(re.search(r"(\d+) training / ", said)[1]) == 28 - round(28 * 0.15)
 
 
-def test_fitting_batch_is_the_largest_power_of_two_each_process_can_share():
-    assert [fitting_batch(n, 1) for n in (0, 1, 2, 3, 21, 64, 127)] == [None, None, 2, 2, 16, 64, 64]
-    assert fitting_batch(21, 4) == 16 and fitting_batch(3, 4) is None
-    assert fitting_batch(40, 3) == 24 and fitting_batch(100, 6) == 96 and fitting_batch(1, 2) is None
-
-
 def test_a_fine_tune_can_grow_the_context_branch_and_a_level(tiny_checkpoint, image_folder, tmp_path):
     cfg = fine_tune_config(str(tiny_checkpoint), context=True, depth=3, tile=16)
     assert (cfg.context, cfg.depth, cfg.tile, cfg.width) == (True, 3, 16, 4)
@@ -113,33 +97,6 @@ def test_a_grown_model_starts_out_computing_what_its_starting_model_did(tiny_mod
     y = torch.rand(2, 1, 16, 16) * 255
     with torch.no_grad():
         assert torch.allclose(grown(y), tiny_model(y), atol=1e-5)
-
-
-def test_split_is_disjoint_complete_and_reproducible():
-    tr, va = split_indices(100, 0.1, seed=3)
-    assert len(va) == 10 and len(tr) == 90
-    assert sorted(torch.cat([tr, va]).tolist()) == list(range(100))
-    tr2, va2 = split_indices(100, 0.1, seed=3)
-    assert torch.equal(va, va2)
-
-
-def test_files_digest_follows_the_names_the_run_read_not_where_the_folder_lies(image_folder, tmp_path):
-    import shutil
-
-    assert files_digest("cifar10", 10) is None
-    before = files_digest(str(image_folder), 20)
-    run = {"images": 20, "files_digest": before}
-    moved = Path(shutil.move(image_folder, tmp_path / "moved"))
-    assert files_digest(str(moved), 20) == before and changed_files(str(moved), run) is None
-    colour_image(40, 40).save(moved / "b" / "zzz.png")  # sorts after the first 20: not theirs
-    assert changed_files(str(moved), run) is None
-    (moved / "a" / "img1.png").rename(moved / "a" / "img1b.png")
-    assert "added, removed or renamed" in changed_files(str(moved), run)
-    few = tmp_path / "few"
-    few.mkdir()
-    for i in range(3):
-        colour_image(40, 40, seed=i).save(few / f"{i}.png")
-    assert changed_files(str(few), run) == "3 image files, but the run split 20 images"
 
 
 # ---- options not given are None: what a new run fills in, what --resume checks

@@ -141,7 +141,8 @@ def holdout_images(
     """
     from colorcli.checkpoint import read_weights
     from colorcli.data import load_dataset
-    from colorcli.run import TrainConfig, changed_count, changed_files, is_dataset, run_split
+    from colorcli.run import TrainConfig
+    from colorcli.split import changed_count, changed_files, is_dataset, run_split
 
     _, _, extras = read_weights(checkpoint)
     if not extras.get("train_config"):

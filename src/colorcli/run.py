@@ -1,10 +1,10 @@
-"""A training run: its settings, its folder, the images it split; starting, resuming and fine-tuning one.
+"""A training run: its settings and its folder; starting, resuming and fine-tuning one.
 
 A run is a folder (``TrainConfig.out``) holding checkpoints whose ``train_config`` and
-``model_config`` record how it trains. Its identity is which images it trains and
-validates on: the dataset (for a folder, the names of the files it split, wherever the
-folder now lies), their number, and the held-out split drawn from ``val_fraction`` and
-``seed``. Training (resuming) and ``eval --holdout`` both check it here.
+``model_config`` record how it trains; ``open_run`` checks them, makes and locks the
+folder. Its identity is which images it trains and validates on: the dataset (for a
+folder, the names of the files it split, wherever the folder now lies), their number,
+and the held-out split (``split.py``); a resumed run is refused other images here.
 
 Options not given are None in ``TrainConfig`` and ``ModelOptions``: a new run fills them
 from the defaults kept in the dataclasses (``TrainConfig`` fields, ``ModelConfig``), a
@@ -15,22 +15,25 @@ given one that differs (but where its data lies, ``RELOCATABLE``, and this machi
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import shlex
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_path, read_weights
 from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # (no torch) imported here as before
-from colorcli.data import CIFAR_NAMES, _not_a_dataset, grayscale_images
-from colorcli.errors import DataError, UsageError
-from colorcli.files import ensure_folder
-from colorcli.finding import find_images, plugin_note
+from colorcli.data import _not_a_dataset
+from colorcli.distributed import Dist, any_rank, set_cpu_threads
+from colorcli.errors import UsageError, printable
+from colorcli.files import ensure_folder, folder_held, remove_stale_temps
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable
+from colorcli.split import changed_count, changed_files, is_dataset
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; the rest comes with the weights
 # What a fine-tune may grow: new layers (a deeper U-Net, the context branch) start fresh or at
@@ -200,6 +203,43 @@ def _check_scales(scale_min: int | None, scale_max: int | None, tile: int) -> No
         )
 
 
+def open_run(
+    cfg: TrainConfig,
+    model: ModelConfig | ModelOptions,
+    resume: Path | None,
+    console: Console | None,
+    d: Dist,
+    device: torch.device,
+    overwrite: bool,
+    held: contextlib.ExitStack,
+) -> tuple[Run, int | None]:
+    """The run to train, its settings checked, its folder made and locked (in ``held``) and
+    swept of a killed save's temporary files, and the CPU threads it uses (None on an accelerator)."""
+    if resume is not None:
+        run = resumed_run(resume, cfg, model)
+        if console is not None and d.main:
+            console.print(f"resuming {printable(str(resume))} with the settings its run started with", markup=False)
+    else:
+        run = new_run(cfg, model)
+    check_settings(run)
+    threads = set_cpu_threads(run.cfg.threads, d) if device.type == "cpu" else None
+    batch = run.cfg.batch_size or BATCH_SIZE
+    if batch % d.world:
+        raise UsageError(f"--batch-size {batch} must be divisible by the {d.world} processes")
+    problem = folder_problem(run, overwrite) if d.main else None
+    if problem is None and d.main:
+        busy = f"{run.out}: another colorcli train is writing this run folder; let it finish, or choose another --out"
+        try:
+            held.enter_context(folder_held(run.out, busy))
+        except UsageError as e:
+            problem = str(e)
+    if any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
+        raise UsageError(problem or "refused by the main process (see its message)")
+    if d.main and run.state is not None:
+        remove_stale_temps(run.out)  # left by a save the run was killed in; it writes here again now
+    return run, threads
+
+
 # ---- the run's folder
 
 
@@ -273,11 +313,6 @@ def remove_empty(folders: list[Path]) -> None:
 # ---- the dataset a run split
 
 
-def is_dataset(spec: str) -> bool:
-    """Whether ``spec`` names a dataset here: CIFAR, or a folder that exists."""
-    return spec in CIFAR_NAMES or Path(spec).is_dir()
-
-
 def _dataset_problem(dataset: str) -> str | None:
     """Why a new run's --dataset names no dataset, or None. Looked at before the run folder, so
     a mistyped dataset is not reported as a clash with the run already in --out."""
@@ -308,137 +343,6 @@ def _split_would_change(run: Run, changed: str) -> str:
         f"{run.cfg.dataset}: {changed}, so its split would change; resume with the same images, or start "
         f"a new run from its weights with --init {quoted(_weights_of(run.resume))}"
     )
-
-
-def files_digest(spec: str, first: int) -> str | None:
-    """A digest of the names (within the folder) of a folder dataset's first ``first`` image
-    files, in the sorted order they are read in; None for CIFAR.
-
-    Stored with a run (``first`` = its number of images), it tells whether files were
-    added, removed or renamed among those the run split, which would move images between
-    its training and validation sides; files sorting after them do not count. It holds
-    wherever the folder now lies and however its files decode.
-    """
-    if spec in CIFAR_NAMES:
-        return None
-    return _names_digest(Path(spec), find_images(Path(spec))[:first])
-
-
-def _names_digest(root: Path, paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.relative_to(root).as_posix().encode() + b"\n")
-    return h.hexdigest()[:16]
-
-
-def changed_files(spec: str, run: dict) -> str | None:
-    """Why a folder's files are not those a run split, by name (checked before decoding), or
-    None. ``run`` holds the checkpoint's "images" and "files_digest"; runs from before they
-    were stored are not checked."""
-    if not run.get("files_digest") or run.get("images") is None or spec in CIFAR_NAMES:
-        return None  # CIFAR is not a folder of files; a folder run's count tells it apart
-    root, first = Path(spec), run["images"]
-    heic: list[Path] = []
-    paths = find_images(root, needing_plugin=heic)
-    # HEIC photos count only where their plugin is installed: a run made with it differs without it.
-    hint = f" ({plugin_note(heic)})" if heic else ""
-    if len(paths) < first:
-        return f"{len(paths)} image files, but the run split {first} images{hint}"
-    if _names_digest(root, paths[:first]) != run["files_digest"]:
-        return f"image files were added, removed or renamed among those the run split{hint}"
-    return None
-
-
-def changed_count(count: int, run: dict) -> str | None:
-    """Why a dataset is not the one a run split by its number of images, or None (runs from
-    before the count was stored are not checked)."""
-    if run.get("images") is not None and run["images"] != count:
-        return f"{count} images, but the run split {run['images']}"
-    return None
-
-
-# ---- the held-out split
-
-
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed random split of range(n) into (train, validation) index tensors."""
-    if n < 2:
-        raise DataError(f"need at least 2 images to hold out a validation split, got {n}")
-    n_val = min(max(1, round(n * val_fraction)), n - 1)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return perm[n_val:], perm[:n_val]
-
-
-def check_mix_share(batch: int, world: int, share: float) -> None:
-    """Refuse a --mix share that leaves a step no image of the dataset, or none of the mix."""
-    local = batch // world
-    mixed = round(local * share)
-    if mixed >= local:
-        raise UsageError(
-            f"--mix-share {share:g} of a batch of {local} per process is all of it: no room for --dataset's "
-            "images; lower --mix-share or raise --batch-size"
-        )
-    if mixed == 0:
-        raise UsageError(
-            f"--mix-share {share:g} of a batch of {local} per process is no image: nothing of --mix would be "
-            "seen; raise --mix-share or --batch-size"
-        )
-
-
-def run_split(cfg: TrainConfig, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (training, validation) indices a run with these settings splits ``n`` images into."""
-    return split_indices(n, cfg.val_fraction, cfg.seed)
-
-
-def split_for_training(
-    run: Run, data: torch.Tensor, world: int, say: Callable[..., None]
-) -> tuple[torch.Tensor, torch.Tensor, int, TrainConfig]:
-    """(training indices, validation indices, black-and-white images left out, config) of the
-    run's images ``data``: its fixed split, with the batch fitted to a small folder when none
-    was given, or a usage error saying why these images cannot train at this batch size."""
-    cfg, n_images = run.cfg, len(data)
-    if n_images < 2:
-        raise UsageError(f"{cfg.dataset}: {n_images} image; training needs at least 2 (one is held out to validate)")
-    train_idx, val_idx = run_split(cfg, n_images)
-    dropped = 0
-    if cfg.skip_gray:
-        gray = grayscale_images(data[train_idx])
-        train_idx, dropped = train_idx[~gray], int(gray.sum())
-    batch = cfg.batch_size or BATCH_SIZE
-    if len(train_idx) < batch and cfg.batch_size is None:
-        # The default batch fits CIFAR; a small folder of one's own photos gets the largest that fits.
-        fitted = fitting_batch(len(train_idx), world)
-        if fitted:
-            say(
-                f"note: {len(train_idx)} training images, fewer than a batch of {batch}: "
-                f"using batches of {fitted} (--batch-size sets it)"
-            )
-            batch = fitted
-    cfg = replace(cfg, batch_size=batch)
-    if cfg.mix:
-        check_mix_share(batch, world, cfg.mix_share)
-    if len(train_idx) < batch:
-        hint = f"; lower --batch-size (now {batch})"
-        if dropped:
-            enough = len(train_idx) + dropped >= batch
-            hint = f"; {dropped} black-and-white images were left out (--keep-gray keeps them)" + (
-                "" if enough else hint
-            )
-        raise UsageError(f"only {len(train_idx)} training images for a batch of {batch}{hint}")
-    if len(val_idx) < world:
-        raise UsageError(f"only {len(val_idx)} validation images for {world} processes; raise --val-fraction")
-    return train_idx, val_idx, dropped, cfg
-
-
-def fitting_batch(images: int, world: int) -> int | None:
-    """The largest batch of ``world`` times a power of two (so every process takes the same
-    share, at least 2 images a step in all) that ``images`` training images fill at least
-    once; None if none does."""
-    per_process = images // world
-    if per_process < 1 or world * per_process < 2:
-        return None
-    batch = world * (1 << (per_process.bit_length() - 1))  # world x the largest power of two <= per_process
-    return batch if batch >= 2 else None
 
 
 # ---- messages

@@ -34,7 +34,8 @@ from colorcli.data import (
 )
 from colorcli.distributed import Dist, broadcast_images
 from colorcli.errors import UsageError
-from colorcli.run import check_image_count, files_digest, split_for_training
+from colorcli.run import check_image_count
+from colorcli.split import files_digest, split_for_training
 
 if TYPE_CHECKING:
     from colorcli.run import Run, TrainConfig

@@ -23,6 +23,7 @@ import torch
 
 from colorcli.checkpoint import model_from_state, named_model_path, save_checkpoint
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
+from colorcli.config import SCHEDULES
 from colorcli.console import progress_bar
 from colorcli.data import iter_batches, make_pair
 from colorcli.distributed import (
@@ -33,32 +34,26 @@ from colorcli.distributed import (
     barrier,
     init_distributed,
     leave,
-    set_cpu_threads,
     unwrapped,
     wrapped,
 )
 from colorcli.errors import TrainingError, UsageError, printable
 from colorcli.evaluate import training_hint
-from colorcli.files import atomic_write, folder_held, remove_stale_temps
+from colorcli.files import atomic_write
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, class_prior_counts, count_parameters
 from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are also reached from here
-    BATCH_SIZE,
-    SCHEDULES,
     ModelOptions,
     Run,
     TrainConfig,
-    check_settings,
     clear_replaced_run,
     count_of,
     fine_tune_config,
-    folder_problem,
     grown_model,
     missing_folders,
-    new_run,
+    open_run,
     quoted,
     remove_empty,
-    resumed_run,
 )
 from colorcli.sampling import MixBatches, RunImages, Views, rank_order, run_images
 
@@ -181,7 +176,7 @@ def _train(
         if console is not None and d.main:
             console.print(printable(text), markup=False, highlight=False, **style)
 
-    run, threads = _open_run(cfg, model, resume, console, d, device, overwrite, held)
+    run, threads = open_run(cfg, model, resume, console, d, device, overwrite, held)
     loop = _prepare(run, d, device, say)
     cfg, out = loop.cfg, run.out
     if run.state is not None and loop.epoch >= cfg.epochs:
@@ -220,36 +215,6 @@ def _train(
         say(hint, style="yellow")
     barrier(d)
     return TrainResult(out / "best.pt", loop.model)
-
-
-def _open_run(
-    cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool, held: contextlib.ExitStack
-) -> tuple[Run, int | None]:
-    """The run to train, its settings checked, its folder made and locked (in ``held``) and
-    swept of a killed save's temporary files, and the CPU threads it uses (None on an accelerator)."""
-    if resume is not None:
-        run = resumed_run(resume, cfg, model)
-        if console is not None and d.main:
-            console.print(f"resuming {printable(str(resume))} with the settings its run started with", markup=False)
-    else:
-        run = new_run(cfg, model)
-    check_settings(run)
-    threads = set_cpu_threads(run.cfg.threads, d) if device.type == "cpu" else None
-    batch = run.cfg.batch_size or BATCH_SIZE
-    if batch % d.world:
-        raise UsageError(f"--batch-size {batch} must be divisible by the {d.world} processes")
-    problem = folder_problem(run, overwrite) if d.main else None
-    if problem is None and d.main:
-        busy = f"{run.out}: another colorcli train is writing this run folder; let it finish, or choose another --out"
-        try:
-            held.enter_context(folder_held(run.out, busy))
-        except UsageError as e:
-            problem = str(e)
-    if any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
-        raise UsageError(problem or "refused by the main process (see its message)")
-    if d.main and run.state is not None:
-        remove_stale_temps(run.out)  # left by a save the run was killed in; it writes here again now
-    return run, threads
 
 
 @dataclass
