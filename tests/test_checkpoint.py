@@ -162,3 +162,23 @@ def test_a_half_precision_export_is_half_the_size_and_colours_the_same(tmp_path,
     y = torch.rand(2, 1, 32, 32) * 255
     with torch.no_grad():
         assert (full(y) - half(y)).abs().max() < 1.0  # CbCr units of -128..128
+
+
+def test_a_checkpoint_that_cannot_be_written_is_one_error_and_the_old_file_stays(tmp_path, monkeypatch):
+    import torch
+
+    from colorcli.checkpoint import save_checkpoint
+    from colorcli.errors import ColorcliError
+
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1})
+    before = path.read_bytes()
+
+    def full_disk(obj, f):  # what torch's zip writer raises when the disk fills mid-write
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(ColorcliError, match=r"last\.pt: cannot write the checkpoint \(.*a full disk\?\)"):
+        save_checkpoint(path, {"epoch": 2})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]

@@ -1047,3 +1047,16 @@ def test_eval_full_res_scores_what_it_can_read_and_exits_1_naming_the_rest(tmp_p
     (tmp_path / "broken.png").unlink()
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", tmp_path, "--full-res", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["unreadable"] == []
+
+
+def test_a_grid_that_cannot_be_written_is_one_line_exit_1(tmp_path, tiny_checkpoint, monkeypatch):
+    def full_disk(im, fp, filename, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    colour_image(40, 30).save(tmp_path / "a.jpg")
+    Image.init()  # every plugin registered first, so none registers its saver over this one
+    monkeypatch.setitem(Image.SAVE, "PNG", full_disk)
+    grid = tmp_path / "g.png"
+    r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", tmp_path, "--full-res", "--grid", grid)
+    assert r.exit_code == 1 and "g.png: cannot write the grid (No space left on device)" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "g.png").exists()

@@ -51,10 +51,15 @@ DEFAULT_MODEL_NAME = SHIPPED_MODELS[DEFAULT_MODEL]["file"]
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Save a checkpoint dict (plain data only) atomically."""
+    """Save a checkpoint dict (plain data only) atomically; a failed write (a full disk) is one
+    ColorcliError naming the file, and leaves the file that was there."""
     import torch
 
-    atomic_write(Path(path), lambda f: torch.save({"format": FORMAT, "version": FORMAT_VERSION, **payload}, f))
+    try:
+        atomic_write(Path(path), lambda f: torch.save({"format": FORMAT, "version": FORMAT_VERSION, **payload}, f))
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as a RuntimeError
+        reason = getattr(e, "strerror", None) or first_line(e)
+        raise ColorcliError(f"{path}: cannot write the checkpoint ({reason}; a full disk?)") from None
 
 
 def _not_a_file(path: Path, prefer: tuple[str, ...] = ("best.pt", "last.pt")) -> NoSuchCheckpoint:

@@ -210,6 +210,16 @@ def evaluate_photos(
     return result
 
 
+def _write_png(img: Any, path: Path) -> None:
+    """Write a grid (a PIL image) atomically; a failed write (a full disk) is one ColorcliError naming it."""
+    from colorcli.files import atomic_write
+
+    try:
+        atomic_write(path, lambda f: img.save(f, format="PNG"))
+    except OSError as e:
+        raise ColorcliError(f"{path}: cannot write the grid ({e.strerror or e})") from None
+
+
 def save_photo_grid(
     model: torch.nn.Module,
     paths: list[Path],
@@ -222,7 +232,6 @@ def save_photo_grid(
     resolution and shown `height` pixels tall: gray | colorized | original."""
     from PIL import Image
 
-    from colorcli.files import atomic_write
     from colorcli.tiling import colorize_gray
 
     rows = []
@@ -242,7 +251,7 @@ def save_photo_grid(
         for j, im in enumerate(row):
             sheet.paste(im, (pad + j * (slot + pad) + (slot - im.width) // 2, pad + i * (height + pad)))
     sheet = _with_column_labels(sheet, [(pad + j * (slot + pad), slot) for j in range(3)], size=14)
-    atomic_write(Path(path), lambda f: sheet.save(f, format="PNG"))
+    _write_png(sheet, Path(path))
 
 
 def save_grid(model: torch.nn.Module, data: torch.Tensor, path: Path, rows: int = 8, zoom: int = 3) -> None:
@@ -254,8 +263,6 @@ def save_grid(model: torch.nn.Module, data: torch.Tensor, path: Path, rows: int 
     except Exception as e:  # noqa: BLE001 - a torchvision built for another torch fails with RuntimeError, OSError, ...
         raise torchvision_unusable(e) from None
 
-    from colorcli.files import atomic_write
-
     rgb = data[:rows]
     g, p = colorize_batch(model, rgb)
     triplets = torch.stack([g, p, rgb], 1).flatten(0, 1)  # (3*rows, 3, H, W) row-major
@@ -265,7 +272,7 @@ def save_grid(model: torch.nn.Module, data: torch.Tensor, path: Path, rows: int 
     img = Image.fromarray(grid.permute(1, 2, 0).numpy())  # (3, H, W) -> (H, W, 3)
     cell = big.shape[-1]
     img = _with_column_labels(img, [(pad + j * (cell + pad), cell) for j in range(3)], size=10)
-    atomic_write(Path(path), lambda f: img.save(f, format="PNG"))
+    _write_png(img, Path(path))
 
 
 GRID_LABELS = ("gray input", "colorcli", "original")

@@ -75,6 +75,12 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
         if e.echo:
             _stderr().print(f"colorcli: error: {printable(str(e))}", style="red", markup=False)
         raise typer.Exit(e.exit_code) from None
+    except OSError as e:  # a full disk or a vanished folder where no one line was prepared: still one
+        if debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        _stderr().print(f"colorcli: error: {printable(where + (e.strerror or str(e)))}", style="red", markup=False)
+        raise typer.Exit(1) from None
     except KeyboardInterrupt:
         _stderr().print("colorcli: interrupted")
         raise typer.Exit(130) from None
