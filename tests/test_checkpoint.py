@@ -182,3 +182,50 @@ def test_a_checkpoint_that_cannot_be_written_is_one_error_and_the_old_file_stays
     with pytest.raises(ColorcliError, match=r"last\.pt: cannot write the checkpoint \(.*a full disk\?\)"):
         save_checkpoint(path, {"epoch": 2})
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_settings_of_the_wrong_kind_in_a_file_are_one_error_naming_what_is_wrong(tmp_path, tiny_checkpoint):
+    """A hand-edited or foreign file raised TypeError tracebacks from deep in the model or the loop."""
+    from colorcli.checkpoint import load_checkpoint, load_model, save_checkpoint
+    from colorcli.errors import CheckpointError
+    from colorcli.run import ModelOptions, resumed_run
+    from colorcli.run import TrainConfig as RunConfig
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    for name, change, says in (
+        ("nomc.pt", {"model_config": None}, "its model_config is NoneType, not a table of settings"),
+        ("wide.pt", {"model_config": {**ckpt["model_config"], "width": "wide"}}, "width is 'wide', not int"),
+    ):
+        save_checkpoint(tmp_path / name, {**ckpt, **change})
+        with pytest.raises(CheckpointError, match=says):
+            load_model(tmp_path / name)
+    last = {**ckpt, "optimizer": {}, "train_config": {"epochs": "3"}}
+    save_checkpoint(tmp_path / "last.pt", last)
+    with pytest.raises(CheckpointError, match=r"last\.pt: bad train_config: epochs is '3', not int or None"):
+        resumed_run(tmp_path / "last.pt", RunConfig(), ModelOptions())
+
+
+def test_an_exported_file_of_another_format_or_version_is_refused(tmp_path, tiny_model):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from colorcli.checkpoint import export_safetensors, load_model
+    from colorcli.errors import CheckpointError
+
+    good = tmp_path / "m.safetensors"
+    export_safetensors(tiny_model, good)
+    assert load_model(good).config == tiny_model.config
+    with safe_open(str(good), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["version"] == "1"
+    state = load_file(str(good))
+    for name, change, says in (
+        ("v99.safetensors", {"version": "99"}, "format version 99 is not supported"),
+        ("other.safetensors", {"format": "somebody-else"}, "not a colorcli model file"),
+    ):
+        save_file(state, str(tmp_path / name), metadata={**meta, **change})
+        with pytest.raises(CheckpointError, match=says):
+            load_model(tmp_path / name)
+    unversioned = {k: v for k, v in meta.items() if k != "version"}  # exported before the version was written
+    save_file(state, str(tmp_path / "old.safetensors"), metadata=unversioned)
+    assert load_model(tmp_path / "old.safetensors").config == tiny_model.config

@@ -197,7 +197,7 @@ def export_safetensors(
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if half:
         state = {k: v.half() if v.dtype == torch.float32 else v for k, v in state.items()}
-    meta = {"format": FORMAT, "model_config": json.dumps(model.config.to_dict())}
+    meta = {"format": FORMAT, "version": json.dumps(FORMAT_VERSION), "model_config": json.dumps(model.config.to_dict())}
     meta.update({k: json.dumps(v) for k, v in (info or {}).items()})
     data = save(state, metadata=meta)
     try:
@@ -233,7 +233,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     if path.suffix != ".safetensors":
         ckpt = load_checkpoint(path)
         extras = {k: ckpt[k] for k in ("train_config", "images", "files_digest", "metrics", "history") if k in ckpt}
-        return ckpt["model_config"], ckpt["model"], extras
+        return _settings(path, ckpt["model_config"]), ckpt["model"], extras
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
@@ -244,9 +244,24 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
             state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
         decoded = {k: json.loads(v) for k, v in meta.items() if k != "format"}
         config = decoded.pop("model_config")
+        version = decoded.pop("version", FORMAT_VERSION)  # files exported before it was written are version 1
     except (SafetensorError, KeyError, ValueError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable colorcli safetensors file: {first_line(e)}") from None
-    return config, state, decoded
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a colorcli model file (its metadata names no colorcli format)")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: model file format version {version} is not supported "
+            f"(this colorcli reads version {FORMAT_VERSION})"
+        )
+    return _settings(path, config), state, decoded
+
+
+def _settings(path: Path, config: Any) -> dict[str, Any]:
+    """A file's model config, refused unless it is a table of settings."""
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: its model_config is {type(config).__name__}, not a table of settings")
+    return config
 
 
 def load_model(path: Path | None = None, **decode: float) -> Colorizer:

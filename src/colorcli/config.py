@@ -118,7 +118,34 @@ class ModelConfig:
         unknown = set(d) - known
         if unknown:
             raise UsageError(f"unknown model config keys: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**checked_types(cls, d))
+
+
+# Python types of the field annotations a stored config may hold (read back from a file).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "None": (type(None),),
+}
+
+
+def checked_types(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    """``d`` if each value has its field's type (plain scalars; other fields pass), else a
+    UsageError naming the first that does not: a hand-edited or foreign file, read back."""
+    for f in fields(cls):
+        if f.name not in d:
+            continue
+        names = [part.strip() for part in str(f.type).split("|")]
+        if not all(name in _TYPES for name in names):
+            continue
+        allowed = tuple(t for name in names for t in _TYPES[name])
+        value = d[f.name]
+        wrong_bool = isinstance(value, bool) and bool not in allowed  # True is an int to Python, not here
+        if wrong_bool or not isinstance(value, allowed):
+            raise UsageError(f"{f.name} is {value!r}, not {' or '.join(names)}")
+    return d
 
 
 # ---- a training run
@@ -207,7 +234,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**checked_types(cls, {k: v for k, v in d.items() if k in known}))
 
 
 @dataclass(frozen=True)

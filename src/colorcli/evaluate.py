@@ -12,7 +12,7 @@ import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, skipped_warning
-from colorcli.errors import ColorcliError, InputError, UsageError, torchvision_unusable, warn
+from colorcli.errors import CheckpointError, ColorcliError, InputError, UsageError, torchvision_unusable, warn
 from colorcli.finding import find_images, is_image_name, plugin_note
 from colorcli.images import load_rgb
 
@@ -147,7 +147,10 @@ def holdout_images(
     _, _, extras = read_weights(checkpoint)
     if not extras.get("train_config"):
         raise ColorcliError(f"{checkpoint or 'the default model'}: has no training config, so no known holdout split")
-    tc = TrainConfig.from_dict(extras["train_config"]).filled()
+    try:
+        tc = TrainConfig.from_dict(extras["train_config"]).filled()
+    except (UsageError, TypeError, AttributeError) as e:  # a hand-edited or damaged file
+        raise CheckpointError(f"{checkpoint or 'the default model'}: bad train_config: {e}") from None
     source = tc.dataset if dataset is None else dataset
     if not is_dataset(source):
         raise UsageError(

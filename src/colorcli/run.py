@@ -27,7 +27,7 @@ from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_p
 from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # (no torch) imported here as before
 from colorcli.data import _not_a_dataset
 from colorcli.distributed import Dist, any_rank, set_cpu_threads
-from colorcli.errors import UsageError, printable
+from colorcli.errors import CheckpointError, UsageError, printable
 from colorcli.files import ensure_folder, folder_held, remove_stale_temps
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable
 from colorcli.split import changed_count, changed_files, is_dataset
@@ -131,7 +131,8 @@ def resumed_run(resume: Path, cfg: TrainConfig, model: ModelConfig | ModelOption
             f"{quoted(resume.parent / 'last.pt')}, or fine-tune this one with --init"
         )
     # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
-    saved = {"skip_gray": False, **state["train_config"]}
+    saved = {"skip_gray": False, **_stored(resume, state, "train_config")}
+    _stored(resume, state, "model_config")
     given = {k: v for k, v in cfg.given().items() if k not in MACHINE}
     given.update(model.to_dict() if isinstance(model, ModelConfig) else model.given())
     _refuse_changed_settings(given, saved, state["model_config"], resume)
@@ -139,6 +140,19 @@ def resumed_run(resume: Path, cfg: TrainConfig, model: ModelConfig | ModelOption
     here = {"device": cfg.filled().device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
     run_cfg = replace(TrainConfig.from_dict(saved).filled(), **here)
     return Run(run_cfg, ModelConfig.from_dict(state["model_config"]), resume=resume, state=state)
+
+
+def _stored(path: Path, state: dict[str, Any], key: str) -> dict[str, Any]:
+    """A checkpoint's ``train_config`` or ``model_config``, refused with what is wrong unless
+    it is a table of settings of the right types (a hand-edited or damaged file)."""
+    table = state.get(key)
+    try:
+        if not isinstance(table, dict):
+            raise UsageError(f"it is {type(table).__name__}, not a table of settings")
+        (TrainConfig if key == "train_config" else ModelConfig).from_dict(table)
+    except UsageError as e:
+        raise CheckpointError(f"{path}: bad {key}: {e}") from None
+    return table
 
 
 def _refuse_changed_settings(given: dict[str, Any], saved: dict[str, Any], model: dict[str, Any], resume: Path) -> None:
