@@ -233,7 +233,7 @@ def load_cifar(name: str, data_dir: Path, train: bool, mirror: str | None = None
             reason = getattr(e, "reason", None) or e
             raise DataError(
                 f"cannot download {name} from {cls.url} ({reason}); pass --data-dir with an existing copy, "
-                f"set {MIRROR_ENV} to a mirror, or pass a folder of images as --dataset DIR"
+                f"give a mirror with --mirror URL (or {MIRROR_ENV}), or pass a folder of images as --dataset DIR"
             ) from None
     return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
 
