@@ -907,7 +907,7 @@ def test_a_full_disk_prints_the_summary_and_why_it_stopped(tmp_path, tiny_checkp
         "colorize", *(tmp_path / f"{i}.png" for i in range(3)), "-o", tmp_path / "out/", "--checkpoint", tiny_checkpoint
     )
     assert r.exit_code == 1, r.output
-    assert "0 colorized, 0 skipped (exist; --overwrite replaces), 3 failed" in r.output
+    assert "0 colorized, 0 skipped (exist; --overwrite replaces), 1 failed, 2 not started" in r.output, r.output
     assert "stopped: " in r.output and "goes on from there" in r.output
     assert r.output.count("error: ") == 2  # the file that failed, and the stop; not one per file left
 

@@ -129,11 +129,27 @@ def test_a_full_disk_stops_the_batch_at_the_first_file(tmp_path, tiny_model, mon
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [(Path(x["input"]).name, x["status"]) for x in lines] == [
         ("0.png", "failed"),
-        ("1.png", "failed"),
+        ("1.png", "not started"),
         ("2.png", "skipped"),
-        ("3.png", "failed"),
+        ("3.png", "not started"),
     ]
     assert "not written, stopped" in lines[1]["error"] and report.exit_code == 1
+    assert (report.failed, report.not_started, report.skipped) == (1, 2, 1)  # it said 3 failed
+
+
+def test_a_result_that_cannot_be_written_leaves_no_folder_made_for_it(tmp_path, tiny_model, monkeypatch):
+    import errno
+
+    import colorcli.runner as runner_module
+
+    def full(rgb, loaded, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runner_module, "save_result", full)
+    colour_image(30, 30).save(tmp_path / "a.png")
+    jobs = plan_jobs([tmp_path / "a.png"], tmp_path / "new" / "deep" / "a.png")
+    report = run_batch(tiny_model, jobs, ColorizeOptions())
+    assert report.failed == 1 and not (tmp_path / "new").exists()
 
 
 def test_output_folders_are_made_only_for_results(tmp_path, tiny_model):

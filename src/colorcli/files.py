@@ -152,3 +152,22 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()  # read once: os.umask can only be read by setting it
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for f in (folder, *folder.parents):
+        if f.exists():
+            break
+        missing.append(f)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove the folders (deepest first) while they are empty; stop at the first that is not."""
+    for f in folders:
+        try:
+            f.rmdir()
+        except OSError:
+            return

@@ -305,25 +305,6 @@ def clear_replaced_run(out: Path) -> list[str]:
     return removed
 
 
-def missing_folders(folder: Path) -> list[Path]:
-    """``folder`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    for f in (folder, *folder.parents):
-        if f.exists():
-            break
-        missing.append(f)
-    return missing
-
-
-def remove_empty(folders: list[Path]) -> None:
-    """Remove the folders (deepest first) while they are empty; stop at the first that is not."""
-    for f in folders:
-        try:
-            f.rmdir()
-        except OSError:
-            return
-
-
 # ---- the dataset a run split
 
 

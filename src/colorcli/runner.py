@@ -22,6 +22,7 @@ import numpy as np
 
 from colorcli.batch import Job, resolved
 from colorcli.errors import ColorcliError, first_line
+from colorcli.files import missing_folders, remove_empty
 from colorcli.images import (
     LoadedImage,
     format_note,
@@ -57,7 +58,8 @@ class FileResult:
     """What became of one job of a batch.
 
     position: the job's index in the batch (JSON lines are shown in this order). status:
-    "ok", "skipped", "failed" or "left out" (named like a photo but none: said, not failed).
+    "ok", "skipped", "failed", "not started" (after a stop: a full disk) or "left out" (named
+    like a photo but none: said, not failed).
     seconds: wall time spent on it (its share of the group's model calls included).
     error, note: what to say of it. quiet: an error the batch's stop message already says.
     stops: the write error (a full disk) that stopped the batch at this file, if it did.
@@ -95,17 +97,18 @@ class BatchReport:
     skipped: int = 0
     failed: int = 0
     left_out: int = 0  # entries named like images that are none (a FIFO, a folder): said, not failed
+    not_started: int = 0  # files after a stop (a full disk): never tried
     stopped: str | None = None  # why the batch stopped early (a full disk), if it did
     interrupted: bool = False  # Ctrl-C or SIGTERM: the files done are complete, the rest untouched
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.interrupted else 1 if self.failed else 0
+        return 130 if self.interrupted else 1 if self.failed or self.not_started else 0
 
     @property
     def finished(self) -> int:
         """Files accounted for so far, whichever way."""
-        return self.done + self.skipped + self.failed + self.left_out
+        return self.done + self.skipped + self.failed + self.left_out + self.not_started
 
     def count(self, status: str) -> None:
         if status == "ok":
@@ -114,6 +117,8 @@ class BatchReport:
             self.skipped += 1
         elif status == "left out":
             self.left_out += 1
+        elif status == "not started":
+            self.not_started += 1
         else:
             self.failed += 1
 
@@ -258,15 +263,15 @@ def _before_loading(
 
 
 def _not_written(jobs: list[Job], finished: set[int], reason: str) -> Iterator[FileResult]:
-    """The jobs not finished when the batch stopped: each failed, quietly (the stop is said once),
-    except entries that are no photo either way, still said once, as left out."""
+    """The jobs not finished when the batch stopped: each not started, quietly (the stop is said
+    once), except entries that are no photo either way, still said once, as left out."""
     for n, job in enumerate(jobs):
         if n in finished:
             continue
         if job.left_out:
             yield FileResult(job, n, "left out", note=job.error)
         else:
-            yield FileResult(job, n, "failed", error=f"{job.src}: not written, stopped: {reason}", quiet=True)
+            yield FileResult(job, n, "not started", error=f"{job.src}: not written, stopped: {reason}", quiet=True)
 
 
 def _file_in_the_way(folder: Path, known: dict[Path, Path | None]) -> Path | None:
@@ -316,10 +321,12 @@ def _finish_file(
             rgb = full_resolution(loaded.gray, small, chroma, options)
     except (RuntimeError, MemoryError) as e:  # out of memory on a huge photo: report, go on with the rest
         return FileResult(job, n, "failed", spent, f"{job.src}: colorizing failed ({first_line(e)})")
+    made = missing_folders(job.dst.parent)
     try:
         job.dst.parent.mkdir(parents=True, exist_ok=True)
         save_result(rgb, loaded, job.dst)
     except (OSError, ValueError) as e:  # disk full, permissions, metadata the format refuses
+        remove_empty(made)  # a folder made for this result alone goes with it
         reason = getattr(e, "strerror", None) or first_line(e)
         # Every later file would fail the same way: the batch stops here.
         stops = f"{job.dst.parent}: {reason}" if getattr(e, "errno", None) in STOP_ERRNOS else None

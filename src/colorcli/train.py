@@ -39,7 +39,7 @@ from colorcli.distributed import (
 )
 from colorcli.errors import TrainingError, UsageError, printable
 from colorcli.evaluate import training_hint
-from colorcli.files import atomic_write
+from colorcli.files import atomic_write, missing_folders, remove_empty
 from colorcli.metrics import psnr_per_image
 from colorcli.model import Colorizer, ModelConfig, build_model, class_prior_counts, count_parameters
 from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are also reached from here
@@ -50,10 +50,8 @@ from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are 
     count_of,
     fine_tune_config,
     grown_model,
-    missing_folders,
     open_run,
     quoted,
-    remove_empty,
 )
 from colorcli.sampling import MixBatches, RunImages, Views, rank_order, run_images
 
