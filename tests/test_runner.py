@@ -216,10 +216,13 @@ def test_a_symlink_loop_is_one_failed_input_and_the_batch_goes_on(tmp_path, tiny
     colour_image(30, 30).save(tmp_path / "good.png")
     jobs = plan_jobs([tmp_path / "a.jpg", tmp_path / "good.png"], tmp_path / "out")
     assert [j.src.name for j in jobs] == ["a.jpg", "good.png"]
-    assert jobs[0].error == f"{tmp_path / 'a.jpg'}: is a symlink loop (links that point at each other)"
     report = run_batch(tiny_model, jobs, ColorizeOptions(), as_json=True)
     assert (report.done, report.failed, report.exit_code) == (1, 1, 1)
-    assert [json.loads(x)["status"] for x in capsys.readouterr().out.splitlines()] == ["failed", "ok"]
+    records = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["status"] for r in records] == ["failed", "ok"]
+    assert records[0]["error"] == f"{tmp_path / 'a.jpg'}: is a symlink loop (links that point at each other)"
+    # named on its own, it fails as a missing file does (exit 1), not as a command line naming no image (2)
+    assert run_batch(tiny_model, plan_jobs([tmp_path / "a.jpg"], tmp_path / "x.png"), ColorizeOptions()).exit_code == 1
     assert (tmp_path / "out" / "good.png").is_file()
     # a loop where a result goes is written over like any link, not followed
     (tmp_path / "out2").mkdir()

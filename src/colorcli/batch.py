@@ -166,7 +166,7 @@ def expand_inputs(
             if not matches and not refused and notes is not None:
                 notes.append(f"{item}: matches no images")
             found.extend(sorted([*((m, Path(m.stem)) for m in matches), *refused], key=_by_path))
-        elif (problem := link_problem(item) or not_regular(item)) is not None:
+        elif (problem := not_regular(item)) is not None:
             found.append(Job(item, None, f"{item}: is {problem}"))  # refused at once: opening a FIFO would hang
         else:
             found.append((item, Path(item.stem)))

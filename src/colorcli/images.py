@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from colorcli.errors import InputError, UsageError, first_line
-from colorcli.finding import PLUGIN_HINT, needs_plugin, not_regular, open_unlimited
+from colorcli.finding import PLUGIN_HINT, link_problem, needs_plugin, not_regular, open_unlimited
 
 DEFAULT_MAX_PIXELS = 200_000_000
 
@@ -70,10 +70,13 @@ def open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Ima
     try:
         im = open_unlimited(path)  # the pixel limit is checked below, against max_pixels
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        broken = link_problem(path)  # a link to nothing fails as a missing file does, saying so
+        raise InputError(f"{path}: is {broken}" if broken else f"{path}: no such file") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except Exception as e:  # noqa: BLE001 - any failure to identify the file is a bad input
+        if (loop := link_problem(path)) is not None:
+            raise InputError(f"{path}: is {loop}") from None
         if needs_plugin(path):
             raise InputError(f"{path}: {path.suffix[1:].upper()} photos need a plugin: {PLUGIN_HINT}") from None
         raise InputError(f"{path}: not a readable image ({first_line(e)})") from None
