@@ -1060,3 +1060,10 @@ def test_a_grid_that_cannot_be_written_is_one_line_exit_1(tmp_path, tiny_checkpo
     r = invoke("eval", "--checkpoint", tiny_checkpoint, "--dataset", tmp_path, "--full-res", "--grid", grid)
     assert r.exit_code == 1 and "g.png: cannot write the grid (No space left on device)" in r.output
     assert "Traceback" not in r.output and not (tmp_path / "g.png").exists()
+
+
+def test_export_to_a_folder_or_another_suffix_is_refused_before_asking_for_overwrite(tmp_path, tiny_checkpoint):
+    (tmp_path / "existing.pt").write_bytes(b"x")
+    for target, says in ((tmp_path, "is a folder"), (tmp_path / "existing.pt", "is a .safetensors file")):
+        r = invoke("export", tiny_checkpoint, "-o", target)
+        assert r.exit_code == 2 and says in r.output and "--overwrite" not in r.output, r.output

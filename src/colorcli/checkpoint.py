@@ -191,8 +191,7 @@ def export_safetensors(
     from safetensors.torch import save
 
     path = Path(path)
-    if path.suffix != ".safetensors":
-        raise UsageError(f"{path}: an exported model is a .safetensors file (colorcli reads the format by suffix)")
+    _check_export_path(path)
     ensure_folder(path.parent, "the output folder")
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     if half:
@@ -206,6 +205,15 @@ def export_safetensors(
         raise ColorcliError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
+def _check_export_path(path: Path) -> None:
+    """Refuse an export path that is a folder or lacks the .safetensors suffix, before
+    whether it exists is asked (--overwrite would not make either of them right)."""
+    if path.is_dir() or str(path).endswith(("/", os.sep)):
+        raise UsageError(f"{path}: is a folder; -o names the .safetensors file to write")
+    if path.suffix != ".safetensors":
+        raise UsageError(f"{path}: an exported model is a .safetensors file (colorcli reads the format by suffix)")
+
+
 def export_model(source: Path, path: Path, overwrite: bool = False, half: bool = False, **decode: float) -> None:
     """Export a checkpoint (or model) to a weights-only .safetensors file, with new decoding settings.
 
@@ -214,6 +222,7 @@ def export_model(source: Path, path: Path, overwrite: bool = False, half: bool =
     The training config and metrics go along as metadata; the history does not. An
     existing file is replaced only with ``overwrite``; ``half`` stores float16 weights.
     """
+    _check_export_path(Path(path))
     if Path(path).exists() and not overwrite:
         raise UsageError(f"{path}: exists; --overwrite replaces it")
     model = load_model(source, **decode)
