@@ -218,8 +218,9 @@ def test_standard_input_and_output_take_one_image(tmp_path, tiny_checkpoint):
     (tmp_path / "folder").mkdir()
     for args, says in (
         (["-"], "give -o FILE, or -o -"),
-        (["-", tmp_path / "a.png", "-o", tmp_path / "out/"], "take one image"),
-        ([tmp_path / "a.png", tmp_path / "a.png", "-o", "-"], "take one image"),
+        (["-", tmp_path / "a.png", "-o", tmp_path / "out/"], "give it alone, once"),
+        (["-", "-", "-o", tmp_path / "out/"], "give it alone, once"),
+        ([tmp_path / "a.png", tmp_path / "a.png", "-o", "-"], "-o - (standard output) takes one image"),
         ([tmp_path / "folder", "-o", "-"], "name one file"),
         ([tmp_path / "a.png", "-o", "-", "--json"], "--json and -o -"),
         (["-", "-o", tmp_path / "folder"], "is a folder"),

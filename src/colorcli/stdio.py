@@ -53,7 +53,9 @@ def plan_stdio(
     output (``-o -``, in ``fmt``), or a UsageError saying why it cannot be one. ``stdin`` and
     ``stdout`` are only asked whether they are terminals (no image comes from, or goes to, one)."""
     if len(inputs) != 1:
-        raise UsageError("- (standard input) and -o - (standard output) take one image; name one input")
+        if STDIO in inputs:
+            raise UsageError("- (standard input) is one image: give it alone, once, with no other inputs")
+        raise UsageError("-o - (standard output) takes one image; name one input")
     if output == STDIO:
         if as_json:
             raise UsageError("--json and -o - would both write to standard output; leave one out")
