@@ -1019,7 +1019,8 @@ def test_a_folder_of_odd_entries_colorizes_the_photos_and_names_each_other_entry
         [line] = [x for x in lines if f"{photos / name}:" in x]
         assert reason in line, line
     assert not any(f"p{i:02}." in x for x in lines for i in range(20))  # the photos go without a word
-    assert lines[-1] == "21 colorized, 0 skipped (exist; --overwrite replaces), 1 failed, 2 left out (not image files)"
+    summary = "21 colorized, 0 skipped (exist; --overwrite replaces), 1 failed, 2 left out (folders, FIFOs, devices)"
+    assert lines[-1] == summary
     assert "Traceback" not in r.output
 
     r = invoke("colorize", photos, "-o", out, "--checkpoint", tiny_checkpoint, "--json", "--overwrite")

@@ -145,7 +145,7 @@ def colorize(
             err.print(
                 f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
                 f"{report.failed} failed"
-                + (f", {report.left_out} left out (not image files)" if report.left_out else "")
+                + (f", {report.left_out} left out (folders, FIFOs, devices)" if report.left_out else "")
                 + (f", {left} not started" if left else "")
             )
         # A batch run again skips the results it wrote; one file is simply done again.
