@@ -162,3 +162,15 @@ def test_a_resumed_runs_mix_folder_may_move_and_a_folder_to_resume_points_at_its
     assert result.best == tmp_path / "r" / "best.pt"
     with pytest.raises(ColorcliError, match=r"is a folder; did you mean .*last\.pt"):  # best.pt cannot be resumed
         train(TrainConfig(threads=1), ModelOptions(), resume=tmp_path / "r")
+
+
+def test_an_option_without_the_one_it_shapes_is_refused():
+    from colorcli.run import new_run
+
+    for cfg, says in (
+        (TrainConfig(mix_share=0.3), "--mix-share shapes --mix, which was not given"),
+        (TrainConfig(zoom_min=0.4), "--zoom-min shapes --zoom, which was not given"),
+    ):
+        with pytest.raises(UsageError, match=says):
+            new_run(cfg, ModelOptions())
+    assert new_run(TrainConfig(mix="cifar10", mix_share=0.3), ModelOptions()).cfg.mix_share == 0.3

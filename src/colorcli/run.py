@@ -66,6 +66,7 @@ def new_run(cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
     """A run with these settings (filled in), from fresh weights or, with ``cfg.init``, from a
     starting model's: its architecture, weights, decoding and chrominance prior, with the loss
     and growth settings of ``model`` (those not given keep the starting model's)."""
+    _refuse_lone_partners(cfg)
     cfg = cfg.filled()
     if not cfg.init:
         return Run(cfg, model.config() if isinstance(model, ModelOptions) else model)
@@ -76,6 +77,14 @@ def new_run(cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
     _refuse_architecture(given)
     init_cfg, init_state, _ = read_weights(named_model_path(cfg.init))  # read once: config and weights
     return Run(cfg, _fine_tuned(init_cfg, given), init_state=init_state)
+
+
+def _refuse_lone_partners(cfg: TrainConfig) -> None:
+    """Refuse an option given without the one it shapes (it would be silently ignored)."""
+    for given, needs in (("mix_share", "mix"), ("zoom_min", "zoom")):
+        if getattr(cfg, given) is not None and not getattr(cfg, needs):
+            flag, partner = given.replace("_", "-"), needs.replace("_", "-")
+            raise UsageError(f"--{flag} shapes --{partner}, which was not given; add --{partner} or leave it out")
 
 
 def fine_tune_config(init: str, **given: Any) -> ModelConfig:
