@@ -36,11 +36,18 @@ def test_load_folder_fits_every_image_to_32(image_folder, tmp_path):
     assert torch.equal(again, data)
 
 
-def test_unreadable_images_are_skipped_with_a_count(image_folder, capsys):
+def test_unreadable_images_are_skipped_with_a_count(image_folder, capsys, tmp_path):
     (image_folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
     data = load_folder(image_folder, show_progress=False)
     assert len(data) == 24
     assert "skipped 1 unreadable" in capsys.readouterr().err
+    cache = tmp_path / "cache"
+    for _ in range(2):  # decoded, then read from the cache: both say what was skipped
+        assert len(load_folder(image_folder, show_progress=False, cache_dir=cache)) == 24
+        assert "skipped 1 unreadable image(s) in" in capsys.readouterr().err
+    (image_folder / "broken.jpg").unlink()  # another folder's contents, another cache: nothing to say
+    assert len(load_folder(image_folder, show_progress=False, cache_dir=cache)) == 24
+    assert "skipped" not in capsys.readouterr().err
 
 
 def test_empty_or_imageless_folder_is_a_clear_error(tmp_path):

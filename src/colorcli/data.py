@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import json
 import os
 import time
 import urllib.error
@@ -123,10 +124,11 @@ def load_folder(
     cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy" if cache_dir is not None else None
     cached = _read_cache(cache, limit) if cache is not None else None
     if cached is not None:
+        _warn_skipped_before(cache, root)
         return torch.from_numpy(cached).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
-    stack = _decode_first(root, paths, size, limit, show_progress)  # (N, S, S, 3)
+    stack, bad = _decode_first(root, paths, size, limit, show_progress)  # (N, S, S, 3)
     if cache is not None and not limit:
-        _write_cache(cache, stack)
+        _write_cache(cache, stack, [(p.relative_to(root).as_posix(), why) for p, why in bad])
     return torch.from_numpy(stack).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
 
 
@@ -143,9 +145,11 @@ def _read_cache(cache: Path, limit: int | None) -> np.ndarray | None:
     return images
 
 
-def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, show_progress: bool) -> np.ndarray:
-    """Decode the files in order until ``limit`` (or all) are read: (N, size, size, 3) uint8.
-    Unreadable ones are skipped with one warning line; none readable is a DataError."""
+def _decode_first(
+    root: Path, paths: list[Path], size: int, limit: int | None, show_progress: bool
+) -> tuple[np.ndarray, list[tuple[Path, str]]]:
+    """Decode the files in order until ``limit`` (or all) are read: (N, size, size, 3) uint8,
+    and the unreadable ones with why, skipped with one warning line; none readable is a DataError."""
     from colorcli.console import progress_bar, stderr_console
 
     arrays: list[np.ndarray] = []
@@ -166,16 +170,32 @@ def _decode_first(root: Path, paths: list[Path], size: int, limit: int | None, s
         warn(skipped_warning(bad, root))
     if not arrays:
         raise DataError(f"{root}: none of the {len(paths)} image files could be read ({bad[0][1]})")
-    return np.stack(arrays)  # (N, S, S, 3)
+    return np.stack(arrays), bad  # (N, S, S, 3)
 
 
-def _write_cache(cache: Path, stack: np.ndarray) -> None:
-    """Save a folder's decoded images and prune stale caches; a cache that cannot be written
-    only costs time, so that is a warning."""
+def _skipped_file(cache: Path) -> Path:
+    """Beside a folder's cache: the files its decoding skipped, so a cached read warns as the first did."""
+    return cache.with_suffix(".skipped.json")
+
+
+def _warn_skipped_before(cache: Path, root: Path) -> None:
+    try:
+        bad = [(root / name, why) for name, why in json.loads(_skipped_file(cache).read_text())]
+    except (OSError, ValueError, TypeError):  # none skipped (no file), or a damaged note: nothing to say
+        return
+    if bad:
+        warn(skipped_warning(bad, root))
+
+
+def _write_cache(cache: Path, stack: np.ndarray, skipped: list[tuple[str, str]]) -> None:
+    """Save a folder's decoded images (and the names it skipped) and prune stale caches; a
+    cache that cannot be written only costs time, so that is a warning."""
     from colorcli.files import atomic_write
 
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
+        if skipped:
+            atomic_write(_skipped_file(cache), lambda f: f.write(json.dumps(skipped).encode()))
         atomic_write(cache, lambda f: np.save(f, stack))
         prune_folder_cache(cache.parent, keep=cache)
     except OSError as e:
@@ -194,6 +214,7 @@ def prune_folder_cache(folder: Path, keep: Path, days: float = CACHE_DAYS) -> in
         with contextlib.suppress(OSError):  # another process may be using or removing it
             if f != keep and f.stat().st_mtime < cutoff:
                 f.unlink()
+                _skipped_file(f).unlink(missing_ok=True)
                 gone += 1
     return gone
 
