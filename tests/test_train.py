@@ -300,13 +300,13 @@ def test_a_mix_of_black_and_white_images_only_is_a_usage_error(image_folder, tmp
         train(config(image_folder, tmp_path / "run", mix=str(gray)), TINY)
 
 
-def test_a_run_folder_another_training_is_writing_is_refused(image_folder, tmp_path):
+def test_a_run_folder_another_training_is_writing_is_refused(image_folder, tmp_path, monkeypatch):
     """Two trainings into one folder both ran, each overwriting the other's checkpoints."""
     import subprocess
     import sys
 
-    out = tmp_path / "busy"
-    out.mkdir()
+    out = tmp_path / "new" / "busy"  # made by the holder: the refused run must not remove it
+    out.mkdir(parents=True)
     holder = (  # another process holding the folder, as a second `colorcli train` would
         "import sys, time; from pathlib import Path; from colorcli.files import folder_held\n"
         "with folder_held(Path(sys.argv[1]), 'busy'):\n    print('held', flush=True); time.sleep(60)"
@@ -314,8 +314,11 @@ def test_a_run_folder_another_training_is_writing_is_refused(image_folder, tmp_p
     proc = subprocess.Popen([sys.executable, "-c", holder, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"
+        # As if the folder was not there when this run started: the holder made it since.
+        monkeypatch.setattr(train_mod, "missing_folders", lambda folder: [out, out.parent])
         with pytest.raises(UsageError, match="another colorcli train is writing this run folder"):
             train(config(image_folder, out), TINY)
+        assert out.is_dir()  # the holder's folder was removed as this run's own empty one
     finally:
         proc.kill()
         proc.wait()

@@ -59,7 +59,9 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         atomic_write(Path(path), lambda f: torch.save({"format": FORMAT, "version": FORMAT_VERSION, **payload}, f))
     except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as a RuntimeError
         reason = getattr(e, "strerror", None) or first_line(e)
-        raise ColorcliError(f"{path}: cannot write the checkpoint ({reason}; a full disk?)") from None
+        if isinstance(e, RuntimeError):  # torch's zip writer says only that the position went wrong
+            reason += "; a full disk?"
+        raise ColorcliError(f"{path}: cannot write the checkpoint ({reason})") from None
 
 
 def _not_a_file(path: Path, prefer: tuple[str, ...] = ("best.pt", "last.pt")) -> NoSuchCheckpoint:

@@ -19,6 +19,11 @@ class UsageError(ColorcliError):
     exit_code = 2
 
 
+class FolderInUse(UsageError):
+    """Another process holds the folder (a run folder another training is writing): it is theirs,
+    so nothing of it may be cleaned up on the way out."""
+
+
 class InputError(ColorcliError):
     """An input file cannot be read as an image."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from colorcli.errors import UsageError
+from colorcli.errors import FolderInUse, UsageError
 
 # The temporary files atomic_write makes: "." + the target's name (at most 100 bytes of it) +
 # "." + mkstemp's 8 random characters + ".tmp". Only names of this form are ever swept away.
@@ -91,7 +91,7 @@ def remove_stale_temps(folder: Path, before: float | None = None) -> list[Path]:
 
 @contextlib.contextmanager
 def folder_held(folder: Path, busy: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``folder`` while inside, or raise UsageError(``busy``) when
+    """Hold an exclusive lock on ``folder`` while inside, or raise FolderInUse(``busy``) when
     another process holds it (two trainings writing one run folder would overwrite each
     other's checkpoints). The lock ends with the process, however it ends; where folders
     cannot be locked, nothing is held."""
@@ -102,7 +102,7 @@ def folder_held(folder: Path, busy: str) -> Iterator[None]:
         return
     try:
         if not _lock(fd, exclusive=True):
-            raise UsageError(busy)
+            raise FolderInUse(busy)
         yield
     finally:
         os.close(fd)

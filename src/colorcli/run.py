@@ -27,7 +27,7 @@ from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_p
 from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # (no torch) imported here as before
 from colorcli.data import _not_a_dataset
 from colorcli.distributed import Dist, any_rank, set_cpu_threads
-from colorcli.errors import CheckpointError, UsageError, printable
+from colorcli.errors import CheckpointError, FolderInUse, UsageError, printable
 from colorcli.files import ensure_folder, folder_held, remove_stale_temps
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable
 from colorcli.split import changed_count, changed_files, is_dataset
@@ -250,14 +250,15 @@ def open_run(
     if batch % d.world:
         raise UsageError(f"--batch-size {batch} must be divisible by the {d.world} processes")
     problem = folder_problem(run, overwrite) if d.main else None
+    busy = f"{run.out}: another colorcli train is writing this run folder; let it finish, or choose another --out"
     if problem is None and d.main:
-        busy = f"{run.out}: another colorcli train is writing this run folder; let it finish, or choose another --out"
         try:
             held.enter_context(folder_held(run.out, busy))
-        except UsageError as e:
-            problem = str(e)
+        except FolderInUse:
+            problem = busy
     if any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
-        raise UsageError(problem or "refused by the main process (see its message)")
+        error = FolderInUse if problem == busy else UsageError
+        raise error(problem or "refused by the main process (see its message)")
     if d.main and run.state is not None:
         remove_stale_temps(run.out)  # left by a save the run was killed in; it writes here again now
     return run, threads

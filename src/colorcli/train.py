@@ -37,7 +37,7 @@ from colorcli.distributed import (
     unwrapped,
     wrapped,
 )
-from colorcli.errors import TrainingError, UsageError, printable
+from colorcli.errors import FolderInUse, TrainingError, UsageError, printable
 from colorcli.evaluate import training_hint
 from colorcli.files import atomic_write, missing_folders, remove_empty
 from colorcli.metrics import psnr_per_image
@@ -159,8 +159,10 @@ def train(
     try:
         with contextlib.ExitStack() as held:  # the run folder's lock, until the run ends
             return _train(cfg, model, resume, console, d, device, overwrite, held)
-    except BaseException:
-        if d.main:  # a run that failed before writing anything leaves no empty folders behind
+    except BaseException as e:
+        # A run that failed before writing anything leaves no empty folders behind; but a folder
+        # another training holds is that one's, however empty it still is.
+        if d.main and not isinstance(e, FolderInUse):
             remove_empty(new_folders)
         raise
     finally:
