@@ -231,6 +231,9 @@ def test_uncompressed_tiff_is_turned_upright_by_its_orientation_tag(tmp_path, or
     Image.fromarray(stored).save(p, exif=exif)  # uncompressed
     assert np.array_equal(np.asarray(load_image(p).gray), upright)
     assert np.array_equal(np.asarray(load_rgb(p).convert("L")), upright)
+    pages = tmp_path / "pages.tif"  # a second page: counting pages set the tiles up again, without libtiff
+    Image.fromarray(stored).save(pages, exif=exif, save_all=True, append_images=[Image.fromarray(stored)])
+    assert np.array_equal(np.asarray(load_image(pages).gray), upright)
 
 
 def test_photoshop_file_is_read_from_its_composite(tmp_path):

@@ -168,9 +168,10 @@ def test_an_option_without_the_one_it_shapes_is_refused():
     from colorcli.run import new_run
 
     for cfg, says in (
-        (TrainConfig(mix_share=0.3), "--mix-share shapes --mix, which was not given"),
-        (TrainConfig(zoom_min=0.4), "--zoom-min shapes --zoom, which was not given"),
+        (TrainConfig(mix_share=0.3), "--mix-share shapes --mix, which is not in use"),
+        (TrainConfig(zoom_min=0.4), "--zoom-min shapes --zoom, which is not in use"),
     ):
         with pytest.raises(UsageError, match=says):
             new_run(cfg, ModelOptions())
     assert new_run(TrainConfig(mix="cifar10", mix_share=0.3), ModelOptions()).cfg.mix_share == 0.3
+    assert new_run(TrainConfig().filled(), ModelOptions()).cfg.mix_share == 0.5  # a run's own filled settings

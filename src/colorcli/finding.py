@@ -92,7 +92,11 @@ def open_unlimited(path: Path, libtiff: bool = False) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = None
         TiffImagePlugin.READ_LIBTIFF = libtiff or old_libtiff  # read when the file is opened
         try:
-            return Image.open(path)
+            im = Image.open(path)
+            if libtiff:  # counting a multi-page TIFF's pages sets its tiles up again: while libtiff is on
+                _ = getattr(im, "n_frames", 1)
+                im.seek(0)
+            return im
         finally:
             Image.MAX_IMAGE_PIXELS, TiffImagePlugin.READ_LIBTIFF = old_limit, old_libtiff
 

@@ -81,10 +81,11 @@ def new_run(cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
 
 def _refuse_lone_partners(cfg: TrainConfig) -> None:
     """Refuse an option given without the one it shapes (it would be silently ignored)."""
+    defaults = TrainConfig.defaults()
     for given, needs in (("mix_share", "mix"), ("zoom_min", "zoom")):
-        if getattr(cfg, given) is not None and not getattr(cfg, needs):
+        if getattr(cfg, given) not in (None, defaults[given]) and not getattr(cfg, needs):
             flag, partner = given.replace("_", "-"), needs.replace("_", "-")
-            raise UsageError(f"--{flag} shapes --{partner}, which was not given; add --{partner} or leave it out")
+            raise UsageError(f"--{flag} shapes --{partner}, which is not in use; add --{partner} or leave it out")
 
 
 def fine_tune_config(init: str, **given: Any) -> ModelConfig:
