@@ -160,6 +160,11 @@ def test_a_resumed_runs_mix_folder_may_move_and_a_folder_to_resume_points_at_its
         train(TrainConfig(threads=1), ModelOptions(), resume=last)
     result = train(TrainConfig(threads=1, mix=str(moved)), ModelOptions(), resume=last)  # was refused as a change
     assert result.best == tmp_path / "r" / "best.pt"
+    with pytest.raises(UsageError, match=r"--mix cifar10 \(the run has --mix .*mix\)"):  # not a move
+        train(TrainConfig(threads=1, mix="cifar10"), ModelOptions(), resume=last)
+    train(config(image_folder, tmp_path / "plain", epochs=1), TINY)  # no mix: none may be added
+    with pytest.raises(UsageError, match=r"--mix .* \(the run has --mix None\)"):
+        train(TrainConfig(threads=1, mix=str(moved)), ModelOptions(), resume=tmp_path / "plain" / "last.pt")
     with pytest.raises(ColorcliError, match=r"is a folder; did you mean .*last\.pt"):  # best.pt cannot be resumed
         train(TrainConfig(threads=1), ModelOptions(), resume=tmp_path / "r")
 

@@ -25,7 +25,7 @@ import torch
 
 from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_path, read_weights
 from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # (no torch) imported here as before
-from colorcli.data import _not_a_dataset
+from colorcli.data import CIFAR_NAMES, _not_a_dataset
 from colorcli.distributed import Dist, any_rank, set_cpu_threads
 from colorcli.errors import CheckpointError, FolderInUse, UsageError, printable
 from colorcli.files import ensure_folder, folder_held, remove_stale_temps
@@ -39,7 +39,7 @@ LOSS_SETTINGS = ("loss", "vivid", "aux_logmse")  # what a fine-tune may change; 
 # What a fine-tune may grow: new layers (a deeper U-Net, the context branch) start fresh or at
 # zero beside the starting weights, and the tile and working scale are no weights at all.
 GROWTH_SETTINGS = ("depth", "context", "tile", "scale")
-RELOCATABLE = ("dataset", "data_dir", "mirror", "mix")  # where a resumed run's data lies may change
+RELOCATABLE = ("dataset", "data_dir", "mirror")  # where a resumed run's data lies may change (and a --mix folder)
 MACHINE = ("device", "threads")  # this machine's, not the run's: never checked on --resume
 
 
@@ -145,11 +145,26 @@ def resumed_run(resume: Path, cfg: TrainConfig, model: ModelConfig | ModelOption
     _stored(resume, state, "model_config")
     given = {k: v for k, v in cfg.given().items() if k not in MACHINE}
     given.update(model.to_dict() if isinstance(model, ModelConfig) else model.given())
+    moved_mix = _moved_mix_folder(given.pop("mix", None), saved.get("mix"))
     _refuse_changed_settings(given, saved, state["model_config"], resume)
-    relocate = {k: v for k, v in given.items() if k in RELOCATABLE}
+    relocate = {k: v for k, v in given.items() if k in RELOCATABLE} | moved_mix
     here = {"device": cfg.filled().device, "threads": cfg.threads, "out": str(resume.parent), **relocate}
     run_cfg = replace(TrainConfig.from_dict(saved).filled(), **here)
     return Run(run_cfg, ModelConfig.from_dict(state["model_config"]), resume=resume, state=state)
+
+
+def _moved_mix_folder(given: str | None, had: str | None) -> dict[str, str]:
+    """A resumed run's --mix given anew: where its mix folder now lies ({"mix": path}) when the
+    run mixed a folder in and a folder is given; the same setting, nothing; any other change
+    (a mix added, or CIFAR swapped for another dataset) is refused as a changed setting."""
+    if given is None or given == had:
+        return {}
+    if had is not None and had not in CIFAR_NAMES and given not in CIFAR_NAMES and Path(given).is_dir():
+        return {"mix": given}
+    raise UsageError(
+        f"--mix {given} (the run has --mix {had}): a resumed run keeps the data it mixed in; "
+        "only a moved --mix folder may be given anew"
+    )
 
 
 def _stored(path: Path, state: dict[str, Any], key: str) -> dict[str, Any]:
