@@ -277,7 +277,6 @@ def output_format(path: Path) -> tuple[str, bool]:
 
 def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     """Write the colorized image atomically, keeping alpha, ICC profile and EXIF where the format can."""
-    from colorcli.files import atomic_write
 
     fmt, keeps_alpha = output_format(path)
     out = rgb
@@ -300,13 +299,23 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
     if fmt == "PNG":
         params["compress_level"] = 1  # fast; PNG stays lossless
     try:
-        with warnings.catch_warnings():  # Pillow warns on odd metadata it writes anyway: not the user's concern
-            warnings.simplefilter("ignore")
-            atomic_write(path, lambda f: out.save(f, format=fmt, **params))
-    except (OSError, ValueError):
+        _write_image(out, path, fmt, params)
+    except OSError:
         raise
     except Exception as e:  # noqa: BLE001 - a writer raises what its parsers raise (SyntaxError, struct.error)
-        raise ValueError(f"the {fmt} writer failed ({first_line(e)})") from e
+        if "exif" not in params:
+            raise e if isinstance(e, ValueError) else ValueError(f"the {fmt} writer failed ({first_line(e)})") from e
+        # The EXIF passed a first look but its inner tables broke the writer: the photo goes without it.
+        _write_image(out, path, fmt, {k: v for k, v in params.items() if k != "exif"})
+        loaded.notes.append(f"EXIF left out: the {fmt} writer could not encode it ({first_line(e)})")
+
+
+def _write_image(out: Image.Image, path: Path, fmt: str, params: dict[str, Any]) -> None:
+    from colorcli.files import atomic_write
+
+    with warnings.catch_warnings():  # Pillow warns on odd metadata it writes anyway: not the user's concern
+        warnings.simplefilter("ignore")
+        atomic_write(path, lambda f: out.save(f, format=fmt, **params))
 
 
 def _exif_left_out(loaded: LoadedImage, fmt: str) -> str | None:
