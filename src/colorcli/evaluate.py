@@ -140,7 +140,7 @@ def holdout_images(
     file names, than the run had is refused, since its split would differ.
     """
     from colorcli.checkpoint import read_weights
-    from colorcli.data import load_dataset
+    from colorcli.data import load_dataset, resize_images
     from colorcli.run import TrainConfig
     from colorcli.split import changed_count, changed_files, is_dataset, run_split
 
@@ -161,12 +161,14 @@ def holdout_images(
     changed = changed_files(source, extras)  # by name, before decoding anything
     if changed:
         raise UsageError(f"{source}: {changed}{refuse}")
-    data = load_dataset(source, data_dir or tc.data_dir, train=True, mirror=mirror, limit=tc.limit, size=size)
+    # As training validated: decoded at its largest working scale (a photo run's), then brought to the tile.
+    stored = tc.scale_max or size
+    data = load_dataset(source, data_dir or tc.data_dir, train=True, mirror=mirror, limit=tc.limit, size=stored)
     changed = changed_count(len(data), extras)
     if changed:
         raise UsageError(f"{source}: {changed}{refuse}")
     _, val_idx = run_split(tc, len(data))
-    return data[val_idx]
+    return resize_images(data[val_idx], size) if data.shape[-1] != size else data[val_idx]
 
 
 def evaluate_photos(
