@@ -45,6 +45,8 @@ def test_unreadable_images_are_skipped_with_a_count(image_folder, capsys, tmp_pa
     for _ in range(2):  # decoded, then read from the cache: both say what was skipped
         assert len(load_folder(image_folder, show_progress=False, cache_dir=cache)) == 24
         assert "skipped 1 unreadable image(s) in" in capsys.readouterr().err
+    assert len(load_folder(image_folder, show_progress=False, cache_dir=cache, limit=3)) == 3
+    assert "skipped" not in capsys.readouterr().err  # the first 3 were read; the broken one lies past them
     (image_folder / "broken.jpg").unlink()  # another folder's contents, another cache: nothing to say
     assert len(load_folder(image_folder, show_progress=False, cache_dir=cache)) == 24
     assert "skipped" not in capsys.readouterr().err

@@ -294,11 +294,17 @@ def test_the_guide_radius_grows_in_steps_with_the_enlargement(enlargement, radiu
         ("scale", 0),
         ("scale", -3),
         ("scale", 1.5),
+        ("scale", True),
     ],
 )
 def test_colorize_options_are_checked(field, value):
     with pytest.raises(UsageError, match=field.replace("_", " ")):
         ColorizeOptions(**{field: value})
+
+
+def test_a_working_scale_may_be_any_whole_number(tiny_model):
+    for scale in (48, 48.0, np.int64(48)):  # what numpy arithmetic or a config file gives
+        assert ColorizeOptions(scale=scale).for_model(tiny_model).scale == 48
 
 
 def test_the_overlap_must_fit_the_models_tile(tiny_model):

@@ -124,7 +124,8 @@ def load_folder(
     cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy" if cache_dir is not None else None
     cached = _read_cache(cache, limit) if cache is not None else None
     if cached is not None:
-        _warn_skipped_before(cache, root)
+        if not limit:  # the first images only: the skipped ones may lie past them, as uncached
+            _warn_skipped_before(cache, root)
         return torch.from_numpy(cached).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
     stack, bad = _decode_first(root, paths, size, limit, show_progress)  # (N, S, S, 3)
     if cache is not None and not limit:

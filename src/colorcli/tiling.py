@@ -14,6 +14,7 @@ Files are read and written in ``images.py``; batches of them are planned and run
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,14 +69,14 @@ class ColorizeOptions:
         overlap = tile // 2 if self.overlap is None else self.overlap
         if overlap >= tile:
             raise UsageError(f"tile overlap must be 0 to {tile - 1} pixels for this model's {tile}-pixel tiles")
-        scale = self.scale if self.scale is not None else int(getattr(config, "scale", DEFAULT_SCALE))
+        scale = int(self.scale) if self.scale is not None else int(getattr(config, "scale", DEFAULT_SCALE))
         per_call = max(1, self.tile_batch * TILE * TILE // (tile * tile))
         return ResolvedOptions(scale, tile, overlap, per_call, decoding_of(model))
 
     def __post_init__(self) -> None:
         if not 0 <= self.saturation < math.inf:  # nan fails too; inf made every pixel black
             raise UsageError(f"saturation must be a finite number, 0 or more, not {self.saturation}")
-        if self.scale is not None and (not isinstance(self.scale, int) or self.scale < 1):
+        if self.scale is not None and (isinstance(self.scale, bool) or not _whole(self.scale) or self.scale < 1):
             raise UsageError(f"working scale must be a whole number of pixels, 1 or more, not {self.scale}")
         if not isinstance(self.guide_radius, int) or self.guide_radius < 0:
             raise UsageError(f"guide radius must be a whole number, 0 or more, not {self.guide_radius}")
@@ -85,6 +86,11 @@ class ColorizeOptions:
             raise UsageError(f"tile overlap must be 0 or more pixels, not {self.overlap}")
         if self.tile_batch < 1:
             raise UsageError(f"tile batch must be 1 or more, not {self.tile_batch}")
+
+
+def _whole(value: object) -> bool:
+    """Whether ``value`` is a whole number of any numeric type (96, 96.0, numpy's int64)."""
+    return isinstance(value, numbers.Integral) or (isinstance(value, numbers.Real) and float(value).is_integer())
 
 
 @dataclass(frozen=True)
