@@ -1066,6 +1066,11 @@ def test_a_grid_that_cannot_be_written_is_one_line_exit_1(tmp_path, tiny_checkpo
 
 def test_export_to_a_folder_or_another_suffix_is_refused_before_asking_for_overwrite(tmp_path, tiny_checkpoint):
     (tmp_path / "existing.pt").write_bytes(b"x")
-    for target, says in ((tmp_path, "is a folder"), (tmp_path / "existing.pt", "is a .safetensors file")):
+    targets = (
+        (tmp_path, "is a folder"),
+        (f"{tmp_path / 'new.safetensors'}/", "is a folder"),  # wrote a file of that name
+        (tmp_path / "existing.pt", "is a .safetensors file"),
+    )
+    for target, says in targets:
         r = invoke("export", tiny_checkpoint, "-o", target)
         assert r.exit_code == 2 and says in r.output and "--overwrite" not in r.output, r.output

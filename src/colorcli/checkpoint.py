@@ -207,16 +207,16 @@ def export_safetensors(
         raise ColorcliError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
-def _check_export_path(path: Path) -> None:
+def _check_export_path(path: Path | str) -> None:
     """Refuse an export path that is a folder or lacks the .safetensors suffix, before
     whether it exists is asked (--overwrite would not make either of them right)."""
-    if path.is_dir() or str(path).endswith(("/", os.sep)):
+    if os.path.isdir(path) or str(path).endswith(("/", os.sep)):
         raise UsageError(f"{path}: is a folder; -o names the .safetensors file to write")
-    if path.suffix != ".safetensors":
+    if Path(path).suffix != ".safetensors":
         raise UsageError(f"{path}: an exported model is a .safetensors file (colorcli reads the format by suffix)")
 
 
-def export_model(source: Path, path: Path, overwrite: bool = False, half: bool = False, **decode: float) -> None:
+def export_model(source: Path, path: Path | str, overwrite: bool = False, half: bool = False, **decode: float) -> None:
     """Export a checkpoint (or model) to a weights-only .safetensors file, with new decoding settings.
 
     decode: temperature, prior_correction and confidence (bins head only), saturation,
@@ -224,8 +224,9 @@ def export_model(source: Path, path: Path, overwrite: bool = False, half: bool =
     The training config and metrics go along as metadata; the history does not. An
     existing file is replaced only with ``overwrite``; ``half`` stores float16 weights.
     """
-    _check_export_path(Path(path))
-    if Path(path).exists() and not overwrite:
+    _check_export_path(path)
+    path = Path(path)
+    if path.exists() and not overwrite:
         raise UsageError(f"{path}: exists; --overwrite replaces it")
     model = load_model(source, **decode)
     bins_only = [f"--{k.replace('_', '-')}" for k in ("temperature", "prior_correction", "confidence") if k in decode]

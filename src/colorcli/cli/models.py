@@ -56,7 +56,8 @@ def export(
     checkpoint: Annotated[
         Path, typer.Argument(help="Checkpoint (.pt, or a .safetensors model) to export.", show_default=False)
     ],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The .safetensors file to write.", show_default=False)],
+    # A str, not a Path: "-o models/" must reach the check as a folder (Path drops the slash).
+    output: Annotated[str, typer.Option("-o", "--output", help="The .safetensors file to write.", show_default=False)],
     temperature: Annotated[
         float | None, typer.Option(min=0.01, max=1.0, help="Annealed-mean temperature of the bins head (1 = mean).")
     ] = None,
@@ -93,7 +94,7 @@ def export(
             "scale": scale,
         }
         given = {k: v for k, v in decode.items() if v is not None}
-        export_model(checkpoint, output, overwrite=overwrite, half=half, **given)
+        export_model(checkpoint, output, overwrite=overwrite, half=half, **given)  # str: its trailing slash kept
         _stderr().print(f"wrote {printable(str(output))}", markup=False)
 
     _run(body, debug)
