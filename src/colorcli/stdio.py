@@ -17,11 +17,11 @@ from typing import Any, BinaryIO
 
 from rich.console import Console
 
-from colorcli.batch import is_glob
+from colorcli.batch import Job, is_glob
 from colorcli.errors import ColorcliError, InputError, UsageError, first_line, printable
 from colorcli.images import OUTPUT_FORMATS, format_names, format_note, load_image, output_format, save_result
 from colorcli.jpeg_check import checks_held
-from colorcli.runner import BatchReport
+from colorcli.runner import BatchReport, FileResult
 from colorcli.tiling import ColorizeOptions, colorize_gray
 
 STDIO = "-"  # as an input: read the image from standard input; as -o: write the result to standard output
@@ -122,15 +122,10 @@ def run_stdio(
 
 
 def _print_record(job: StdioJob, status: str, t0: float, error: str | None = None, note: str | None = None) -> None:
-    """The JSON line of a batch's file (``FileResult.record``) for the one image of a pipe."""
-    record: dict[str, Any] = {
-        "input": str(job.src) if job.src is not None else STDIO,
-        "output": None if job.dst is None else str(job.dst),
-        "status": status,
-        "seconds": round(time.perf_counter() - t0, 4),
-    }
-    record.update({k: v for k, v in (("error", error), ("note", note)) if v})
-    print(json.dumps(record), flush=True)
+    """The JSON line a batch's file gets (``FileResult.record``), for the one image of a pipe."""
+    as_batch_job = Job(Path(STDIO) if job.src is None else job.src, job.dst)
+    result = FileResult(as_batch_job, 0, status, time.perf_counter() - t0, error=error, note=note)
+    print(json.dumps(result.record()), flush=True)
 
 
 def _colorize_stdio(
