@@ -145,9 +145,7 @@ def _window(tile: int, overlap: int):
 class _TileLayout:
     h: int
     w: int
-    ph: int  # padded to at least one tile
-    pw: int
-    rows: list[int]
+    rows: list[int]  # tile origins over the image padded to at least one tile
     cols: list[int]
 
     @property
@@ -171,7 +169,7 @@ def _pad_for_tiles(gray: np.ndarray, tile: int, overlap: int) -> tuple[torch.Ten
         mode = "reflect" if min(h, w) > 1 and ph - h < h and pw - w < w else "replicate"
         y = F.pad(y, (0, pw - w, 0, ph - h), mode=mode)  # (1, 1, ph, pw)
     stride = tile - overlap
-    layout = _TileLayout(h, w, ph, pw, _tile_starts(ph, tile, stride), _tile_starts(pw, tile, stride))
+    layout = _TileLayout(h, w, _tile_starts(ph, tile, stride), _tile_starts(pw, tile, stride))
     return y[0, 0], layout  # (ph, pw)
 
 
