@@ -245,7 +245,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     if path.suffix != ".safetensors":
         ckpt = load_checkpoint(path)
         extras = {k: ckpt[k] for k in ("train_config", "images", "files_digest", "metrics", "history") if k in ckpt}
-        return _settings(path, ckpt["model_config"]), ckpt["model"], extras
+        return settings_table(path, ckpt["model_config"]), ckpt["model"], extras
     from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
@@ -266,14 +266,14 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
             f"{path}: model file format version {version} is not supported "
             f"(this colorcli reads version {FORMAT_VERSION})"
         )
-    return _settings(path, config), state, decoded
+    return settings_table(path, config), state, decoded
 
 
-def _settings(path: Path, config: Any) -> dict[str, Any]:
-    """A file's model config, refused unless it is a table of settings."""
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path}: its model_config is {type(config).__name__}, not a table of settings")
-    return config
+def settings_table(path: Path, table: Any, key: str = "model_config") -> dict[str, Any]:
+    """A file's ``model_config`` or ``train_config``, refused unless it is a table of settings."""
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{path}: its {key} is {type(table).__name__}, not a table of settings")
+    return table
 
 
 def load_model(path: Path | None = None, **decode: float) -> Colorizer:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_path, read_weights
+from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_path, read_weights, settings_table
 from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # (no torch) imported here as before
 from colorcli.data import CIFAR_NAMES, _not_a_dataset
 from colorcli.distributed import Dist, any_rank, set_cpu_threads
@@ -170,10 +170,8 @@ def _moved_mix_folder(given: str | None, had: str | None) -> dict[str, str]:
 def _stored(path: Path, state: dict[str, Any], key: str) -> dict[str, Any]:
     """A checkpoint's ``train_config`` or ``model_config``, refused with what is wrong unless
     it is a table of settings of the right types (a hand-edited or damaged file)."""
-    table = state.get(key)
+    table = settings_table(path, state.get(key), key)
     try:
-        if not isinstance(table, dict):
-            raise UsageError(f"it is {type(table).__name__}, not a table of settings")
         (TrainConfig if key == "train_config" else ModelConfig).from_dict(table)
     except UsageError as e:
         raise CheckpointError(f"{path}: bad {key}: {e}") from None
