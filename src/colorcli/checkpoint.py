@@ -269,7 +269,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     return settings_table(path, config), state, decoded
 
 
-def settings_table(path: Path, table: Any, key: str = "model_config") -> dict[str, Any]:
+def settings_table(path: Path | str, table: Any, key: str = "model_config") -> dict[str, Any]:
     """A file's ``model_config`` or ``train_config``, refused unless it is a table of settings."""
     if not isinstance(table, dict):
         raise CheckpointError(f"{path}: its {key} is {type(table).__name__}, not a table of settings")

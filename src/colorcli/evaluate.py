@@ -12,7 +12,7 @@ import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images, skipped_warning
-from colorcli.errors import CheckpointError, ColorcliError, InputError, UsageError, torchvision_unusable, warn
+from colorcli.errors import ColorcliError, InputError, UsageError, torchvision_unusable, warn
 from colorcli.finding import find_images, is_image_name, plugin_note
 from colorcli.images import load_rgb
 
@@ -141,16 +141,13 @@ def holdout_images(
     """
     from colorcli.checkpoint import read_weights
     from colorcli.data import load_dataset, resize_images
-    from colorcli.run import TrainConfig
+    from colorcli.run import TrainConfig, stored_settings
     from colorcli.split import changed_count, changed_files, is_dataset, run_split
 
     _, _, extras = read_weights(checkpoint)
     if not extras.get("train_config"):
         raise ColorcliError(f"{checkpoint or 'the default model'}: has no training config, so no known holdout split")
-    try:
-        tc = TrainConfig.from_dict(extras["train_config"]).filled()
-    except (UsageError, TypeError, AttributeError) as e:  # a hand-edited or damaged file
-        raise CheckpointError(f"{checkpoint or 'the default model'}: bad train_config: {e}") from None
+    tc = TrainConfig.from_dict(stored_settings(checkpoint or "the default model", extras, "train_config")).filled()
     source = tc.dataset if dataset is None else dataset
     if not is_dataset(source):
         raise UsageError(

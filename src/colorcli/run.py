@@ -141,8 +141,8 @@ def resumed_run(resume: Path, cfg: TrainConfig, model: ModelConfig | ModelOption
             f"{quoted(resume.parent / 'last.pt')}, or fine-tune this one with --init"
         )
     # Runs from before skip_gray existed trained on every image; keep their data (and so their schedule).
-    saved = {"skip_gray": False, **_stored(resume, state, "train_config")}
-    _stored(resume, state, "model_config")
+    saved = {"skip_gray": False, **stored_settings(resume, state, "train_config")}
+    stored_settings(resume, state, "model_config")
     given = {k: v for k, v in cfg.given().items() if k not in MACHINE}
     given.update(model.to_dict() if isinstance(model, ModelConfig) else model.given())
     moved_mix = _moved_mix_folder(given.pop("mix", None), saved.get("mix"))
@@ -167,7 +167,7 @@ def _moved_mix_folder(given: str | None, had: str | None) -> dict[str, str]:
     )
 
 
-def _stored(path: Path, state: dict[str, Any], key: str) -> dict[str, Any]:
+def stored_settings(path: Path | str, state: dict[str, Any], key: str) -> dict[str, Any]:
     """A checkpoint's ``train_config`` or ``model_config``, refused with what is wrong unless
     it is a table of settings of the right types (a hand-edited or damaged file)."""
     table = settings_table(path, state.get(key), key)
