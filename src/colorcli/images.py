@@ -300,22 +300,27 @@ def save_result(rgb: Image.Image, loaded: LoadedImage, path: Path) -> None:
         params["compress_level"] = 1  # fast; PNG stays lossless
     try:
         _write_image(out, path, fmt, params)
-    except OSError:
-        raise
-    except Exception as e:  # noqa: BLE001 - a writer raises what its parsers raise (SyntaxError, struct.error)
+    except ValueError as e:
         if "exif" not in params:
-            raise e if isinstance(e, ValueError) else ValueError(f"the {fmt} writer failed ({first_line(e)})") from e
+            raise
         # The EXIF passed a first look but its inner tables broke the writer: the photo goes without it.
         _write_image(out, path, fmt, {k: v for k, v in params.items() if k != "exif"})
-        loaded.notes.append(f"EXIF left out: the {fmt} writer could not encode it ({first_line(e)})")
+        loaded.notes.append(f"EXIF left out: the {fmt} writer could not encode it ({first_line(e.__cause__ or e)})")
 
 
 def _write_image(out: Image.Image, path: Path, fmt: str, params: dict[str, Any]) -> None:
+    """Write ``out`` atomically; a failure is an OSError (the disk, the folder) or a ValueError
+    (whatever else the writer raised: its parsers raise SyntaxError, struct.error, TypeError)."""
     from colorcli.files import atomic_write
 
-    with warnings.catch_warnings():  # Pillow warns on odd metadata it writes anyway: not the user's concern
-        warnings.simplefilter("ignore")
-        atomic_write(path, lambda f: out.save(f, format=fmt, **params))
+    try:
+        with warnings.catch_warnings():  # Pillow warns on odd metadata it writes anyway: not the user's concern
+            warnings.simplefilter("ignore")
+            atomic_write(path, lambda f: out.save(f, format=fmt, **params))
+    except (OSError, ValueError):
+        raise
+    except Exception as e:  # noqa: BLE001 - see above
+        raise ValueError(f"the {fmt} writer failed ({first_line(e)})") from e
 
 
 def _exif_left_out(loaded: LoadedImage, fmt: str) -> str | None:
