@@ -105,3 +105,85 @@ def test_a_transparent_colour_is_kept_from_an_image_as_from_its_file(tmp_path, t
         result = colorcli.colorize(opened, model=tiny_model)
         assert result.mode == "RGBA" == from_path.mode
         assert np.array_equal(np.asarray(result.getchannel("A")), np.asarray(from_path.getchannel("A")))
+
+
+@pytest.mark.parametrize("mode", ["RGBa", "La"])
+def test_premultiplied_modes_are_colorized_with_their_alpha(tiny_model, mode):
+    rgba = colour_image(40, 30, seed=5).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize((40, 30)).point(lambda v: max(v, 1)))
+    straight = rgba if mode == "RGBa" else rgba.convert("LA")
+    out = colorcli.colorize(straight.convert(mode), model=tiny_model)
+    assert out.mode == "RGBA" and out.size == (40, 30)
+    assert np.array_equal(np.asarray(out.getchannel("A")), np.asarray(straight.getchannel("A")))
+    # the luma of the colour behind the alpha (premultiplying rounds it away where alpha is small)
+    assert np.abs(luma(out) - luma(straight.convert(mode).convert(straight.mode))).max() <= 1
+
+
+def test_a_palette_with_alpha_keeps_its_transparency(tmp_path, tiny_model):
+    rgba = np.asarray(colour_image(40, 30, seed=6).convert("RGBA")).copy()
+    rgba[:10, :, 3] = 0
+    quantized = Image.fromarray(rgba).quantize()  # alpha in the palette, not in info["transparency"]
+    out = colorcli.colorize(quantized, model=tiny_model)
+    assert out.mode == "RGBA"
+    assert (np.asarray(out.getchannel("A")) == 0).sum() == 400
+    quantized.save(tmp_path / "p.png")
+    assert np.array_equal(np.asarray(colorcli.colorize(tmp_path / "p.png", model=tiny_model)), np.asarray(out))
+
+
+def test_a_malformed_exif_block_is_ignored_not_fatal(tmp_path, tiny_model):
+    im = colour_image(40, 30, seed=7)
+    im.save(tmp_path / "x.png", exif=b"garbage-garbage")
+    assert colorcli.colorize(tmp_path / "x.png", model=tiny_model).size == (40, 30)
+    loaded = Image.open(tmp_path / "x.png")
+    loaded.load()
+    loaded.info["exif"] = b"Exif\x00\x00garbage-garbage"
+    assert colorcli.colorize(loaded, model=tiny_model).size == (40, 30)
+
+
+@pytest.mark.parametrize("size", [(0, 0), (0, 5), (5, 0)])
+def test_an_image_without_pixels_is_an_input_error(tiny_model, size):
+    from colorcli.errors import InputError
+
+    with pytest.raises(InputError, match="no pixels"):
+        colorcli.colorize(Image.new("L", size), model=tiny_model)
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"saturation": 1e38}, UsageError, "saturation must be a number from 0 to 1,000, not 1e"),
+        ({"saturation": "1.2"}, UsageError, "not '1.2'"),
+        ({"saturation": None}, UsageError, "not None"),
+        ({"scale": "96"}, UsageError, "not '96'"),
+        ({"model": 5}, TypeError, "colorize's model is .* not int"),
+    ],
+)
+def test_wrong_option_values_and_types_name_the_option(tiny_model, options, error, message):
+    with pytest.raises(error, match=message):
+        colorcli.colorize(colour_image(8, 8, seed=1), **{"model": tiny_model, **options})
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_a_model_in_another_precision_colorizes(dtype):
+    import torch
+
+    image = colour_image(50, 40, seed=8)
+    model = colorcli.load_model("photo")
+    reference = np.asarray(colorcli.colorize(image, model=model), dtype=int)
+    out = colorcli.colorize(image, model=model.to(getattr(torch, dtype)))
+    assert np.abs(np.asarray(out, dtype=int) - reference).max() <= 2
+
+
+def test_a_model_in_training_mode_colorizes_as_in_eval_mode_and_is_left_so(tiny_model):
+    import torch
+
+    image = colour_image(50, 40, seed=9)
+    reference = np.asarray(colorcli.colorize(image, model=tiny_model))
+    before = {k: v.clone() for k, v in tiny_model.state_dict().items()}
+    tiny_model.train()
+    try:
+        assert np.array_equal(np.asarray(colorcli.colorize(image, model=tiny_model)), reference)
+        assert tiny_model.training
+        assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())
+    finally:
+        tiny_model.eval()

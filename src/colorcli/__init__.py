@@ -81,10 +81,17 @@ def colorize(
 
 
 def _resolve_model(model: Any) -> Colorizer:
+    import torch
+
     if model is None or isinstance(model, str) and _looks_like_a_name(model):
         return _shared_model(model)
     if isinstance(model, (str, os.PathLike)):
         return load_model(model)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            "colorize's model is a loaded model, a shipped model's name or a checkpoint path, "
+            f"not {type(model).__name__}"
+        )
     return model
 
 
@@ -93,17 +100,19 @@ def _gray_and_alpha(image: Any) -> tuple[Image.Image, Image.Image | None]:
     from pathlib import Path
 
     from PIL import Image as PILImage
-    from PIL import ImageOps
 
-    from colorcli.images import alpha_mask, load_image, stored_mode, to_gray8
+    from colorcli.errors import InputError
+    from colorcli.images import alpha_mask, exif_oriented, load_image, stored_mode, to_gray8
 
     if isinstance(image, (str, os.PathLike)):
         loaded = load_image(Path(image))
         return loaded.gray, loaded.alpha
     if not isinstance(image, PILImage.Image):
         raise TypeError(f"colorize takes a PIL image or a path, not {type(image).__name__}")
+    if 0 in image.size:
+        raise InputError(f"the image is {image.width}x{image.height}: it has no pixels to colorize")
     # An image opened from a file and not yet loaded says how the file stores its samples; one
     # made or loaded in memory holds them as its mode says (an 8-bit L or RGB key is in its units).
     stored = stored_mode(image) or image.mode
-    oriented = ImageOps.exif_transpose(image)
+    oriented = exif_oriented(image)[0]
     return to_gray8(oriented), alpha_mask(oriented, stored)

@@ -29,8 +29,13 @@ DEFAULT_MAX_PIXELS = 200_000_000
 HIGH_BIT_GRAY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 
 
+PREMULTIPLIED = {"RGBa": "RGBA", "La": "LA"}
+
+
 def to_gray8(im: Image.Image) -> Image.Image:
     """8-bit Rec. 601 luma of any Pillow mode; 16-bit and float images keep their tonal range."""
+    if im.mode in PREMULTIPLIED:  # samples scaled by their alpha: the luma is of the colour behind it
+        im = im.convert(PREMULTIPLIED[im.mode])
     if im.mode in HIGH_BIT_GRAY:
         a = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
@@ -39,7 +44,7 @@ def to_gray8(im: Image.Image) -> Image.Image:
         return Image.fromarray(np.clip(np.rint(a * (255.0 / top)), 0, 255).astype(np.uint8), "L")
     if im.mode == "L":
         return im
-    if im.mode in ("1", "LA", "La", "RGB"):
+    if im.mode in ("1", "LA", "RGB"):
         return im.convert("L")  # RGB straight to L: the same bits as through a copy of itself
     return im.convert("RGB").convert("L")
 
@@ -47,6 +52,8 @@ def to_gray8(im: Image.Image) -> Image.Image:
 def to_rgb8(im: Image.Image) -> Image.Image:
     """8-bit RGB of any Pillow mode. Pillow's own convert("RGB") clips 16-bit and float gray to
     white; those are scaled down to 8 bits first, as colorize reads them."""
+    if im.mode in PREMULTIPLIED:
+        im = im.convert(PREMULTIPLIED[im.mode])
     return to_gray8(im).convert("RGB") if im.mode in HIGH_BIT_GRAY else im.convert("RGB")
 
 
@@ -96,7 +103,16 @@ def open_checked(path: Path, max_pixels: int, limit_hint: str = "") -> Image.Ima
 def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Any image Pillow reads as display-oriented 8-bit RGB (a colour original to learn from or
     score against); failures are InputErrors naming the file and the reason."""
-    return _read(Path(path), max_pixels, lambda im: to_rgb8(ImageOps.exif_transpose(im)))
+    return _read(Path(path), max_pixels, lambda im: to_rgb8(exif_oriented(im)[0]))
+
+
+def exif_oriented(im: Image.Image) -> tuple[Image.Image, bool]:
+    """The image turned as its EXIF orientation says (a copy where it turns), and whether its
+    EXIF could be read; an image whose EXIF is malformed comes back as it is stored."""
+    try:
+        return ImageOps.exif_transpose(im), True
+    except Exception:  # noqa: BLE001 - Pillow parses the EXIF here; a malformed block raises anything
+        return im, False
 
 
 T = TypeVar("T")
@@ -168,8 +184,12 @@ def alpha_mask(im: Image.Image, raw_mode: str | None = None) -> Image.Image | No
     without converting the key, which would then mark the wrong pixels. 16-bit gray
     ("I" modes) is compared at full depth. A key no pixel has gives no mask.
     """
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if im.mode in ("RGBA", "LA", "PA"):
         return im.getchannel("A")
+    if im.mode in PREMULTIPLIED:
+        return im.getchannel("a")
+    if im.mode == "P" and im.palette is not None and im.palette.mode == "RGBA":  # alpha in the palette
+        return _mask_if_any(im.convert("RGBA").getchannel("A"))
     if "transparency" not in im.info:
         return None
     if im.mode in ("P", "1") or (im.mode in ("L", "RGB") and raw_mode == im.mode):
@@ -178,6 +198,11 @@ def alpha_mask(im: Image.Image, raw_mode: str | None = None) -> Image.Image | No
         mask = Image.fromarray(np.where(np.asarray(im) == im.info["transparency"], 0, 255).astype(np.uint8), "L")
     else:
         return None
+    return _mask_if_any(mask)
+
+
+def _mask_if_any(mask: Image.Image) -> Image.Image | None:
+    """An 8-bit alpha mask, or None where every pixel is opaque."""
     return None if mask.getextrema() == (255, 255) else mask
 
 
@@ -220,10 +245,13 @@ def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
     raw_mode = stored_mode(im)
     im.load()
     icc, exif = _rgb_profile(im.info.get("icc_profile")), None
-    ImageOps.exif_transpose(im, in_place=True)  # our own decoded copy: no second 36 MB for 12 MP
-    if "exif" in im.info:
-        exif = im.info["exif"]
-    loaded = LoadedImage(gray=to_gray8(im), alpha=alpha_mask(im, raw_mode), icc_profile=icc, exif=exif)
+    notes = []
+    try:
+        ImageOps.exif_transpose(im, in_place=True)  # our own decoded copy: no second 36 MB for 12 MP
+        exif = im.info.get("exif")
+    except Exception:  # noqa: BLE001 - Pillow parses the EXIF here; a malformed block raises anything
+        notes.append("its EXIF is malformed: orientation not applied, EXIF left out")
+    loaded = LoadedImage(gray=to_gray8(im), alpha=alpha_mask(im, raw_mode), icc_profile=icc, exif=exif, notes=notes)
     return loaded, frames, fmt
 
 

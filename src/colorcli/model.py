@@ -128,7 +128,7 @@ class ChromaBins(nn.Module):
         logp = logits.float() - prior_correction * self.log_weights.view(1, -1, 1, 1)  # weights as (1, K, 1, 1)
         logq = (logp / max(temperature, 1e-3)).log_softmax(1)
         prob = logq.exp()  # (B, K, H, W)
-        mean = torch.einsum("bkhw,kc->bchw", prob, self.points)  # (B, 2, H, W)
+        mean = torch.einsum("bkhw,kc->bchw", prob, self.points.to(prob.dtype))  # (B, 2, H, W)
         if not confidence:
             return mean
         entropy = -(prob * logq).sum(1, keepdim=True)  # (B, 1, H, W) in 0..log K

@@ -8,14 +8,15 @@ its guide (a fast guided filter, He & Sun 2015), so colour edges follow the
 photo's own edges instead of bleeding across them, and joined with that luma, so
 the output's luminance is the input's.
 
-Files are read and written in ``images.py``; batches of them are planned and run in ``batch.py``.
+Files are read and written in ``images.py``; batches of them are planned in ``batch.py`` and run in ``runner.py``.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ DEFAULT_SCALE = 96  # the working scale of models whose config does not say
 # Full-resolution colour is composed in bands of at most this many pixels and rows.
 BAND_PIXELS = 1 << 20
 BAND_ROWS = 64
+MAX_SATURATION = 1000
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,12 @@ class ColorizeOptions:
         return ResolvedOptions(scale, tile, overlap, per_call, decoding_of(model))
 
     def __post_init__(self) -> None:
-        if not 0 <= self.saturation < math.inf:  # nan fails too; inf made every pixel black
-            raise UsageError(f"saturation must be a finite number, 0 or more, not {self.saturation}")
+        # nan fails too; from about 1e36 the float32 chroma overflows and turns every pixel black,
+        # and a factor of 1,000 already takes any colour the model gives to the edge of the gamut
+        if not isinstance(self.saturation, numbers.Real) or not 0 <= self.saturation <= MAX_SATURATION:
+            raise UsageError(f"saturation must be a number from 0 to {MAX_SATURATION:,}, not {self.saturation!r}")
         if self.scale is not None and (isinstance(self.scale, bool) or not _whole(self.scale) or self.scale < 1):
-            raise UsageError(f"working scale must be a whole number of pixels, 1 or more, not {self.scale}")
+            raise UsageError(f"working scale must be a whole number of pixels, 1 or more, not {self.scale!r}")
         if not isinstance(self.guide_radius, int) or self.guide_radius < 0:
             raise UsageError(f"guide radius must be a whole number, 0 or more, not {self.guide_radius}")
         if not self.guide_eps > 0:
@@ -224,13 +228,27 @@ def predict_chroma_many(
     padded, layouts = zip(*(_pad_for_tiles(g, tiling.tile, tiling.overlap) for g in grays), strict=True)
     weight = _window(tiling.tile, tiling.overlap)
     blends = [_Blend(layout, tiling.tile, weight) for layout in layouts]
-    device = next(model.parameters()).device
-    with torch.inference_mode():
+    weights = next(model.parameters())  # a model in half precision gets its tiles in half precision
+    with torch.inference_mode(), _in_eval_mode(model):
         for tiles, owners in _tile_batches(list(padded), list(layouts), tiling.tile, tiling.tiles_per_call):
-            chroma = model(tiles.to(device)).float().cpu()  # (b, 2, tile, tile)
+            chroma = model(tiles.to(weights.device, weights.dtype)).float().cpu()  # (b, 2, tile, tile)
             for (i, origin), c in zip(owners, chroma, strict=True):
                 blends[i].add(origin, c)
     return [with_colour_strength(blend.result(), options, tiling.decoding, blend.layout.count) for blend in blends]
+
+
+@contextmanager
+def _in_eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block (batch-norm by its running statistics, which a
+    model handed over in training mode would otherwise update), then as it was."""
+    training = model.training
+    if training:
+        model.eval()
+    try:
+        yield
+    finally:
+        if training:
+            model.train()
 
 
 def with_colour_strength(
