@@ -1074,3 +1074,27 @@ def test_export_to_a_folder_or_another_suffix_is_refused_before_asking_for_overw
     for target, says in targets:
         r = invoke("export", tiny_checkpoint, "-o", target)
         assert r.exit_code == 2 and says in r.output and "--overwrite" not in r.output, r.output
+
+
+def test_running_out_of_device_memory_is_one_line_exit_1(tmp_path, monkeypatch):
+    import torch
+
+    import colorcli.train
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(colorcli.train, "train", out_of_memory)
+    for i in range(4):
+        colour_image(16, 16, seed=i).save(tmp_path / f"{i}.png")
+    r = invoke(*tiny_train_args(tmp_path, tmp_path / "run"))
+    assert r.exit_code == 1, r.output
+    assert "out of memory: train with a smaller --batch-size" in r.output and "Traceback" not in r.output
+
+
+def test_a_mix_folder_behind_a_symlink_loop_is_a_clear_error(tmp_path):
+    for i in range(24):
+        colour_image(16, 16, seed=i).save(tmp_path / f"{i}.png")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    r = invoke(*tiny_train_args(tmp_path, tmp_path / "run"), "--mix", tmp_path / "loop")
+    assert r.exit_code in (1, 2) and "loop" in r.output and "Traceback" not in r.output, r.output

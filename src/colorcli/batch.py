@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from colorcli.errors import UsageError
+from colorcli.files import resolved
 from colorcli.finding import (
     find_images,
     is_image_name,
@@ -91,14 +92,6 @@ def _outside(files: list[Path], nested: Path | None, notes: list[str] | None = N
             "(earlier results, or choose another -o)"
         )
     return kept
-
-
-def resolved(path: Path) -> Path:
-    """``path.resolve()``, or the path made absolute where a symlink loop makes resolve raise."""
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):  # RuntimeError("Symlink loop from ...") before Python 3.13
-        return path.absolute()
 
 
 def _refused(path: Path, hint: str = "") -> Job:

@@ -52,10 +52,13 @@ class Scores:
 
 
 def colorize_batch(model: torch.nn.Module, rgb_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(gray copy, colorized) uint8 (B, 3, H, W) of true colour images (B, 3, H, W) uint8."""
+    """(gray copy, colorized) uint8 (B, 3, H, W) of true colour images (B, 3, H, W) uint8, run on
+    the model's device, returned on the images' own."""
     y = luma_u8(rgb_u8)  # (B, 1, H, W) what a user's gray photo holds
+    weights = next(model.parameters(), y.float())  # a module without weights (a test double) takes floats
     with torch.inference_mode():
-        pred = ycbcr_to_rgb_u8(y.float(), model(y.float()))
+        chroma = model(y.to(weights.device, weights.dtype)).float().to(y.device)  # (B, 2, H, W)
+        pred = ycbcr_to_rgb_u8(y.float(), chroma)
     return gray_to_rgb_u8(y), pred
 
 
@@ -94,17 +97,14 @@ def summarize(
     return out
 
 
-def evaluate_tensor(model: torch.nn.Module, data: torch.Tensor, batch_size: int = 500, progress=None) -> dict[str, Any]:
-    """Score a model on (N, 3, H, W) uint8 colour images, batched."""
+def evaluate_tensor(model: torch.nn.Module, data: torch.Tensor, batch_size: int = 500) -> dict[str, Any]:
+    """Score a model on (N, 3, H, W) uint8 colour images, batched (each batch on the model's device)."""
     mine, gray, truth_cf = [], [], []
-    task = progress.add_task("scoring", total=len(data)) if progress is not None else None
     for rgb in data.split(batch_size):
         g, p = colorize_batch(model, rgb)
         mine.append(Scores.of(p, rgb))
         gray.append(Scores.of(g, rgb))
         truth_cf.append(colorfulness(rgb))
-        if progress is not None:
-            progress.advance(task, len(rgb))
     return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), grayscale_images(data))
 
 
@@ -299,6 +299,69 @@ def _with_column_labels(sheet, columns: list[tuple[int, int]], size: int):
 UNDERTRAINED_SHARE = 0.15  # a model whose colour is below this share of the truth's paints nearly gray
 
 
+@dataclass(frozen=True)
+class EvalRequest:
+    """What ``colorcli eval`` scores: the model file ``source`` on ``dataset`` (cifar10, cifar100
+    or a folder of colour images), at the model's tile, or with ``full_res`` each photo at its
+    own size through colorize's path (working ``scale`` in pixels, None: the model's own).
+    ``holdout``: the split the model's own run held out, from ``given`` (None: the run's own
+    dataset). ``grid``: also draw rows gray | colorized | original into this PNG."""
+
+    source: Path
+    dataset: str
+    given: str | None = None
+    holdout: bool = False
+    full_res: bool = False
+    per_image: bool = False
+    scale: int | None = None
+    limit: int | None = None
+    grid: Path | None = None
+    data_dir: Path | None = None
+    mirror: str | None = None
+    device: str = "auto"
+
+
+def run_eval(req: EvalRequest) -> dict[str, Any]:
+    """Scores as ``summarize`` gives them (full_res adds ``unreadable``, and ``per_image`` if asked)."""
+    from colorcli.checkpoint import load_model, pick_device
+    from colorcli.data import load_dataset
+    from colorcli.tiling import ColorizeOptions
+
+    model = load_model(req.source).to(pick_device(req.device))
+    if req.full_res:
+        paths = folder_photos(req.dataset, req.limit)
+        opts = ColorizeOptions() if req.scale is None else ColorizeOptions(scale=req.scale)
+        result = evaluate_photos(model, paths, opts, per_image=req.per_image)
+        if req.grid is not None:
+            save_photo_grid(model, paths, req.grid, opts)
+        return result
+    tile = int(getattr(model.config, "tile", 32))  # a folder at the model's tile, as training validated it
+    if req.holdout:
+        data = holdout_images(req.source, req.given, req.data_dir, req.mirror, size=tile)[: req.limit]
+    else:
+        data = load_dataset(req.dataset, req.data_dir, train=False, mirror=req.mirror, limit=req.limit, size=tile)
+    result = evaluate_tensor(model, data)
+    if req.grid is not None:
+        save_grid(model, data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))], req.grid)
+    return result
+
+
+def folder_photos(dataset: str, limit: int | None) -> list[Path]:
+    """The photos --full-res scores: the first ``limit`` image files of the folder ``dataset``."""
+    if not Path(dataset).is_dir():
+        raise UsageError(f"{dataset}: not a folder; --full-res scores a folder of colour photos")
+    heic: list[Path] = []
+    paths = find_images(Path(dataset), needing_plugin=heic)[:limit]
+    if heic and paths:
+        warn(f"{dataset}: {plugin_note(heic)}")
+    if not paths:
+        raise UsageError(f"{dataset}: no images found ({plugin_note(heic) if heic else NO_IMAGES})")
+    return paths
+
+
+NO_IMAGES = "no files with an image suffix Pillow reads"
+
+
 def undertrained_hint(
     share: float | None, what: str = "the model's colour", advice: str = "train it longer (more --epochs)"
 ) -> str | None:
@@ -329,7 +392,7 @@ def check_has_images(folder: Path) -> None:
         return
     heic: list[Path] = []
     find_images(folder, needing_plugin=heic)
-    why = plugin_note(heic) if heic else "no files with an image suffix Pillow reads"
+    why = plugin_note(heic) if heic else NO_IMAGES
     raise UsageError(f"{folder}: no images found ({why})")
 
 

@@ -26,6 +26,14 @@ _STARTED = time.time()  # a temporary file older than this process is no write o
 _swept: set[str] = set()  # folders this process has cleared of stale temporary files
 
 
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or the path made absolute where a symlink loop makes resolve raise."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError("Symlink loop from ...") before Python 3.13
+        return path.absolute()
+
+
 def atomic_write(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     """Write a file through a temporary file in the same folder, then rename it into place.
 

@@ -349,6 +349,8 @@ def check_result(check: Future[str | None]) -> str | None:
         return check.result()
     except (BrokenProcessPool, CancelledError, OSError):
         return None
+    except Exception:  # noqa: BLE001 - the check only adds a note: whatever it met (a MemoryError) must not end a batch
+        return None
     finally:
         if held:
             may_run.clear()

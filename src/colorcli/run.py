@@ -28,7 +28,7 @@ from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # 
 from colorcli.data import CIFAR_NAMES, _not_a_dataset
 from colorcli.distributed import Dist, any_rank, set_cpu_threads
 from colorcli.errors import CheckpointError, FolderInUse, UsageError, printable
-from colorcli.files import ensure_folder, folder_held, remove_stale_temps
+from colorcli.files import ensure_folder, folder_held, remove_stale_temps, resolved
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable
 from colorcli.split import changed_count, changed_files, is_dataset
 
@@ -193,7 +193,7 @@ def _refuse_changed_settings(given: dict[str, Any], saved: dict[str, Any], model
             continue
         if name == "out":
             had: Any = resume.parent
-            same = Path(value).resolve() == resume.parent.resolve()
+            same = resolved(Path(value)) == resolved(resume.parent)
         else:
             had = run.get(name)
             same = value == had or (value is not None and had is not None and str(value) == str(had))

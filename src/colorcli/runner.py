@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from colorcli.batch import Job, resolved
+from colorcli.batch import Job
 from colorcli.errors import ColorcliError, first_line
-from colorcli.files import missing_folders, remove_empty
+from colorcli.files import missing_folders, remove_empty, resolved
 from colorcli.images import (
     LoadedImage,
     format_note,

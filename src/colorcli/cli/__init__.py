@@ -65,6 +65,15 @@ def _stderr():
     return stderr_console()
 
 
+_OUT_OF_MEMORY = "out of memory: train with a smaller --batch-size or --tile, or choose another --device"
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is the device or the host running out of memory (torch's OutOfMemoryError
+    is a RuntimeError; its CPU allocator says so in a plain one)."""
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(e)
+
+
 def _run(fn: Callable[[], T], debug: bool) -> T:
     """Run a command body; ColorcliError becomes one line on stderr and its exit code."""
     try:
@@ -80,6 +89,11 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
             raise
         where = f"{e.filename}: " if e.filename else ""
         _stderr().print(f"colorcli: error: {printable(where + (e.strerror or str(e)))}", style="red", markup=False)
+        raise typer.Exit(1) from None
+    except (MemoryError, RuntimeError) as e:
+        if debug or not _out_of_memory(e):
+            raise
+        _stderr().print(f"colorcli: error: {_OUT_OF_MEMORY}", style="red", markup=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         _stderr().print("colorcli: interrupted")

@@ -75,20 +75,9 @@ def evaluate(
     device = _value(device)
 
     def body() -> int:
-        import torch
-
-        from colorcli.checkpoint import load_model, model_source, pick_device
-        from colorcli.data import CIFAR_NAMES, load_dataset
-        from colorcli.evaluate import (
-            check_has_images,
-            evaluate_photos,
-            evaluate_tensor,
-            holdout_images,
-            save_grid,
-            save_photo_grid,
-            undertrained_hint,
-        )
-        from colorcli.tiling import ColorizeOptions
+        from colorcli.checkpoint import model_source
+        from colorcli.data import CIFAR_NAMES
+        from colorcli.evaluate import EvalRequest, check_has_images, run_eval, undertrained_hint
 
         _refuse_clashes(grid, overwrite, holdout, full_res, per_image, scale)
         if not holdout and dataset not in CIFAR_NAMES and Path(dataset).is_dir():
@@ -97,27 +86,10 @@ def evaluate(
         # --holdout scores a model on the split its own run held out: the split and the model
         # come from the same file, which the default dataset's name does not choose.
         source = model_source(checkpoint, model_name, given if holdout else dataset)
-        model = load_model(source).to(pick_device(device))
-        tile = int(getattr(model.config, "tile", 32))
-        data = None
-        if holdout:
-            data = holdout_images(source, given, data_dir, mirror, size=tile)  # given None: the run's own
-            if limit:
-                data = data[:limit]
-            result = evaluate_tensor(model, data.to(next(model.parameters()).device))
-        elif full_res:
-            paths = _folder_photos(dataset, limit)
-            opts = ColorizeOptions() if scale is None else ColorizeOptions(scale=scale)
-            result = evaluate_photos(model.cpu(), paths, opts, per_image=per_image)
-        else:
-            # A folder's images at the model's tile, as training validated them (CIFAR stays 32x32).
-            data = load_dataset(dataset, data_dir, train=False, mirror=mirror, limit=limit, size=tile)
-            result = evaluate_tensor(model, data.to(next(model.parameters()).device))
-        if grid is not None and full_res:
-            save_photo_grid(model.cpu(), paths, grid, opts)
-        elif grid is not None:
-            shuffled = data.cpu()[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))]
-            save_grid(model.cpu(), shuffled, grid)
+        request = EvalRequest(
+            source, dataset, given, holdout, full_res, per_image, scale, limit, grid, data_dir, mirror, device
+        )
+        result = run_eval(request)
         if json_out:
             print(json.dumps(result))
         else:
@@ -149,22 +121,6 @@ def _refuse_clashes(
         raise UsageError("--per-image scores photos at their own size: add --full-res")
     if scale is not None and not full_res:
         raise UsageError("--scale is the working scale of --full-res photos: add --full-res")
-
-
-def _folder_photos(dataset: str, limit: int | None) -> list[Path]:
-    """The photos --full-res scores: the first ``limit`` image files of the folder ``dataset``."""
-    from colorcli.errors import UsageError, warn
-    from colorcli.finding import find_images, plugin_note
-
-    if not Path(dataset).is_dir():
-        raise UsageError(f"{dataset}: not a folder; --full-res scores a folder of colour photos")
-    heic: list[Path] = []
-    paths = find_images(Path(dataset), needing_plugin=heic)[:limit]
-    if heic:
-        warn(f"{dataset}: {plugin_note(heic)}")
-    if not paths:
-        raise UsageError(f"{dataset}: no images found (no files with an image suffix Pillow reads)")
-    return paths
 
 
 def _print_table(r: dict) -> None:

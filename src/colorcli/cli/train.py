@@ -27,6 +27,7 @@ from colorcli.cli import (
     app,
 )
 from colorcli.errors import printable
+from colorcli.files import resolved
 
 
 class _TrainCommand(_Command):
@@ -220,7 +221,7 @@ def train(
 
         def where(spec: str | None) -> str | None:
             """A folder dataset as an absolute path, so --resume (and --mix) work from any folder."""
-            return spec if spec is None or spec in CIFAR_NAMES or not Path(spec).is_dir() else str(Path(spec).resolve())
+            return spec if spec is None or spec in CIFAR_NAMES or not Path(spec).is_dir() else str(resolved(Path(spec)))
 
         model = ModelOptions(
             arch=arch,
@@ -256,7 +257,7 @@ def train(
             zoom_min=zoom_min,
             scale_min=scale_min,
             scale_max=scale_max,
-            mix=mix if mix is None or mix in CIFAR_NAMES else str(Path(mix).resolve()),
+            mix=where(mix),
             mix_share=mix_share,
             balance=balance,
         )
