@@ -108,3 +108,8 @@ distributed = [
 ]
 print(sorted(set(loaded) & set({training!r})), distributed)
 """.replace("{training!r}", repr(TRAINING_MODULES))
+
+
+def cbcr(im: Image.Image) -> np.ndarray:
+    """An image's chrominance as (2, H, W) floats, -128..128."""
+    return np.asarray(im.convert("YCbCr"))[..., 1:].astype(np.float32).transpose(2, 0, 1) - 128  # (2, H, W)

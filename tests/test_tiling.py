@@ -1,4 +1,4 @@
-"""The tiling maths: working scale, tiles and their blending, guided upsampling, colour strength."""
+"""The tiling maths: working scale, tiles and their blending, colour strength."""
 
 import numpy as np
 import pytest
@@ -6,18 +6,8 @@ import torch
 from PIL import Image
 
 from colorcli.errors import UsageError
-from colorcli.tiling import (
-    ColorizeOptions,
-    _window,
-    colorize_gray,
-    compose_chroma,
-    compose_guided,
-    guide_radius,
-    guided_planes,
-    predict_chroma,
-    working_size,
-)
-from helpers import colour_image, luma
+from colorcli.tiling import ColorizeOptions, _window, colorize_gray, predict_chroma, working_size
+from helpers import cbcr, colour_image, luma
 
 
 @pytest.mark.parametrize("size", [(1, 1), (3, 500), (2000, 17), (33, 65), (100, 100)])
@@ -114,128 +104,6 @@ def test_the_models_tile_saturation_scales_photo_colour(tiny_model):
     )
 
 
-def test_composed_rgb_has_exactly_the_given_luma_without_pillows_bias():
-    rng = np.random.default_rng(0)
-    y, cb, cr = (
-        Image.fromarray(a.astype(np.uint8))
-        for a in (
-            rng.integers(30, 226, (64, 64)),
-            np.clip(128 + rng.normal(0, 12, (64, 64)), 0, 255),
-            np.clip(128 + rng.normal(0, 12, (64, 64)), 0, 255),
-        )
-    )
-    pillow = Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
-    assert (luma(pillow) != np.asarray(y)).mean() > 0.2  # why colorcli does not use it
-    chroma = torch.from_numpy(np.stack([np.asarray(cb), np.asarray(cr)]).astype(np.float32) - 128)  # (2, 64, 64)
-    composed = compose_chroma(y, chroma)
-    assert (luma(composed) == np.asarray(y)).all()
-    truth = np.stack([np.asarray(cb), np.asarray(cr)]).astype(np.float32) - 128
-    assert np.abs(_cbcr(composed) - truth).mean() < 1.0  # the chroma as given, to rounding
-
-
-def _edge_photo(size: int, edge: int):
-    """A gray (size, size) photo with a vertical edge at column ``edge`` and its true chroma, (2, size, size)."""
-    y = np.where(np.arange(size) < edge, 70, 180).astype(np.uint8)[None].repeat(size, 0)  # (size, size)
-    sign = np.where(np.arange(size) < edge, -1.0, 1.0).astype(np.float32)[None].repeat(size, 0)
-    return y, np.stack([40 * sign, -30 * sign])  # (2, size, size)
-
-
-def _cbcr(im: Image.Image) -> np.ndarray:
-    return np.asarray(im.convert("YCbCr"))[..., 1:].astype(np.float32).transpose(2, 0, 1) - 128  # (2, H, W)
-
-
-def _working(gray: Image.Image, truth: np.ndarray, small: int):
-    """The working-scale luma and the chroma a perfect model would predict there."""
-    working = np.asarray(gray.resize((small, small), Image.Resampling.BOX))
-    chroma = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(truth)[None], small)[0]  # (2, small, small)
-    return working, chroma
-
-
-@pytest.mark.parametrize("edge", [160, 165, 170, 171])  # on, and between, working-scale pixel boundaries
-def test_guided_upsampling_puts_colour_edges_on_the_luma_edges(edge):
-    y, truth = _edge_photo(320, edge)
-    gray = Image.fromarray(y)
-    working, chroma = _working(gray, truth, 96)
-    near_edge = slice(edge - 12, edge + 12)
-    errors = {}
-    for radius in (0, 2):
-        out = compose_guided(gray, guided_planes(working, chroma, radius, 1e-3))
-        assert (luma(out) == y).all()
-        errors[radius] = np.abs(_cbcr(out) - truth)[:, :, near_edge].mean()
-    assert errors[2] < 0.45 * errors[0], errors  # bilinear smears colour across the edge; guided much less
-
-
-def test_guided_upsampling_keeps_a_thin_line_beside_an_edge_on_its_own_side():
-    y, truth = _edge_photo(320, 171)
-    y[:, 162:164] = 235  # a bright wire 8 pixels left of the edge, on the Cb -40 side
-    gray = Image.fromarray(y)
-    working, chroma = _working(gray, truth, 96)
-    out = _cbcr(compose_guided(gray, guided_planes(working, chroma, 2, 1e-3)))
-    # The left side's hue (Cb < 0 < Cr), pulled toward gray into the gamut at luma 235; without
-    # the local range the fitted slope of the edge flipped the wire's hue (Cb +4, Cr -4).
-    assert out[0, :, 162:164].max() < 0 and out[1, :, 162:164].min() > 0
-
-
-def test_guided_upsampling_keeps_flat_colour_flat_on_textured_luma():
-    rng = np.random.default_rng(1)
-    gray = Image.fromarray(rng.integers(60, 200, (200, 150)).astype(np.uint8))
-    working = np.asarray(gray.resize((64, 48), Image.Resampling.BOX))
-    chroma = torch.tensor([12.0, -20.0])[:, None, None].expand(2, 48, 64).contiguous()  # (2, 48, 64)
-    out = _cbcr(compose_guided(gray, guided_planes(working, chroma, 2, 1e-3)))
-    assert np.abs(out - np.array([12.0, -20.0])[:, None, None]).max() <= 1.0  # rounding only
-
-
-@pytest.mark.parametrize(
-    ("size", "small", "band_pixels"),
-    [((37, 23), (7, 9), 1), ((37, 23), (7, 9), 50), ((301, 97), (90, 29), 1 << 20), ((5, 400), (1, 96), 7)],
-)
-def test_guided_composition_in_bands_equals_one_bilinear_pass(size, small, band_pixels):
-    rng = np.random.default_rng(2)
-    y = rng.integers(0, 256, size).astype(np.uint8)
-    fit = rng.normal(0, 20, (4, *small)).astype(np.float32)
-    mid = rng.normal(0, 20, (2, *small)).astype(np.float32)
-    planes = torch.from_numpy(np.concatenate([fit, mid - 15, mid + 15]))  # (8, h, w): a, b, low, high
-    banded = np.asarray(compose_guided(Image.fromarray(y), planes, band_pixels=band_pixels)).astype(int)
-    up = torch.nn.functional.interpolate(planes[None], size=size, mode="bilinear", align_corners=False)[0]
-    chroma = (up[0:2] * torch.from_numpy(y.astype(np.float32) / 255) + up[2:4]).clamp(up[4:6], up[6:8])
-    whole = np.asarray(compose_chroma(Image.fromarray(y), chroma)).astype(int)
-    assert np.abs(banded - whole).max() <= 1 and (banded != whole).mean() < 0.01
-
-
-def test_guided_planes_match_a_pixel_by_pixel_guided_filter():
-    rng = np.random.default_rng(6)
-    h, w, r, eps = 9, 7, 2, 1e-3
-    guide = rng.integers(0, 256, (h, w)).astype(np.uint8)
-    chroma = rng.normal(0, 30, (2, h, w))
-    luma = guide / 255.0
-
-    def window(i: int, j: int) -> tuple[np.ndarray, np.ndarray]:  # edges replicated, as in the filter
-        return np.clip(np.arange(i - r, i + r + 1), 0, h - 1), np.clip(np.arange(j - r, j + r + 1), 0, w - 1)
-
-    slope, offset = np.zeros((2, h, w)), np.zeros((2, h, w))
-    for i in range(h):
-        for j in range(w):
-            rows, cols = window(i, j)
-            ll = luma[np.ix_(rows, cols)]
-            for c in range(2):
-                cc = chroma[c][np.ix_(rows, cols)]
-                slope[c, i, j] = ((ll * cc).mean() - ll.mean() * cc.mean()) / (ll.var() + eps)
-                offset[c, i, j] = cc.mean() - slope[c, i, j] * ll.mean()
-    expected = np.zeros((4, h, w))
-    for i in range(h):
-        for j in range(w):
-            rows, cols = window(i, j)
-            for c in range(2):
-                expected[c, i, j] = slope[c][np.ix_(rows, cols)].mean()
-                expected[2 + c, i, j] = offset[c][np.ix_(rows, cols)].mean()
-    planes = guided_planes(guide, torch.from_numpy(chroma.astype(np.float32)), r, eps).numpy()  # (8, h, w)
-    assert np.allclose(planes[:4], expected, rtol=1e-3, atol=1e-2)
-    lowest = np.array(
-        [[[chroma[c][np.ix_(*window(i, j))].min() for j in range(w)] for i in range(h)] for c in range(2)]
-    )
-    assert np.allclose(planes[4:6], lowest, atol=1e-4)
-
-
 class Checker(torch.nn.Module):
     """A model double whose chroma, a strong 8-pixel checkerboard, ignores the luma: smoothing shows at once."""
 
@@ -258,25 +126,18 @@ def _mid_gray(width: int, height: int) -> Image.Image:
 def test_a_photo_at_the_working_scale_gets_the_predicted_chroma_itself():
     gray = _mid_gray(80, 60)
     predicted = predict_chroma(Checker(), np.asarray(gray), ColorizeOptions())  # (2, 60, 80)
-    out = _cbcr(colorize_gray(Checker(), gray, ColorizeOptions()))
+    out = cbcr(colorize_gray(Checker(), gray, ColorizeOptions()))
     assert np.abs(out - predicted.numpy()).mean() < 1.0
 
 
 def test_a_photo_just_larger_than_the_working_scale_is_not_smoothed_paler():
     strength = {
-        side: np.abs(_cbcr(colorize_gray(Checker(), _mid_gray(side, side), ColorizeOptions()))).mean()
+        side: np.abs(cbcr(colorize_gray(Checker(), _mid_gray(side, side), ColorizeOptions()))).mean()
         for side in (96, 97, 120)
     }
     assert strength[96] > 20
     # Bilinear resampling alone costs up to 15% on so sharp a pattern; the filter at radius 2 would halve it.
     assert strength[97] > 0.85 * strength[96] and strength[120] > 0.85 * strength[96], strength
-
-
-@pytest.mark.parametrize(
-    ("enlargement", "radius"), [(1.0, 0), (1.01, 0), (1.49, 0), (1.5, 1), (1.99, 1), (2.0, 2), (31.0, 2)]
-)
-def test_the_guide_radius_grows_in_steps_with_the_enlargement(enlargement, radius):
-    assert guide_radius(enlargement, 2) == radius
 
 
 @pytest.mark.parametrize(

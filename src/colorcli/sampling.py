@@ -64,7 +64,8 @@ def run_images(run: Run, d: Dist, device: torch.device, say: Callable[[str], Non
     count = len(data)  # the same on every rank: rank 0 sent the images
     check_image_count(run, count)
     digest = files_digest(run.cfg.dataset, count) if d.main else None  # stored by rank 0 alone
-    train_idx, val_idx, dropped, run.cfg = split_for_training(run, data, d.world, say)
+    train_idx, val_idx, dropped, cfg = split_for_training(run.cfg, data, d.world, say)
+    run.cfg = cfg  # the batch size fitted to a small folder is the run's from here on
     on_device = data.to(device)
     train, val = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
     del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)

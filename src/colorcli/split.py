@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,9 +19,6 @@ from colorcli.config import BATCH_SIZE, TrainConfig
 from colorcli.data import CIFAR_NAMES, grayscale_images
 from colorcli.errors import DataError, UsageError
 from colorcli.finding import find_images, plugin_note
-
-if TYPE_CHECKING:
-    from colorcli.run import Run
 
 
 def is_dataset(spec: str) -> bool:
@@ -108,12 +104,12 @@ def run_split(cfg: TrainConfig, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def split_for_training(
-    run: Run, data: torch.Tensor, world: int, say: Callable[..., None]
+    cfg: TrainConfig, data: torch.Tensor, world: int, say: Callable[..., None]
 ) -> tuple[torch.Tensor, torch.Tensor, int, TrainConfig]:
     """(training indices, validation indices, black-and-white images left out, config) of the
-    run's images ``data``: its fixed split, with the batch fitted to a small folder when none
+    images ``data`` of a run with settings ``cfg``: its fixed split, with the batch fitted to a small folder when none
     was given, or a usage error saying why these images cannot train at this batch size."""
-    cfg, n_images = run.cfg, len(data)
+    n_images = len(data)
     if n_images < 2:
         raise UsageError(f"{cfg.dataset}: {n_images} image; training needs at least 2 (one is held out to validate)")
     train_idx, val_idx = run_split(cfg, n_images)
