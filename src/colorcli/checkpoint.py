@@ -276,10 +276,11 @@ def settings_table(path: Path | str, table: Any, key: str = "model_config") -> d
     return table
 
 
-def load_model(path: Path | None = None, **decode: float) -> Colorizer:
+def load_model(path: Path | None = None, **decode: float | int) -> Colorizer:
     """A model in eval mode from a ``.pt`` or ``.safetensors`` file; None = the shipped default.
 
-    decode: overrides of decoding settings (temperature, prior_correction, saturation, tile_saturation).
+    decode: overrides of the config's decoding settings (temperature, prior_correction,
+    confidence, saturation, tile_saturation) and of its working ``scale`` (pixels), as export sets them.
     """
     config, state, _ = read_weights(path)
     return model_from_state({**config, **decode}, state, path or default_model_path())

@@ -1,6 +1,7 @@
-"""Datasets as one uint8 tensor, train/validation splits and on-device batching.
+"""Datasets as one uint8 tensor, and on-device batching (a run's split is in ``split.py``).
 
-A dataset is a (N, 3, 32, 32) uint8 RGB tensor. Grayscale/colour pairs are made
+A dataset is a (N, 3, S, S) uint8 RGB tensor (CIFAR's S is 32; a folder's is the size it
+was decoded at). Grayscale/colour pairs are made
 per batch on the training device (``make_pair``), never per sample in Python.
 """
 
@@ -291,8 +292,8 @@ def grayscale_images(rgb: torch.Tensor, tolerance: int = 1) -> torch.Tensor:
     flags = []
     for chunk in rgb.split(4096):  # bounded temporaries on big datasets
         spread = chunk.amax(1) - chunk.amin(1)  # (n, H, W) uint8: max >= min, so no wrap-around
-        flags.append(spread.flatten(1).amax(1) <= tolerance)
-    return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool)
+        flags.append(spread.flatten(1).amax(1) <= tolerance)  # (b, H*W) -> (b,)
+    return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool)  # (N,)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

@@ -39,7 +39,8 @@ class Scores:
 
     @staticmethod
     def cat(parts: list[Scores]) -> Scores:
-        return Scores(*(torch.cat([getattr(p, f) for p in parts]) for f in ("psnr", "mse", "ssim", "colorfulness")))
+        fields = ("psnr", "mse", "ssim", "colorfulness")
+        return Scores(*(torch.cat([getattr(p, f) for p in parts]) for f in fields))  # each (N,)
 
     def summary(self) -> dict[str, float]:
         pooled = self.mse.double().mean().item()
@@ -105,7 +106,7 @@ def evaluate_tensor(model: torch.nn.Module, data: torch.Tensor, batch_size: int 
         mine.append(Scores.of(p, rgb))
         gray.append(Scores.of(g, rgb))
         truth_cf.append(colorfulness(rgb))
-    return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), grayscale_images(data))
+    return summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), grayscale_images(data))  # (N,) each
 
 
 def _read_photos(paths: list[Path], unreadable: list[tuple[Path, str]]) -> Iterator[tuple[Path, Any]]:
@@ -195,7 +196,7 @@ def evaluate_photos(
         warn(skipped_warning(unreadable, photo_folder(paths)))
     if not mine:
         raise InputError(f"{photo_folder(paths)}: none of the {len(paths)} images could be read ({unreadable[0][1]})")
-    result = summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))
+    result = summarize(Scores.cat(mine), Scores.cat(gray), torch.cat(truth_cf), torch.cat(bw))  # (N,) each
     result["unreadable"] = [str(p) for p, _ in unreadable]  # scored without them; the command exits 1
     if per_image:
         result["per_image"] = [
@@ -378,7 +379,7 @@ def model_colour_share(model: torch.nn.Module, rgb_u8: torch.Tensor, batch_size:
     was_training = model.training
     model.eval()
     try:
-        pred = torch.cat([colorfulness(colorize_batch(model, rgb)[1]) for rgb in rgb_u8.split(batch_size)])
+        pred = torch.cat([colorfulness(colorize_batch(model, rgb)[1]) for rgb in rgb_u8.split(batch_size)])  # (N,)
     finally:
         model.train(was_training)
     return colour_share(pred.double().mean().item(), colorfulness(rgb_u8).double().mean().item())

@@ -32,7 +32,7 @@ def share_or_nan(share: float | None) -> float:
 
 def mse_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """Mean squared error on the 0..255 scale of each image; (B, 3, H, W) -> (B,)."""
-    return (pred.float() - truth.float()).square().flatten(1).mean(1)
+    return (pred.float() - truth.float()).square().flatten(1).mean(1)  # (B, C*H*W) -> (B,)
 
 
 def gaussian_window(size: int, sigma: float = 1.5) -> torch.Tensor:
@@ -69,7 +69,7 @@ def ssim_per_image(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     var_x, var_y, cov = blur(x * x) - mu_x.square(), blur(y * y) - mu_y.square(), blur(x * y) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
     m = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x.square() + mu_y.square() + c1) * (var_x + var_y + c2))
-    return m.flatten(1).mean(1)
+    return m.flatten(1).mean(1)  # (B, C*H*W) -> (B,)
 
 
 def colorfulness(rgb: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
@@ -82,7 +82,7 @@ def colorfulness(rgb: torch.Tensor, eps: float = 0.0) -> torch.Tensor:
     """
     x = rgb.float()
     rg = (x[:, 0] - x[:, 1]).flatten(1)  # (B, H*W)
-    yb = (0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]).flatten(1)
+    yb = (0.5 * (x[:, 0] + x[:, 1]) - x[:, 2]).flatten(1)  # (B, H*W)
     std = (rg.var(1, unbiased=False) + yb.var(1, unbiased=False) + eps).sqrt()
     mean = (rg.mean(1).square() + yb.mean(1).square() + eps).sqrt()
     return std + 0.3 * mean

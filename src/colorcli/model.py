@@ -104,6 +104,7 @@ class ChromaBins(nn.Module):
     def histogram(self, cbcr: torch.Tensor) -> torch.Tensor:
         """Soft-label class counts (K,) of chrominance (B, 2, H, W)."""
         idx, w = self.soft_labels(cbcr)
+        # every pixel's four (class, weight) pairs as one (B*4*H*W,) list each
         return torch.zeros(self.num_classes, dtype=torch.float64).index_add_(0, idx.flatten(), w.flatten().double())
 
     def set_prior(self, counts: torch.Tensor, rebalance: float) -> None:
@@ -176,7 +177,7 @@ class UNet(Colorizer):
             x = self.context(x)
         for j in reversed(range(len(self.dec))):
             level = j + self.head_level
-            x = self.dec[j](torch.cat([self.up[level](x), skips[level]], 1))
+            x = self.dec[j](torch.cat([self.up[level](x), skips[level]], 1))  # (B, 2C, h, w) -> (B, C, h, w)
         return self.head(x)  # (B, K or 2, H/head_scale, W/head_scale)
 
     def decode(self, raw: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -343,11 +344,6 @@ def check_trainable(config: ModelConfig) -> None:
         )
     if config.aux_logmse and (config.arch == "seed" or config.head != "bins"):
         raise UsageError("aux_logmse weighs the bins head's posterior mean: it needs --head bins on the unet")
-
-
-def rgb_prediction(model: Colorizer, y: torch.Tensor) -> torch.Tensor:
-    """Colorized RGB (B, 3, H, W) float 0..255 whose luma is y (B, 1, H, W) 0..255."""
-    return ycbcr_to_rgb(y, model(y))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,10 +1,10 @@
-"""Running a batch: colorizing planned jobs group by group, and the one image of a pipe.
+"""Running a batch: colorizing planned jobs group by group.
 
 ``run_jobs`` loads files in groups whose tiles share model calls, then enlarges, writes
 and reports each file in turn, yielding one ``FileResult`` per file as it is finished
-(the caller owns the progress bar and the JSON lines; the CLI's live in ``cli.py``). A
-file that fails is reported and the batch goes on, unless the disk is full.
-``run_stdio`` colorizes the single image of a command line with ``-`` in it.
+(the caller owns the progress bar and the JSON lines; the CLI's live in ``cli/colorize.py``).
+A file that fails is reported and the batch goes on, unless the disk is full. The one
+image of a pipe (``-``) goes through ``stdio.py``.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def run_jobs(
 
     A failing file does not stop the batch; a write error no later file escapes (a full
     disk) does: its result carries ``stops``, and each file after it is then yielded as
-    failed (quietly) or left out. Groups end at ``limits``: a group of ``tiles`` (128) is
+    "not started" (quietly) or left out. Groups end at ``limits``: a group of ``tiles`` (128) is
     about four photos (a photo is some 35 tiles at the default scale), so progress moves
     while a folder of photos is colorized. Small files still go 64 to a call, where sharing
     calls pays; for photos, model calls of four measured as fast as calls of twelve.
