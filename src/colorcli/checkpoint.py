@@ -148,7 +148,7 @@ def _pickled_code(path: Path) -> str | None:
     return None
 
 
-def model_from_state(model_config: dict[str, Any], state: dict[str, Any], source: Path):  # -> Colorizer
+def model_from_state(model_config: dict[str, Any], state: dict[str, Any], source: Path) -> Colorizer:
     """Rebuild a model from its config and load weights, with a clear error on mismatch."""
     from colorcli.model import ModelConfig, build_model
 

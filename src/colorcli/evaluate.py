@@ -17,6 +17,8 @@ from colorcli.finding import find_images, is_image_name, plugin_note
 from colorcli.images import load_rgb
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from colorcli.tiling import ColorizeOptions
 
 from colorcli.metrics import colorfulness, colour_share, mse_per_image, psnr_of_mse, psnr_per_image, ssim_per_image
@@ -281,7 +283,7 @@ def save_grid(model: torch.nn.Module, data: torch.Tensor, path: Path, rows: int 
 GRID_LABELS = ("gray input", "colorcli", "original")
 
 
-def _with_column_labels(sheet, columns: list[tuple[int, int]], size: int):
+def _with_column_labels(sheet: Image.Image, columns: list[tuple[int, int]], size: int) -> Image.Image:
     """The grid ``sheet`` (a PIL image) under a white band that names its columns (GRID_LABELS),
     each label centred over its column; ``columns`` holds each column's (left, width) in pixels."""
     from PIL import Image, ImageDraw, ImageFont, features

@@ -64,10 +64,14 @@ def jpeg_damage(path: Path, pause: Callable[[], None] = _go_on) -> str | None:
     return None
 
 
+Frame = tuple[int, int, int, list[tuple[int, int, int]]]  # marker, width, height, (id, h, v) per component
+Tables = dict[tuple[int, int], list | None]  # (class, id) -> the Huffman lookup, None where malformed
+
+
 def _check(data: bytes, pause: Callable[[], None]) -> None:
     """Walk the markers of the first image in ``data`` (an MPO holds more), checking each scan."""
-    tables: dict[tuple[int, int], list | None] = {}
-    frame: tuple[int, int, int, list[tuple[int, int, int]]] | None = None  # type, width, height, components
+    tables: Tables = {}
+    frame: Frame | None = None
     interval = 0
     i = 2
     while i < len(data) - 1:
@@ -160,7 +164,7 @@ def _scan_segments(data: bytes, start: int) -> tuple[list[tuple[int, int, int]],
             return segments, k - 1
 
 
-def _check_restarts(segments: list[tuple[int, int, int]], interval: int, frame, sos: bytes) -> None:
+def _check_restarts(segments: list[tuple[int, int, int]], interval: int, frame: Frame | None, sos: bytes) -> None:
     """Restart markers must count 0 to 7 over and over; with a restart interval, a scan has
     one piece per interval of its blocks."""
     for n, (_, _, number) in enumerate(segments[1:]):
@@ -172,7 +176,7 @@ def _check_restarts(segments: list[tuple[int, int, int]], interval: int, frame, 
             raise _Damage(f"{len(segments)} restart intervals where the picture has {expected} (data lost)")
 
 
-def _scan_components(frame, sos: bytes) -> list[tuple[int, int, int, int]]:
+def _scan_components(frame: Frame, sos: bytes) -> list[tuple[int, int, int, int]]:
     """(h, v, DC table, AC table) of each component of a scan, in scan order."""
     parts = {ident: (h, v) for ident, h, v in frame[3]}
     chosen = []
@@ -183,7 +187,7 @@ def _scan_components(frame, sos: bytes) -> list[tuple[int, int, int, int]]:
     return chosen
 
 
-def _mcu_count(frame, sos: bytes) -> int:
+def _mcu_count(frame: Frame, sos: bytes) -> int:
     """Minimum coded units in a scan: the whole frame's for an interleaved scan, else the
     component's blocks."""
     _, width, height, parts = frame
@@ -199,7 +203,15 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def _walk_scan(data: bytes, segments, interval: int, frame, sos: bytes, tables, pause: Callable[[], None]) -> None:
+def _walk_scan(
+    data: bytes,
+    segments: list[tuple[int, int, int]],
+    interval: int,
+    frame: Frame,
+    sos: bytes,
+    tables: Tables,
+    pause: Callable[[], None],
+) -> None:
     """Follow the Huffman codes of every block of a sequential scan through its pieces."""
     if not frame[2]:
         return  # height given after the scan (DNL): not followed

@@ -130,7 +130,7 @@ def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
     return starts + [length - tile]
 
 
-def _window(tile: int, overlap: int):
+def _window(tile: int, overlap: int) -> torch.Tensor:
     """Separable smooth blending weights (tile, tile): a raised cosine over the overlap, 1 inside."""
     import torch
 
@@ -198,7 +198,9 @@ class _Blend:
         return self.acc / self.norm  # (2, h, w)
 
 
-def _tile_batches(padded: list[torch.Tensor], layouts: list[_TileLayout], tile: int, per_call: int):
+def _tile_batches(
+    padded: list[torch.Tensor], layouts: list[_TileLayout], tile: int, per_call: int
+) -> Iterator[tuple[torch.Tensor, list[tuple[int, tuple[int, int]]]]]:
     """The tiles of all images in model-call batches, cut as each call needs them:
     ((b, 1, tile, tile) float, [(image index, tile origin)] * b) per call."""
     import torch

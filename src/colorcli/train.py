@@ -15,9 +15,10 @@ import json
 import math
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -55,6 +56,10 @@ from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are 
 )
 from colorcli.sampling import MixBatches, RunImages, Views, rank_order, run_images
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
 __all__ = ["Interrupted", "TrainConfig", "TrainResult", "fine_tune_config", "grown_model", "train"]
 
 EXIT_INTERRUPTED = 130
@@ -72,7 +77,9 @@ class Interrupted(Exception):
         self.resume_path = resume_path
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+def make_scheduler(
+    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     if cfg.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch), pct_start=0.15
@@ -83,7 +90,9 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist, autocast) -> dict[str, float]:
+def validate(
+    model: torch.nn.Module, val: torch.Tensor, batch_size: int, d: Dist, autocast: Callable[[], torch.autocast]
+) -> dict[str, float]:
     """Validation loss and mean per-image PSNR (model and gray copy), reduced over ranks."""
     bare = unwrapped(model)
     model.eval()
@@ -116,7 +125,7 @@ def _write_history(out: Path, history: list[dict[str, Any]]) -> None:
     atomic_write(out / "history.json", lambda f: f.write(json.dumps(history, indent=1).encode()))
 
 
-def _progress(console):
+def _progress(console: Console) -> Progress:
     return progress_bar(
         console,
         "[bold]{task.description}",
@@ -136,7 +145,7 @@ def train(
     cfg: TrainConfig,
     model: ModelConfig | ModelOptions,
     resume: Path | None = None,
-    console=None,
+    console: Console | None = None,
     overwrite: bool = False,
 ) -> TrainResult:
     """Train (or resume) a run and write its checkpoints. Raises Interrupted on SIGINT/SIGTERM.
@@ -170,7 +179,14 @@ def train(
 
 
 def _train(
-    cfg, model, resume, console, d: Dist, device: torch.device, overwrite: bool, held: contextlib.ExitStack
+    cfg: TrainConfig,
+    model: ModelConfig | ModelOptions,
+    resume: Path | None,
+    console: Console,
+    d: Dist,
+    device: torch.device,
+    overwrite: bool,
+    held: contextlib.ExitStack,
 ) -> TrainResult:
     def say(text: str, **style: Any) -> None:  # paths may hold [brackets]: never read as markup
         if console is not None and d.main:
@@ -263,11 +279,11 @@ class _Loop:
     def steps_per_epoch(self) -> int:
         return len(self.train_data) // (self.local_main * self.d.world)
 
-    def autocast(self):
+    def autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
 
-def _prepare(run: Run, d: Dist, device: torch.device, say) -> _Loop:
+def _prepare(run: Run, d: Dist, device: torch.device, say: Callable[..., None]) -> _Loop:
     """Load and split the run's images (checking they are the ones a resumed run split), build
     or restore its model, optimizer and schedule."""
     images = run_images(run, d, device, say)
@@ -330,7 +346,7 @@ class _Epoch:
     stopping: bool
 
 
-def _train_epoch(loop: _Loop, stop: StopFlag, progress) -> _Epoch:
+def _train_epoch(loop: _Loop, stop: StopFlag, progress: Progress) -> _Epoch:
     """Train the rest of the epoch from ``loop.step``. A stop asked before its last step saves
     last.pt and raises Interrupted; on its last step, the epoch is validated and saved first."""
     cfg, d, out = loop.cfg, loop.d, loop.run.out
@@ -391,7 +407,7 @@ def _step(loop: _Loop, rgb_u8: torch.Tensor, stop: StopFlag, flags: torch.Tensor
     return loss
 
 
-def _end_epoch(loop: _Loop, epoch: _Epoch, progress, console, say) -> None:
+def _end_epoch(loop: _Loop, epoch: _Epoch, progress: Progress, console: Console, say: Callable[..., None]) -> None:
     """Validate the epoch just trained, record it in the history, report it and save the run."""
     cfg, d, out = loop.cfg, loop.d, loop.run.out
     task, seen, run_loss, train_seconds = epoch.task, epoch.seen, epoch.run_loss, epoch.seconds

@@ -13,13 +13,16 @@ import contextlib
 from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from colorcli import __version__
 from colorcli.errors import ColorcliError, printable
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 COMMAND_ORDER = ("colorize", "eval", "train", "models", "export")  # what a newcomer wants first
 
@@ -59,7 +62,7 @@ app = typer.Typer(
 T = TypeVar("T")
 
 
-def _stderr():
+def _stderr() -> Console:
     from colorcli.console import stderr_console
 
     return stderr_console()
