@@ -18,12 +18,11 @@ from pathlib import Path
 
 import torch
 
-from colorcli.checkpoint import load_model, read_weights
+from colorcli.checkpoint import load_model
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
-from colorcli.data import grayscale_images, load_dataset
-from colorcli.evaluate import Scores, summarize
+from colorcli.data import grayscale_images
+from colorcli.evaluate import Scores, holdout_images, summarize
 from colorcli.metrics import share_or_nan
-from colorcli.split import split_indices
 
 
 def main() -> None:
@@ -35,12 +34,9 @@ def main() -> None:
     ap.add_argument("--saturations", default="1.0,1.15,1.3")
     args = ap.parse_args()
 
-    _, _, extras = read_weights(args.checkpoint)
-    tc = extras["train_config"]
-    data = load_dataset(tc["dataset"], tc.get("data_dir"), train=True)
-    _, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
-    rgb = data[val_idx[: args.first]]
     model = load_model(args.checkpoint)
+    # the run's own held-out split, as `colorcli eval --holdout` and training's validation see it
+    rgb = holdout_images(args.checkpoint, None, None, size=model.config.tile)[: args.first]
     y = luma_u8(rgb).float()
     with torch.inference_mode():
         raw = torch.cat([model(b, raw=True) for b in y.split(250)])  # (N, K, h, w) logits, decoded many ways

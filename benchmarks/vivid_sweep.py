@@ -95,7 +95,8 @@ def main() -> None:
 
     _, _, extras = read_weights(args.checkpoint)
     tc = extras["train_config"]
-    data = load_dataset(tc["dataset"], tc.get("data_dir"), train=True)
+    # the images the run split (its --limit too); this sweep is for CIFAR runs, whose tile is the image
+    data = load_dataset(tc["dataset"], tc.get("data_dir"), train=True, limit=tc.get("limit"))
     train_idx, val_idx = split_indices(len(data), tc["val_fraction"], tc["seed"])
     train = data[train_idx]
     train = train[~grayscale_images(train)]
