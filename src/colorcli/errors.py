@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl-C (128 + SIGINT)
+
 
 class ColorcliError(Exception):
     """A problem the user can act on; the CLI prints it (unless ``echo`` is off: another

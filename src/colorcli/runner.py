@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from colorcli.batch import Job
-from colorcli.errors import ColorcliError, first_line
+from colorcli.errors import EXIT_INTERRUPTED, ColorcliError, first_line
 from colorcli.files import missing_folders, remove_empty, resolved
 from colorcli.images import (
     LoadedImage,
@@ -103,7 +103,7 @@ class BatchReport:
 
     @property
     def exit_code(self) -> int:
-        return 130 if self.interrupted else 1 if self.failed or self.not_started else 0
+        return EXIT_INTERRUPTED if self.interrupted else 1 if self.failed or self.not_started else 0
 
     @property
     def finished(self) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -38,7 +37,7 @@ from colorcli.distributed import (
     unwrapped,
     wrapped,
 )
-from colorcli.errors import FolderInUse, TrainingError, UsageError, printable
+from colorcli.errors import EXIT_INTERRUPTED, FolderInUse, TrainingError, UsageError, printable
 from colorcli.evaluate import training_hint
 from colorcli.files import atomic_write, missing_folders, remove_empty
 from colorcli.metrics import psnr_per_image
@@ -62,8 +61,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Interrupted", "TrainConfig", "TrainResult", "fine_tune_config", "grown_model", "train"]
 
-EXIT_INTERRUPTED = 130
-
 
 class Interrupted(Exception):
     """Training stopped on request after saving last.pt."""
@@ -72,7 +69,7 @@ class Interrupted(Exception):
 
     def __init__(self, resume_path: Path) -> None:
         super().__init__(
-            f"interrupted; saved {resume_path}. Resume with: colorcli train --resume {shlex.quote(str(resume_path))}"
+            f"interrupted; saved {resume_path}. Resume with: colorcli train --resume {quoted(resume_path)}"
         )
         self.resume_path = resume_path
 

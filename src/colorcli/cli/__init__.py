@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from colorcli import __version__
-from colorcli.errors import ColorcliError, printable
+from colorcli.errors import EXIT_INTERRUPTED, ColorcliError, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -100,7 +100,7 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         _stderr().print("colorcli: interrupted")
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 @contextlib.contextmanager
