@@ -187,3 +187,12 @@ def test_a_model_in_training_mode_colorizes_as_in_eval_mode_and_is_left_so(tiny_
         assert all(torch.equal(before[k], v) for k, v in tiny_model.state_dict().items())
     finally:
         tiny_model.eval()
+
+
+def test_the_pixel_limit_of_a_path_is_the_callers_to_raise(tmp_path, tiny_model):
+    from colorcli.errors import InputError
+
+    colour_image(40, 30, seed=2).save(tmp_path / "x.png")
+    with pytest.raises(InputError, match=r"over the limit of 1,000 .*colorize\(max_pixels=\.\.\.\)"):
+        colorcli.colorize(tmp_path / "x.png", model=tiny_model, max_pixels=1000)
+    assert colorcli.colorize(tmp_path / "x.png", model=tiny_model, max_pixels=1200).size == (40, 30)

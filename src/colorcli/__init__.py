@@ -60,6 +60,7 @@ def colorize(
     model: Colorizer | str | os.PathLike[str] | None = None,
     scale: int | None = None,
     saturation: float = 1.0,
+    max_pixels: int | None = None,
 ) -> Image.Image:
     """Colorize one photo: the RGB result (RGBA where the input has transparency) has the
     input's displayed size and its luma.
@@ -68,12 +69,13 @@ def colorize(
     luminance; 16-bit gray keeps its tonal range; EXIF orientation is applied) or a path.
     model: a loaded model, a shipped model's name or a checkpoint path (None: the default).
     scale: the working scale in pixels (None: the model's own); saturation: a factor on
-    the colour strength (1.0: as the model is set).
+    the colour strength (1.0: as the model is set). max_pixels: a path whose image has more
+    pixels is refused unread, as a decompression bomb (None: 200 million).
     """
     from colorcli.tiling import ColorizeOptions, colorize_gray
 
     net = _resolve_model(model)
-    gray, alpha = _gray_and_alpha(image)
+    gray, alpha = _gray_and_alpha(image, max_pixels)
     rgb = colorize_gray(net, gray, ColorizeOptions(scale=scale, saturation=saturation))
     if alpha is not None:
         rgb.putalpha(alpha)  # RGB -> RGBA
@@ -95,17 +97,17 @@ def _resolve_model(model: Any) -> Colorizer:
     return model
 
 
-def _gray_and_alpha(image: Any) -> tuple[Image.Image, Image.Image | None]:
+def _gray_and_alpha(image: Any, max_pixels: int | None) -> tuple[Image.Image, Image.Image | None]:
     """8-bit luma at the displayed orientation, and the alpha mask if any, of a PIL image or a file."""
     from pathlib import Path
 
     from PIL import Image as PILImage
 
     from colorcli.errors import InputError
-    from colorcli.images import alpha_mask, exif_oriented, load_image, stored_mode, to_gray8
+    from colorcli.images import DEFAULT_MAX_PIXELS, alpha_mask, exif_oriented, load_image, stored_mode, to_gray8
 
     if isinstance(image, (str, os.PathLike)):
-        loaded = load_image(Path(image))
+        loaded = load_image(Path(image), max_pixels or DEFAULT_MAX_PIXELS, limit_option="colorize(max_pixels=...)")
         return loaded.gray, loaded.alpha
     if not isinstance(image, PILImage.Image):
         raise TypeError(f"colorize takes a PIL image or a path, not {type(image).__name__}")

@@ -211,6 +211,7 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     output_format: str | None = None,
     damage_check: Future[str | None] | bool = False,
+    limit_option: str = "--max-pixels",
 ) -> LoadedImage:
     """Open any image Pillow reads as display-oriented 8-bit luma (+ alpha, ICC profile, EXIF).
 
@@ -218,9 +219,10 @@ def load_image(
     that format can store (JPEG, WebP). ``damage_check``: True to have a JPEG's compressed
     data checked for damage in the checking process (``jpeg_check.submit_check``; ``note``
     says what it found), or that check of this file already started (a batch starts them
-    ahead), kept only if the file is a JPEG."""
+    ahead), kept only if the file is a JPEG. ``limit_option``: what the pixel limit's message
+    says raises it."""
     path = Path(path)
-    hint = "; raise it with --max-pixels if you trust the file"
+    hint = f"; raise it with {limit_option} if you trust the file"
     loaded, frames, fmt = _read(path, max_pixels, _decode_for_colour, hint, output_format)
     if frames > 1:
         loaded.notes.append(f"used the first of its {frames} frames")
