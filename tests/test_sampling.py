@@ -1,9 +1,11 @@
 """What each training step sees: the epoch's order on each rank, the views and the mix share."""
 
+import pytest
 import torch
 
 from colorcli.data import epoch_order, iter_batches
 from colorcli.distributed import Dist
+from colorcli.errors import UsageError
 from colorcli.run import TrainConfig
 from colorcli.sampling import MixBatches, Views, balanced_weights, rank_order
 from helpers import colour_image
@@ -60,3 +62,23 @@ def test_views_are_tiles_with_the_mix_after_them():
     idx = torch.tensor([1, 2])
     flipped = torch.where(plain.flips[idx].view(-1, 1, 1, 1), data[idx].flip(-1), data[idx])
     assert torch.equal(plain.batch(idx, step=0), flipped)  # at its size: only the flips
+
+
+def test_a_native_mix_lays_its_images_side_by_side_at_their_own_size():
+    mix = torch.randint(0, 256, (10, 3, 4, 4), dtype=torch.uint8)
+    native = MixBatches(mix, 0, 0, 2, Dist(), tile=8, native=True)
+    tiles = native.batch(0)  # (2, 3, 8, 8): four 4x4 images to a tile
+    assert tiles.shape == (2, 3, 8, 8)
+    idx = native.order[:8]
+    shown = torch.where(native.flips[idx].view(-1, 1, 1, 1), mix[idx].flip(-1), mix[idx])  # as drawn, flipped
+    assert torch.equal(tiles[0, :, :4, :4], shown[0]) and torch.equal(tiles[0, :, :4, 4:], shown[1])
+    assert torch.equal(tiles[0, :, 4:, :4], shown[2]) and torch.equal(tiles[1, :, 4:, 4:], shown[7])
+    nxt = native.order[8]  # the next step goes on through the shuffle
+    assert torch.equal(native.batch(1)[0, :, :4, :4], mix[nxt].flip(-1) if native.flips[nxt] else mix[nxt])
+    enlarged = MixBatches(mix, 0, 0, 2, Dist(), tile=8)
+    assert enlarged.batch(0).shape == (2, 3, 8, 8) and enlarged.across == 1
+
+
+def test_a_native_mix_needs_a_tile_of_whole_images():
+    with pytest.raises(UsageError, match="--mix-native: the 6-pixel tile"):
+        MixBatches(torch.zeros((4, 3, 4, 4), dtype=torch.uint8), 0, 0, 2, Dist(), tile=6, native=True)

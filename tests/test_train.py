@@ -244,6 +244,17 @@ def test_photo_training_draws_tiles_of_the_models_size_and_mixes_a_second_datase
     assert math.isfinite(json.loads((tmp_path / "photo" / "history.json").read_text())[0]["val_psnr"])
 
 
+def test_a_native_mix_trains_and_is_kept_with_the_run(image_folder, tmp_path):
+    model = ModelConfig(width=4, depth=2, tile=64)  # the mix is kept at 32x32: four to a tile
+    cfg = config(image_folder, tmp_path / "native", epochs=1, scale_max=64, mix=str(image_folder), mix_native=True)
+    train(cfg, model)
+    assert load_checkpoint(tmp_path / "native" / "last.pt")["train_config"]["mix_native"] is True
+    with pytest.raises(UsageError, match="--mix-native shapes --mix"):
+        train(config(image_folder, tmp_path / "alone", epochs=1, mix_native=True), TINY)
+    with pytest.raises(UsageError, match="--mix-native: the 16-pixel tile"):
+        train(config(image_folder, tmp_path / "small", epochs=1, mix=str(image_folder), mix_native=True), PHOTO)
+
+
 def test_resume_removes_the_temporary_files_a_killed_save_left(image_folder, tmp_path):
     import os
 

@@ -182,7 +182,10 @@ class TrainConfig:
     images at the model's tile size, as CIFAR trains.
     mix: a second dataset (cifar10, cifar100 or a folder) of which ``mix_share`` of every
     batch is drawn, whole images brought to the tile's size; it is only trained on (the
-    validation split and the run's identity are the main dataset's).
+    validation split and the run's identity are the main dataset's). mix_native: lay the mix's
+    images at their own size, (tile / their side) ** 2 to a tile (CIFAR's 32x32 four to a
+    64x64 tile), instead of enlarging each to the tile, so their edges and textures stay as
+    sharp as a photo's at its working scale.
     balance: draw a folder's subfolders (its sources) more evenly than their sizes: each
     image weighs n ** -balance, n its subfolder's size (0: every image equally often, 1:
     every subfolder); an epoch draws as many images as before, with replacement.
@@ -211,6 +214,7 @@ class TrainConfig:
     scale_max: int | None = None
     mix: str | None = None
     mix_share: float | None = _setting(0.5)
+    mix_native: bool | None = _setting(False)
     balance: float | None = _setting(0.0)
 
     @property

@@ -82,7 +82,7 @@ def new_run(cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
 def _refuse_lone_partners(cfg: TrainConfig) -> None:
     """Refuse an option given without the one it shapes (it would be silently ignored)."""
     defaults = TrainConfig.defaults()
-    for given, needs in (("mix_share", "mix"), ("zoom_min", "zoom")):
+    for given, needs in (("mix_share", "mix"), ("mix_native", "mix"), ("zoom_min", "zoom")):
         if getattr(cfg, given) not in (None, defaults[given]) and not getattr(cfg, needs):
             flag, partner = given.replace("_", "-"), needs.replace("_", "-")
             raise UsageError(f"--{flag} shapes --{partner}, which is not in use; add --{partner} or leave it out")

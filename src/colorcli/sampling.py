@@ -141,22 +141,33 @@ def rank_order(
 class MixBatches:
     """Each step's share of the mix dataset: an epoch's own shuffle, cycled, per rank, flipped.
 
-    ``data`` is the mix dataset, (M, 3, 32, 32) uint8: each step enlarges only its own
-    ``per_step`` images to the ``tile`` (all of it kept at the tile would be too large).
+    ``data`` is the mix dataset, (M, 3, S, S) uint8 (CIFAR's S is 32): each step enlarges only
+    its own ``per_step`` images to the ``tile`` (all of it kept at the tile would be too large),
+    or with ``native`` lays (tile / S) ** 2 of them, at their own size, side by side in each tile.
     """
 
-    def __init__(self, data: torch.Tensor, seed: int, epoch: int, per_step: int, d: Dist, tile: int) -> None:
-        n = len(data)
+    def __init__(
+        self, data: torch.Tensor, seed: int, epoch: int, per_step: int, d: Dist, tile: int, native: bool = False
+    ) -> None:
+        n, side = len(data), data.shape[-1]
         self.data, self.per_step, self.d, self.tile = data, per_step, d, tile
+        self.across = tile // side if native else 1  # images along each side of a tile
+        if native and (tile % side or tile < side):
+            raise UsageError(f"--mix-native: the {tile}-pixel tile is no whole number of the mix's {side}-pixel images")
         self.order = epoch_order(n, seed + 1, epoch)  # (M,)
         self.flips = epoch_flips(n, seed + 1, epoch)  # (M,) bool
 
     def batch(self, step: int) -> torch.Tensor:
         """(per_step, 3, tile, tile) uint8 images for step ``step`` on this rank."""
-        start = (step * self.d.world + self.d.rank) * self.per_step
-        pos = torch.arange(start, start + self.per_step) % len(self.order)
-        idx = self.order[pos]
-        return flip_where(resize_images(self.data[idx.to(self.data.device)], self.tile), self.flips[idx])
+        each = self.per_step * self.across**2  # mix images a step takes on each rank
+        start = (step * self.d.world + self.d.rank) * each
+        idx = self.order[torch.arange(start, start + each) % len(self.order)]
+        rgb = flip_where(self.data[idx.to(self.data.device)], self.flips[idx])  # (each, 3, S, S)
+        if self.across == 1:
+            return resize_images(rgb, self.tile)  # (per_step, 3, tile, tile)
+        k, s = self.across, rgb.shape[-1]
+        grid = rgb.reshape(self.per_step, k, k, 3, s, s)  # (m, row, column, 3, S, S)
+        return grid.permute(0, 3, 1, 4, 2, 5).reshape(self.per_step, 3, k * s, k * s)  # (m, 3, tile, tile)
 
 
 class Views:

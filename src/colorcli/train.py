@@ -327,7 +327,9 @@ def _restore(loop: _Loop, state: dict[str, Any]) -> None:
 def _views(loop: _Loop) -> Views:
     """How epoch ``loop.epoch`` shows the training images, each step's share of the mix after them."""
     cfg, tile, mix = loop.cfg, loop.run.model_cfg.tile, loop.images.mix
-    mixed = MixBatches(mix, cfg.seed, loop.epoch, loop.local_mix, loop.d, tile) if mix is not None else None
+    mixed = None
+    if mix is not None:
+        mixed = MixBatches(mix, cfg.seed, loop.epoch, loop.local_mix, loop.d, tile, bool(cfg.mix_native))
     return Views(loop.train_data, cfg, loop.epoch, tile, mixed)
 
 

@@ -195,6 +195,13 @@ def train(
     mix_share: Annotated[
         float | None, typer.Option(min=0.0, max=0.95, help="Share of every batch drawn from --mix.")
     ] = None,
+    mix_native: Annotated[
+        bool | None,
+        typer.Option(
+            "--mix-native",
+            help="Lay --mix images at their own size, several to a tile (CIFAR: 4 to 64x64), not enlarged.",
+        ),
+    ] = None,
     balance: Annotated[
         float | None,
         typer.Option(
@@ -259,6 +266,7 @@ def train(
             scale_max=scale_max,
             mix=where(mix),
             mix_share=mix_share,
+            mix_native=mix_native,
             balance=balance,
         )
         try:
