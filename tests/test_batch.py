@@ -55,6 +55,9 @@ def test_a_trailing_slash_makes_the_output_a_folder_and_formats_are_named(tmp_pa
     assert job.dst == tmp_path / "new" / "m.png"
     with pytest.raises(UsageError, match="--format gif: cannot write this format; use one of png, jpg"):
         plan_jobs([tmp_path], tmp_path / "out", fmt="gif")
+    for output in (None, tmp_path / "one.png"):  # refused even where the output's own suffix decides
+        with pytest.raises(UsageError, match="--format xyz: cannot write this format"):
+            plan_jobs([tmp_path / "m.png"], output, fmt="xyz")
 
 
 def test_globs_keep_images_without_an_image_suffix_and_allow_an_output_they_cannot_match(tmp_path):

@@ -27,7 +27,7 @@ from colorcli.finding import (
     plugin_note,
     search_denied,
 )
-from colorcli.images import OUTPUT_FORMATS, format_names, output_format
+from colorcli.images import OUTPUT_FORMATS, format_suffix, output_format
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ def plan_jobs(
     (an empty folder, a FIFO, a symlink loop) come back as jobs with an ``error``;
     inputs left out (earlier results, non-images a glob matched) are said in ``notes``.
     """
-    suffix = "." + fmt.lower().lstrip(".")
+    suffix = format_suffix(fmt)
     if output is None:
         return _jobs_beside_inputs(inputs, recursive, suffix, notes)
     for item in inputs:
@@ -223,8 +223,6 @@ def plan_jobs(
             f"{output}: names one image file, but {given} went in; -o takes a folder for several "
             f"(write {output}/ if you want a folder of that name)"
         )
-    if suffix not in OUTPUT_FORMATS:
-        raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(format_names())}")
     dst = _output_names(files, output, suffix)
     return [entry if isinstance(entry, Job) else Job(entry[0], dst[entry[0]]) for entry in entries]
 
@@ -246,8 +244,6 @@ def _jobs_beside_inputs(inputs: list[Path], recursive: bool, suffix: str, notes:
     Results of an earlier run found among the inputs (a folder colorized before, in any
     output format) are left out, with a note, so the same command again colorizes nothing twice.
     """
-    if suffix not in OUTPUT_FORMATS:
-        raise UsageError(f"--format {suffix[1:]}: cannot write this format; use one of {', '.join(format_names())}")
     entries = expand_inputs(inputs, recursive, notes=notes)
     files = [e[0] for e in entries if not isinstance(e, Job)]
     if not files:

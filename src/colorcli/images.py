@@ -297,6 +297,15 @@ def format_names() -> list[str]:
     return [suffix.lstrip(".") for suffix in OUTPUT_FORMATS]
 
 
+def format_suffix(fmt: str) -> str:
+    """The suffix of a ``--format`` (png, .PNG, jpg, ...), refused with the formats there are
+    unless colorcli writes it."""
+    suffix = "." + fmt.lower().lstrip(".")
+    if suffix not in OUTPUT_FORMATS:
+        raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(format_names())}")
+    return suffix
+
+
 def output_format(path: Path) -> tuple[str, bool]:
     """Pillow format name for an output path and whether it can keep alpha."""
     try:

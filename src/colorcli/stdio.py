@@ -19,7 +19,7 @@ from rich.console import Console
 
 from colorcli.batch import Job, is_glob
 from colorcli.errors import ColorcliError, InputError, UsageError, first_line, printable
-from colorcli.images import OUTPUT_FORMATS, format_names, format_note, load_image, output_format, save_result
+from colorcli.images import format_note, format_suffix, load_image, output_format, save_result
 from colorcli.jpeg_check import checks_held
 from colorcli.runner import BatchReport, FileResult
 from colorcli.tiling import ColorizeOptions, colorize_gray
@@ -61,9 +61,7 @@ def plan_stdio(
             raise UsageError("--json and -o - would both write to standard output; leave one out")
         if _is_terminal(stdout):
             raise UsageError("-o -: standard output is a terminal; send the image to a file (> out.png) or a program")
-        suffix = "." + fmt.lower().lstrip(".")
-        if suffix not in OUTPUT_FORMATS:
-            raise UsageError(f"--format {fmt}: cannot write this format; use one of {', '.join(format_names())}")
+        suffix = format_suffix(fmt)
         dst = None
     elif output is None:
         raise UsageError("- reads standard input, which has no name to write a result beside: give -o FILE, or -o -")
