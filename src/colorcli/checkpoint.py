@@ -313,6 +313,8 @@ def default_model_path() -> Path:
 def shipped_models() -> list[dict[str, Any]]:
     """One record per shipped model: name, whether it is the default, its training data, tile,
     working scale and figures (tile and scale read from the installed file itself)."""
+    from colorcli.config import ModelConfig
+
     rows = []
     for name, info in SHIPPED_MODELS.items():
         config, _, _ = read_weights(shipped_model_path(name))
@@ -322,8 +324,8 @@ def shipped_models() -> list[dict[str, Any]]:
                 "default": name == DEFAULT_MODEL,
                 "file": info["file"],
                 "data": info["data"],
-                "tile": config.get("tile", 32),
-                "scale": config.get("scale", 96),
+                "tile": config.get("tile", ModelConfig.tile),  # files from before the setting: the default
+                "scale": config.get("scale", ModelConfig.scale),
                 "figures": info["figures"],
             }
         )

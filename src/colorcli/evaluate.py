@@ -338,7 +338,7 @@ def run_eval(req: EvalRequest) -> dict[str, Any]:
         if req.grid is not None:
             save_photo_grid(model, paths, req.grid, opts)
         return result
-    tile = int(getattr(model.config, "tile", 32))  # a folder at the model's tile, as training validated it
+    tile = int(model.config.tile)  # a folder at the model's tile, as training validated it
     if req.holdout:
         data = holdout_images(req.source, req.given, req.data_dir, req.mirror, size=tile)[: req.limit]
     else:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from colorcli.config import ModelConfig
 from colorcli.errors import UsageError
 from colorcli.images import DEFAULT_MAX_PIXELS
 from colorcli.upsample import compose_chroma, compose_guided, guide_radius, guided_planes
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
 
     from colorcli.config import Decoding
 
-TILE = 32  # the tile of models whose config does not say (test doubles)
-DEFAULT_SCALE = 96  # the working scale of models whose config does not say
+TILE = ModelConfig.tile  # the tile of models whose config does not say (test doubles); also the unit of work
+DEFAULT_SCALE = ModelConfig.scale  # the working scale of models whose config does not say
 MAX_SATURATION = 1000
 
 
