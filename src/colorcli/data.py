@@ -296,9 +296,17 @@ def grayscale_images(rgb: torch.Tensor, tolerance: int = 1) -> torch.Tensor:
     return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool)  # (N,)
 
 
+ORDER, FLIPS, ZOOMS, CROPS = 0, 7_919, 15_485_863, 32_452_843  # prime offsets: no two draws share numbers
+
+
+def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    """The generator of one kind of per-epoch draw (``stream``: ORDER, FLIPS, ...); same (seed, epoch), same draw."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch + stream)
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The deterministic shuffle of epoch `epoch`, so a resumed run sees the same batches."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return torch.randperm(n, generator=epoch_generator(seed, epoch, ORDER))
 
 
 def source_weights(spec: str, count: int, balance: float) -> tuple[torch.Tensor, dict[str, int]] | None:
@@ -329,7 +337,7 @@ def source_weights(spec: str, count: int, balance: float) -> tuple[torch.Tensor,
 def epoch_draws(weights: torch.Tensor, seed: int, epoch: int) -> torch.Tensor:
     """Epoch ``epoch``'s order when sources are balanced: len(weights) indices drawn with
     replacement in proportion to ``weights``, deterministic like ``epoch_order``."""
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    g = epoch_generator(seed, epoch, ORDER)  # draws replace the order, so they share its stream
     return torch.multinomial(weights.float(), len(weights), replacement=True, generator=g)
 
 
@@ -339,7 +347,7 @@ def epoch_flips(n: int, seed: int, epoch: int) -> torch.Tensor:
     Drawn per image, not per batch or rank, so a distributed run flips exactly
     the images a single-process run over the same global batches flips.
     """
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch + 7_919)
+    g = epoch_generator(seed, epoch, FLIPS)
     return torch.rand(n, generator=g) < 0.5
 
 
@@ -358,7 +366,7 @@ def random_zooms(n: int, p: float, smallest: float, generator: torch.Generator |
 
 def epoch_zooms(n: int, seed: int, epoch: int, p: float, smallest: float) -> torch.Tensor:
     """The crops of epoch `epoch` for the n training images, per image like the flips: (n, 3)."""
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch + 15_485_863)
+    g = epoch_generator(seed, epoch, ZOOMS)
     return random_zooms(n, p, smallest, g)
 
 
@@ -387,7 +395,7 @@ def epoch_crops(n: int, seed: int, epoch: int, tile: int, scales: tuple[int, int
     the pixels colorize would bring that side to, is uniform in ``scales``; a ``tile``-pixel
     tile then covers tile / s of it (all of it where s <= tile), placed uniformly.
     """
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch + 32_452_843)
+    g = epoch_generator(seed, epoch, CROPS)
     lo, hi = scales
     s = torch.empty(n).uniform_(lo, hi, generator=g)
     side = (tile / s).clamp(max=1.0)
