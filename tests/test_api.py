@@ -196,3 +196,9 @@ def test_the_pixel_limit_of_a_path_is_the_callers_to_raise(tmp_path, tiny_model)
     with pytest.raises(InputError, match=r"over the limit of 1,000 .*colorize\(max_pixels=\.\.\.\)"):
         colorcli.colorize(tmp_path / "x.png", model=tiny_model, max_pixels=1000)
     assert colorcli.colorize(tmp_path / "x.png", model=tiny_model, max_pixels=1200).size == (40, 30)
+
+
+def test_the_error_base_class_is_part_of_the_api():
+    from colorcli.errors import InputError
+
+    assert issubclass(InputError, colorcli.ColorcliError) and "ColorcliError" in colorcli.__all__

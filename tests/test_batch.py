@@ -170,3 +170,9 @@ def test_an_input_behind_a_folder_that_cannot_be_searched_fails_alone(tmp_path, 
     report = run_batch(tiny_model, jobs, ColorizeOptions(), as_json=False)
     assert report.exit_code == 1
     assert (tmp_path / "out" / "ok.png").exists()
+
+
+def test_an_output_without_a_suffix_for_one_file_suggests_a_folder(tmp_path):
+    colour_image(8, 8).save(tmp_path / "m.png")
+    with pytest.raises(UsageError, match=r"outdir: names no image format; .*write .*outdir/ for a folder"):
+        plan_jobs([tmp_path / "m.png"], tmp_path / "outdir")

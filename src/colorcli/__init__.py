@@ -26,7 +26,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "colorize", "load_model"]
+from colorcli.errors import ColorcliError  # what colorize raises for what a caller can fix; imports no torch
+
+__all__ = ["ColorcliError", "__version__", "colorize", "load_model"]
 
 
 def load_model(name_or_path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> Colorizer:

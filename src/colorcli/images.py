@@ -311,6 +311,10 @@ def output_format(path: Path) -> tuple[str, bool]:
     try:
         return OUTPUT_FORMATS[path.suffix.lower()]
     except KeyError:
+        if not path.suffix:
+            raise UsageError(
+                f"{path}: names no image format; name a file ({path}.png, ...) or write {path}/ for a folder"
+            ) from None
         raise UsageError(f"{path}: cannot write this format; use one of {', '.join(format_names())}") from None
 
 

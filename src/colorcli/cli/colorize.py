@@ -72,7 +72,10 @@ def colorize(
         ),
     ] = None,
     saturation: Annotated[
-        float, typer.Option(min=0.0, help="Multiply the colour strength (1.0 = as the model is set to colour photos).")
+        float,
+        typer.Option(
+            min=0.0, max=1000.0, help="Multiply the colour strength (1.0 = as the model is set to colour photos)."
+        ),
     ] = 1.0,
     recursive: Annotated[
         bool, typer.Option("--recursive", "-r", metavar="", help="Include images in subfolders of input folders.")
