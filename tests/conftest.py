@@ -41,3 +41,13 @@ def image_folder(tmp_path: Path) -> Path:
         sub.mkdir(parents=True, exist_ok=True)
         colour_image(32 + 7 * (i % 5), 32 + 5 * (i % 3), seed=i).save(sub / f"img{i}.{'png' if i % 3 else 'jpg'}")
     return root
+
+
+@pytest.fixture
+def mix_folder(tmp_path: Path) -> Path:
+    """12 colour images of 32x32 to mix in: a folder of its own, apart from ``image_folder``."""
+    root = tmp_path / "mix"
+    root.mkdir()
+    for i in range(12):
+        colour_image(32, 32, seed=100 + i).save(root / f"m{i}.png")
+    return root

@@ -168,6 +168,9 @@ def test_torchrun_command_from_the_readme(image_folder, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 processes" in proc.stderr
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)  # into the finished run
+    assert again.stderr.count("already holds a run") == 1, again.stderr[-3000:]  # said once, by rank 0
+    assert "colorcli: error" in again.stderr and again.stderr.count("colorcli: error") == 1
     out = tmp_path / "c.png"
     src = next(image_folder.rglob("*.png"))
     proc = subprocess.run(

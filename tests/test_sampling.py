@@ -5,7 +5,6 @@ import torch
 
 from colorcli.data import epoch_order, iter_batches
 from colorcli.distributed import Dist
-from colorcli.errors import UsageError
 from colorcli.run import TrainConfig
 from colorcli.sampling import MixBatches, Views, balanced_weights, rank_order
 from helpers import colour_image
@@ -80,5 +79,5 @@ def test_a_native_mix_lays_its_images_side_by_side_at_their_own_size():
 
 
 def test_a_native_mix_needs_a_tile_of_whole_images():
-    with pytest.raises(UsageError, match="--mix-native: the 6-pixel tile"):
+    with pytest.raises(ValueError, match="a 6-pixel tile is no whole number of 4-pixel images"):
         MixBatches(torch.zeros((4, 3, 4, 4), dtype=torch.uint8), 0, 0, 2, Dist(), tile=6, native=True)

@@ -233,26 +233,26 @@ def test_zoomed_training_runs_and_is_stored_for_resume(image_folder, tmp_path):
 PHOTO = ModelConfig(width=4, depth=2, tile=16, context=True)
 
 
-def test_photo_training_draws_tiles_of_the_models_size_and_mixes_a_second_dataset(image_folder, tmp_path):
-    cfg = config(image_folder, tmp_path / "photo", epochs=1, scale_min=16, scale_max=40, mix=str(image_folder))
+def test_photo_training_draws_tiles_of_the_models_size_and_mixes_a_second_dataset(image_folder, mix_folder, tmp_path):
+    cfg = config(image_folder, tmp_path / "photo", epochs=1, scale_min=16, scale_max=40, mix=str(mix_folder))
     train(cfg, PHOTO)
     ckpt = load_checkpoint(tmp_path / "photo" / "last.pt")
     assert ckpt["model_config"]["tile"] == 16 and ckpt["model_config"]["context"] is True
-    assert ckpt["train_config"]["scale_max"] == 40 and ckpt["train_config"]["mix"] == str(image_folder)
+    assert ckpt["train_config"]["scale_max"] == 40 and ckpt["train_config"]["mix"] == str(mix_folder)
     # 20 training images, half of each batch of 8 from the mix: 4 photos a step, 5 steps.
     assert ckpt["step"] == 0 and ckpt["epoch"] == 1
     assert math.isfinite(json.loads((tmp_path / "photo" / "history.json").read_text())[0]["val_psnr"])
 
 
-def test_a_native_mix_trains_and_is_kept_with_the_run(image_folder, tmp_path):
+def test_a_native_mix_trains_and_is_kept_with_the_run(image_folder, mix_folder, tmp_path):
     model = ModelConfig(width=4, depth=2, tile=64)  # the mix is kept at 32x32: four to a tile
-    cfg = config(image_folder, tmp_path / "native", epochs=1, scale_max=64, mix=str(image_folder), mix_native=True)
+    cfg = config(image_folder, tmp_path / "native", epochs=1, scale_max=64, mix=str(mix_folder), mix_native=True)
     train(cfg, model)
     assert load_checkpoint(tmp_path / "native" / "last.pt")["train_config"]["mix_native"] is True
     with pytest.raises(UsageError, match="--mix-native shapes --mix"):
         train(config(image_folder, tmp_path / "alone", epochs=1, mix_native=True), TINY)
-    with pytest.raises(UsageError, match="--mix-native: the 16-pixel tile"):
-        train(config(image_folder, tmp_path / "small", epochs=1, mix=str(image_folder), mix_native=True), PHOTO)
+    with pytest.raises(UsageError, match="the model's 16-pixel tile must be a multiple of 32"):
+        train(config(image_folder, tmp_path / "small", epochs=1, mix=str(mix_folder), mix_native=True), PHOTO)
 
 
 def test_resume_removes_the_temporary_files_a_killed_save_left(image_folder, tmp_path):
@@ -294,10 +294,10 @@ def test_balance_draws_subfolders_evenly_and_is_kept_with_the_run(image_folder, 
         ({"mix": "self", "mix_share": 0.01}, TINY, "is no image"),
     ],
 )
-def test_settings_training_cannot_use_are_usage_errors(image_folder, tmp_path, settings, model, says):
+def test_settings_training_cannot_use_are_usage_errors(image_folder, mix_folder, tmp_path, settings, model, says):
     """Each of these ended in a traceback (a division by zero, uniform_'s from > to, a size mismatch)."""
     if settings.get("mix") == "self":
-        settings = {**settings, "mix": str(image_folder)}
+        settings = {**settings, "mix": str(mix_folder)}
     with pytest.raises(UsageError, match=says):
         train(config(image_folder, tmp_path / "run", **settings), model)
 
@@ -334,3 +334,54 @@ def test_a_run_folder_another_training_is_writing_is_refused(image_folder, tmp_p
         proc.kill()
         proc.wait()
     assert train(config(image_folder, out, epochs=1), TINY).best == out / "best.pt"  # free again
+
+
+@pytest.mark.parametrize("mix", ["same", "inside", "around"])
+def test_a_mix_that_overlaps_the_dataset_is_refused_before_anything_is_loaded(image_folder, tmp_path, mix):
+    spec = {"same": image_folder, "inside": image_folder / "a", "around": image_folder.parent}[mix]
+    with pytest.raises(UsageError, match="overlaps --dataset .* held out to validate would be trained on"):
+        train(config(image_folder, tmp_path / "run", mix=str(spec)), TINY)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_refused_native_mix_leaves_the_run_it_would_overwrite(image_folder, mix_folder, tmp_path):
+    run = tmp_path / "run"
+    train(config(image_folder, run, epochs=1), TINY)
+    bad = config(image_folder, run, epochs=1, mix=str(mix_folder), mix_native=True)
+    with pytest.raises(UsageError, match="multiple of 32"):
+        train(bad, PHOTO, overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "history.json", "last.pt"]
+
+
+def test_a_resumed_run_refuses_a_mix_folder_whose_files_changed(image_folder, mix_folder, tmp_path, monkeypatch):
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(train_mod, "StopFlag", StopAfter(1))
+    with pytest.raises(Interrupted):
+        train(config(image_folder, cut, epochs=2, mix=str(mix_folder)), TINY)
+    monkeypatch.undo()
+    assert load_checkpoint(cut / "last.pt")["mix_images"] == 12
+    moved = mix_folder.rename(tmp_path / "moved")
+    colour_image(32, 32, seed=7).save(moved / "new.png")
+    with pytest.raises(UsageError, match="13 image files, not the 12 the run mixed in"):
+        train(TrainConfig(threads=1, mix=str(moved)), TINY, resume=cut / "last.pt")
+    (moved / "new.png").unlink()
+    train(TrainConfig(threads=1, mix=str(moved)), TINY, resume=cut / "last.pt")  # moved, the same files: fine
+
+
+@pytest.mark.parametrize(("key", "value"), [("scheduler", None), ("rng", None), ("optimizer", "not a state")])
+def test_a_damaged_training_state_is_one_checkpoint_error(image_folder, tmp_path, monkeypatch, key, value):
+    from colorcli.errors import CheckpointError
+
+    cut = tmp_path / "cut"
+    monkeypatch.setattr(train_mod, "StopFlag", StopAfter(1))
+    with pytest.raises(Interrupted):
+        train(config(image_folder, cut, epochs=2), TINY)
+    monkeypatch.undo()
+    state = torch.load(cut / "last.pt", weights_only=True)
+    if value is None:
+        del state[key]
+    else:
+        state[key] = value
+    torch.save(state, cut / "last.pt")
+    with pytest.raises(CheckpointError, match="last.pt: (incomplete|damaged) training state"):
+        train(TrainConfig(threads=1), TINY, resume=cut / "last.pt")

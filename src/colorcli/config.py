@@ -151,6 +151,7 @@ def checked_types(cls: type, d: dict[str, Any]) -> dict[str, Any]:
 # ---- a training run
 
 SCHEDULES = ("onecycle", "plateau")
+MIX_SIDE = 32  # a --mix dataset is kept at CIFAR's size (50,000 images at 64x64 would be 614 MB)
 BATCH_SIZE = 128  # the batch when none is given; a smaller folder gets the largest that fits (fitting_batch)
 
 

@@ -24,13 +24,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from colorcli.checkpoint import load_checkpoint, model_from_state, named_model_path, read_weights, settings_table
-from colorcli.config import BATCH_SIZE, SCHEDULES, ModelOptions, TrainConfig  # (no torch) imported here as before
+from colorcli.config import (  # (no torch) imported here as before
+    BATCH_SIZE,
+    MIX_SIDE,
+    SCHEDULES,
+    ModelOptions,
+    TrainConfig,
+)
 from colorcli.data import CIFAR_NAMES, _not_a_dataset
 from colorcli.distributed import Dist, any_rank, set_cpu_threads
-from colorcli.errors import CheckpointError, FolderInUse, UsageError, printable
+from colorcli.errors import CheckpointError, ColorcliError, FolderInUse, UsageError, printable
 from colorcli.files import ensure_folder, folder_held, remove_stale_temps, resolved
 from colorcli.model import Colorizer, ModelConfig, build_model, check_trainable
-from colorcli.split import changed_count, changed_files, is_dataset
+from colorcli.split import changed_count, changed_files, changed_mix, is_dataset
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -223,6 +229,29 @@ def check_settings(run: Run) -> None:
     if not 0 <= cfg.balance <= 1:
         raise UsageError(f"balance {cfg.balance}: need 0 <= balance <= 1")
     _check_scales(cfg.scale_min, cfg.scale_max, run.model_cfg.tile)
+    _check_mix(cfg, run.model_cfg.tile)
+
+
+def _check_mix(cfg: TrainConfig, tile: int) -> None:
+    """Refuse a --mix that overlaps the dataset (the images held out to validate would be
+    trained on), and a --mix-native tile that is no whole number of the mix's images."""
+    if not cfg.mix:
+        return
+    if cfg.mix_native and tile % MIX_SIDE:
+        raise UsageError(
+            f"--mix-native lays the mix's {MIX_SIDE}x{MIX_SIDE} images side by side: the model's "
+            f"{tile}-pixel tile must be a multiple of {MIX_SIDE}"
+        )
+    if cfg.mix in CIFAR_NAMES or cfg.dataset in CIFAR_NAMES:
+        overlap = cfg.mix == cfg.dataset
+    else:
+        mix, data = resolved(Path(cfg.mix)), resolved(Path(cfg.dataset))
+        overlap = mix.is_relative_to(data) or data.is_relative_to(mix)
+    if overlap:
+        raise UsageError(
+            f"--mix {cfg.mix} overlaps --dataset {cfg.dataset}: the images held out to validate would be "
+            "trained on; mix in another dataset"
+        )
 
 
 def _check_scales(scale_min: int | None, scale_max: int | None, tile: int) -> None:
@@ -262,7 +291,7 @@ def open_run(
     threads = set_cpu_threads(run.cfg.threads, d) if device.type == "cpu" else None
     batch = run.cfg.batch_size or BATCH_SIZE
     if batch % d.world:
-        raise UsageError(f"--batch-size {batch} must be divisible by the {d.world} processes")
+        raise _said_once(UsageError(f"--batch-size {batch} must be divisible by the {d.world} processes"), d)
     problem = folder_problem(run, overwrite) if d.main else None
     busy = f"{run.out}: another colorcli train is writing this run folder; let it finish, or choose another --out"
     if problem is None and d.main:
@@ -272,10 +301,16 @@ def open_run(
             problem = busy
     if any_rank(problem is not None, d, device):  # every rank stops, not only the one that looked
         error = FolderInUse if problem == busy else UsageError
-        raise error(problem or "refused by the main process (see its message)")
+        raise _said_once(error(problem or "refused by the main process"), d)
     if d.main and run.state is not None:
         remove_stale_temps(run.out)  # left by a save the run was killed in; it writes here again now
     return run, threads
+
+
+def _said_once(error: ColorcliError, d: Dist) -> ColorcliError:
+    """``error`` as every process raises it, printed by the main process alone (under torchrun)."""
+    error.echo = d.main
+    return error
 
 
 # ---- the run's folder
@@ -345,6 +380,9 @@ def _resumed_data_problem(run: Run) -> str | None:
         return f"{run.cfg.dataset}: the run's dataset folder is not there; if it moved, resume with --dataset NEWPATH"
     if run.cfg.mix and not is_dataset(run.cfg.mix):  # found before its dataset is decoded, not after
         return f"{run.cfg.mix}: the run's --mix folder is not there; if it moved, resume with --mix NEWPATH"
+    mix_changed = changed_mix(run.cfg.mix, run.state) if run.cfg.mix else None
+    if mix_changed:
+        return f"--mix {run.cfg.mix}: {mix_changed}; a resumed run keeps the data it mixed in"
     changed = changed_files(run.cfg.dataset, run.state)
     return _split_would_change(run, changed) if changed else None
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from colorcli.config import MIX_SIDE
 from colorcli.data import (
     crop_views,
     epoch_crops,
@@ -35,7 +36,7 @@ from colorcli.data import (
 from colorcli.distributed import Dist, broadcast_images
 from colorcli.errors import UsageError
 from colorcli.run import check_image_count
-from colorcli.split import files_digest, split_for_training
+from colorcli.split import files_digest, folder_names, split_for_training
 
 if TYPE_CHECKING:
     from colorcli.run import Run, TrainConfig
@@ -54,6 +55,7 @@ class RunImages:
     dropped: int  # black-and-white training images left out
     count: int  # images in the dataset, both sides of the split
     digest: str | None  # the folder's file names (rank 0 only; None for CIFAR)
+    mix_names: tuple[int, str] | None = None  # the --mix folder's image files: count and names digest (rank 0)
 
 
 def run_images(run: Run, d: Dist, device: torch.device, say: Callable[[str], None]) -> RunImages:
@@ -70,8 +72,9 @@ def run_images(run: Run, d: Dist, device: torch.device, say: Callable[[str], Non
     train, val = on_device[train_idx.to(device)], on_device[val_idx.to(device)]
     del on_device, data  # only the two splits stay (on a GPU, the broadcast copy would too)
     mix = _mix_images(run.cfg, d, device) if run.cfg.mix else None
+    mix_names = folder_names(run.cfg.mix) if run.cfg.mix and d.main else None
     weights = balanced_weights(run.cfg, count, train_idx, say)
-    return RunImages(train, resize_images(val, tile), mix, weights, dropped, count, digest)
+    return RunImages(train, resize_images(val, tile), mix, weights, dropped, count, digest, mix_names)
 
 
 def load_images(
@@ -93,7 +96,7 @@ def load_images(
 def _mix_images(cfg: TrainConfig, d: Dist, device: torch.device) -> torch.Tensor:
     """The mix dataset's colour images at CIFAR's size, on the training device: (M, 3, 32, 32).
     Each step enlarges only its own share to the tile (50,000 images kept at 64x64 would be 614 MB)."""
-    mix = load_images(cfg, d, device, spec=cfg.mix, size=32)
+    mix = load_images(cfg, d, device, spec=cfg.mix, size=MIX_SIDE)
     if cfg.skip_gray:
         gray = grayscale_images(mix)
         if gray.all():
@@ -152,8 +155,8 @@ class MixBatches:
         n, side = len(data), data.shape[-1]
         self.data, self.per_step, self.d, self.tile = data, per_step, d, tile
         self.across = tile // side if native else 1  # images along each side of a tile
-        if native and (tile % side or tile < side):
-            raise UsageError(f"--mix-native: the {tile}-pixel tile is no whole number of the mix's {side}-pixel images")
+        if native and (tile % side or tile < side):  # run.check_settings refuses such a run before any loading
+            raise ValueError(f"a {tile}-pixel tile is no whole number of {side}-pixel images")
         self.order = epoch_order(n, seed + 1, epoch)  # (M,)
         self.flips = epoch_flips(n, seed + 1, epoch)  # (M,) bool
 

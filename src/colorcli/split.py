@@ -65,6 +65,26 @@ def changed_files(spec: str, run: dict) -> str | None:
     return None
 
 
+def folder_names(spec: str) -> tuple[int, str] | None:
+    """A --mix folder's identity: how many image files it holds and a digest of their names
+    (all of them: a mix is read whole); None for CIFAR."""
+    if spec in CIFAR_NAMES:
+        return None
+    paths = find_images(Path(spec))
+    return len(paths), _names_digest(Path(spec), paths)
+
+
+def changed_mix(spec: str, state: dict) -> str | None:
+    """Why a resumed run's --mix folder does not hold the image files it mixed in, or None
+    (CIFAR, and runs from before the mix's names were stored, are not checked)."""
+    if spec in CIFAR_NAMES or not state.get("mix_digest"):
+        return None
+    count, digest = folder_names(spec) or (0, "")
+    if (count, digest) != (state.get("mix_images"), state["mix_digest"]):
+        return f"{count} image files, not the {state.get('mix_images')} the run mixed in (or added, removed, renamed)"
+    return None
+
+
 def changed_count(count: int, run: dict) -> str | None:
     """Why a dataset is not the one a run split by its number of images, or None (runs from
     before the count was stored are not checked)."""

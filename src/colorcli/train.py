@@ -37,7 +37,15 @@ from colorcli.distributed import (
     unwrapped,
     wrapped,
 )
-from colorcli.errors import EXIT_INTERRUPTED, FolderInUse, TrainingError, UsageError, printable
+from colorcli.errors import (
+    EXIT_INTERRUPTED,
+    CheckpointError,
+    FolderInUse,
+    TrainingError,
+    UsageError,
+    first_line,
+    printable,
+)
 from colorcli.evaluate import training_hint
 from colorcli.files import atomic_write, missing_folders, remove_empty
 from colorcli.metrics import psnr_per_image
@@ -315,11 +323,17 @@ def _initial_model(run: Run, train_data: torch.Tensor, device: torch.device) -> 
 
 def _restore(loop: _Loop, state: dict[str, Any]) -> None:
     """Where a resumed run stood: optimizer, schedule, position, history and random state."""
-    loop.opt.load_state_dict(state["optimizer"])
-    loop.sched.load_state_dict(state["scheduler"])
-    loop.epoch, loop.step, loop.best = state["epoch"], state["step"], state["best_val"]
-    loop.history = list(state["history"])
-    torch.set_rng_state(state["rng"])
+    missing = [k for k in ("optimizer", "scheduler", "epoch", "step", "best_val", "history", "rng") if k not in state]
+    if missing:
+        raise CheckpointError(f"{loop.run.resume}: incomplete training state (no {', '.join(missing)}); cannot resume")
+    try:
+        loop.opt.load_state_dict(state["optimizer"])
+        loop.sched.load_state_dict(state["scheduler"])
+        loop.epoch, loop.step, loop.best = int(state["epoch"]), int(state["step"]), float(state["best_val"])
+        loop.history = list(state["history"])
+        torch.set_rng_state(state["rng"])
+    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as e:  # a damaged or hand-edited file
+        raise CheckpointError(f"{loop.run.resume}: damaged training state ({first_line(e)}); cannot resume") from None
     if loop.device.type == "cuda" and "cuda_rng" in state:
         torch.cuda.set_rng_state(state["cuda_rng"], loop.device)
 
@@ -461,6 +475,8 @@ def _payload(loop: _Loop, kind: str, metrics: dict[str, Any] | None = None) -> d
         "images": loop.images.count,
         "files_digest": loop.images.digest,
     }
+    if loop.images.mix_names is not None:
+        payload["mix_images"], payload["mix_digest"] = loop.images.mix_names
     if kind == "last":
         payload.update(optimizer=loop.opt.state_dict(), scheduler=loop.sched.state_dict(), rng=torch.get_rng_state())
         if loop.device.type == "cuda":
