@@ -1100,3 +1100,21 @@ def test_a_mix_folder_behind_a_symlink_loop_is_a_clear_error(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     r = invoke(*tiny_train_args(tmp_path, tmp_path / "run"), "--mix", tmp_path / "loop")
     assert r.exit_code in (1, 2) and "loop" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_export_takes_a_shipped_models_name(tmp_path):
+    r = invoke("export", "cifar10", "-o", tmp_path / "c.safetensors", "--saturation", "1.1")
+    assert r.exit_code == 0, r.output
+    colour_image(40, 30).save(tmp_path / "in.png")
+    r = invoke("colorize", tmp_path / "in.png", "-o", tmp_path / "c.png", "--checkpoint", tmp_path / "c.safetensors")
+    assert r.exit_code == 0 and (tmp_path / "c.png").exists(), r.output
+
+
+def test_eval_of_a_shipped_model_gives_no_train_longer_hint(tmp_path):
+    for i in range(4):  # magenta over green: the model's colour is an eighth of the truth's
+        rgb = np.zeros((32, 32, 3), np.uint8)
+        rgb[:16], rgb[16:] = (255, 0, 255), (0, 255, 0)
+        Image.fromarray(rgb).save(tmp_path / f"{i}.png")
+    r = invoke("eval", "--model", "cifar10", "--dataset", tmp_path, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["colorfulness_ratio"] < 0.15 and "undertrained" not in r.output

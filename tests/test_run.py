@@ -180,3 +180,14 @@ def test_an_option_without_the_one_it_shapes_is_refused():
             new_run(cfg, ModelOptions())
     assert new_run(TrainConfig(mix="cifar10", mix_share=0.3), ModelOptions()).cfg.mix_share == 0.3
     assert new_run(TrainConfig().filled(), ModelOptions()).cfg.mix_share == 0.5  # a run's own filled settings
+
+
+def test_a_fine_tune_can_grow_the_model_but_not_shrink_it():
+    from colorcli.errors import UsageError
+    from colorcli.run import fine_tune_config
+
+    assert fine_tune_config("cifar10", depth=4, context=True).depth == 4
+    with pytest.raises(UsageError, match="--depth 2: the starting model has 3 levels; a fine-tune can add, not drop"):
+        fine_tune_config("cifar10", depth=2)
+    with pytest.raises(UsageError, match="--no-context: the starting model has a context branch"):
+        fine_tune_config("photo", context=False)

@@ -114,7 +114,15 @@ def _refuse_architecture(given: dict[str, Any]) -> None:
 
 
 def _fine_tuned(init_cfg: dict[str, Any], given: dict[str, Any]) -> ModelConfig:
-    """The starting model's config with the settings given (not None) in place of its own."""
+    """The starting model's config with the settings given (not None) in place of its own; a
+    model can grow (a level, the context branch) but not shrink: its weights would not fit."""
+    start = ModelConfig.from_dict(init_cfg)
+    if given.get("depth") is not None and given["depth"] < start.depth:
+        raise UsageError(
+            f"--depth {given['depth']}: the starting model has {start.depth} levels; a fine-tune can add, not drop"
+        )
+    if given.get("context") is False and start.context:
+        raise UsageError("--no-context: the starting model has a context branch; a fine-tune keeps it")
     return ModelConfig.from_dict({**init_cfg, **{k: v for k, v in given.items() if v is not None}})
 
 

@@ -96,7 +96,7 @@ def evaluate(
             _print_table(result)
         # The colour originals' share where there are black-and-white ones: those have no colour to give.
         share = result["color_colorfulness_ratio"] if result["bw_originals"] else result["colorfulness_ratio"]
-        hint = undertrained_hint(share)
+        hint = undertrained_hint(share) if checkpoint is not None else None  # a shipped model is as trained as it gets
         if hint:
             _stderr().print(hint, style="yellow", markup=False)
         return 1 if result.get("unreadable") else 0  # some inputs failed, as colorize says it

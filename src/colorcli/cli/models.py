@@ -54,7 +54,10 @@ def models(
 )
 def export(
     checkpoint: Annotated[
-        Path, typer.Argument(help="Checkpoint (.pt, or a .safetensors model) to export.", show_default=False)
+        Path,
+        typer.Argument(
+            help="Checkpoint (.pt, or a .safetensors model, or a shipped model's name) to export.", show_default=False
+        ),
     ],
     # A str, not a Path: "-o models/" must reach the check as a folder (Path drops the slash).
     output: Annotated[str, typer.Option("-o", "--output", help="The .safetensors file to write.", show_default=False)],
@@ -83,7 +86,7 @@ def export(
     """Export a checkpoint to a weights-only .safetensors model, optionally with new decoding settings."""
 
     def body() -> None:
-        from colorcli.checkpoint import export_model
+        from colorcli.checkpoint import export_model, named_model_path
 
         decode = {
             "temperature": temperature,
@@ -94,7 +97,8 @@ def export(
             "scale": scale,
         }
         given = {k: v for k, v in decode.items() if v is not None}
-        export_model(checkpoint, output, overwrite=overwrite, half=half, **given)  # str: its trailing slash kept
+        source = named_model_path(str(checkpoint))  # a shipped model by name ("photo") too
+        export_model(source, output, overwrite=overwrite, half=half, **given)  # str: its trailing slash kept
         _stderr().print(f"wrote {printable(str(output))}", markup=False)
 
     _run(body, debug)
