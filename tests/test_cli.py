@@ -60,9 +60,9 @@ def test_help_lists_choices_and_commands_in_the_order_a_newcomer_needs_them():
 
 def test_choice_options_offer_what_the_library_accepts():
     from colorcli.cli import Arch, Head, ImageFormat, Loss, Norm, Schedule
+    from colorcli.config import SCHEDULES
     from colorcli.images import OUTPUT_FORMATS
     from colorcli.model import ARCHS, HEAD_LOSSES, HEADS
-    from colorcli.train import SCHEDULES
 
     assert [a.value for a in Arch] == list(ARCHS) and [h.value for h in Head] == list(HEADS)
     assert {loss.value for loss in Loss} == {x for losses in HEAD_LOSSES.values() for x in losses}

@@ -5,7 +5,7 @@ sliced, flipped and turned into (luma, colour) pairs there, so no per-sample
 Python runs in the loop. Under torchrun each rank trains on a disjoint shard of
 every epoch's shuffle and only rank 0 prints and writes files. What a run is (its
 settings, folder, resuming, fine-tuning and the images it split) lives in run.py;
-here: prepare the run's data and model, train an epoch, validate it, save it.
+here: train an epoch, validate it, save it (the state it works on is ``loop.py``'s).
 """
 
 from __future__ import annotations
@@ -15,15 +15,14 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from colorcli.checkpoint import model_from_state, named_model_path, save_checkpoint
+from colorcli.checkpoint import save_checkpoint
 from colorcli.color import gray_to_rgb_u8, ycbcr_to_rgb_u8
-from colorcli.config import SCHEDULES
 from colorcli.console import progress_bar
 from colorcli.data import iter_batches, make_pair
 from colorcli.distributed import (
@@ -37,22 +36,14 @@ from colorcli.distributed import (
     unwrapped,
     wrapped,
 )
-from colorcli.errors import (
-    EXIT_INTERRUPTED,
-    CheckpointError,
-    FolderInUse,
-    TrainingError,
-    UsageError,
-    first_line,
-    printable,
-)
+from colorcli.errors import EXIT_INTERRUPTED, FolderInUse, TrainingError, printable
 from colorcli.evaluate import training_hint
 from colorcli.files import atomic_write, missing_folders, remove_empty
+from colorcli.loop import Loop, checkpoint_payload, prepare
 from colorcli.metrics import psnr_per_image
-from colorcli.model import Colorizer, ModelConfig, build_model, class_prior_counts, count_parameters
+from colorcli.model import Colorizer, ModelConfig, count_parameters
 from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are also reached from here
     ModelOptions,
-    Run,
     TrainConfig,
     clear_replaced_run,
     count_of,
@@ -61,7 +52,7 @@ from colorcli.run import (  # TrainConfig, fine_tune_config and grown_model are 
     open_run,
     quoted,
 )
-from colorcli.sampling import MixBatches, RunImages, Views, rank_order, run_images
+from colorcli.sampling import MixBatches, Views, rank_order
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -80,18 +71,6 @@ class Interrupted(Exception):
             f"interrupted; saved {resume_path}. Resume with: colorcli train --resume {quoted(resume_path)}"
         )
         self.resume_path = resume_path
-
-
-def make_scheduler(
-    opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int
-) -> torch.optim.lr_scheduler.LRScheduler:
-    if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=max(1, cfg.epochs * steps_per_epoch), pct_start=0.15
-        )
-    if cfg.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
-    raise UsageError(f"unknown schedule {cfg.schedule!r}; choose from {', '.join(SCHEDULES)}")
 
 
 @torch.no_grad()
@@ -198,7 +177,7 @@ def _train(
             console.print(printable(text), markup=False, highlight=False, **style)
 
     run, threads = open_run(cfg, model, resume, console, d, device, overwrite, held)
-    loop = _prepare(run, d, device, say)
+    loop = prepare(run, d, device, say)
     cfg, out = loop.cfg, run.out
     if run.state is not None and loop.epoch >= cfg.epochs:
         say(
@@ -238,107 +217,7 @@ def _train(
     return TrainResult(out / "best.pt", loop.model)
 
 
-@dataclass
-class _Loop:
-    """What a run's epochs work with: its data on the training device, model, optimizer and
-    schedule, and where it stands (epoch, step within it, best validation loss, history)."""
-
-    run: Run
-    d: Dist
-    device: torch.device
-    images: RunImages
-    model: Colorizer
-    opt: torch.optim.Optimizer
-    sched: Any
-    net: torch.nn.Module | None = None  # the model under DDP / torch.compile
-    epoch: int = 0
-    step: int = 0
-    best: float = math.inf
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def cfg(self) -> TrainConfig:
-        return self.run.cfg
-
-    @property
-    def train_data(self) -> torch.Tensor:
-        return self.images.train
-
-    @property
-    def val_data(self) -> torch.Tensor:
-        return self.images.val
-
-    @property
-    def local_batch(self) -> int:
-        return self.cfg.batch_size // self.d.world
-
-    @property
-    def local_mix(self) -> int:
-        return round(self.local_batch * self.cfg.mix_share) if self.cfg.mix else 0
-
-    @property
-    def local_main(self) -> int:
-        return self.local_batch - self.local_mix
-
-    @property
-    def steps_per_epoch(self) -> int:
-        return len(self.train_data) // (self.local_main * self.d.world)
-
-    def autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-
-
-def _prepare(run: Run, d: Dist, device: torch.device, say: Callable[..., None]) -> _Loop:
-    """Load and split the run's images (checking they are the ones a resumed run split), build
-    or restore its model, optimizer and schedule."""
-    images = run_images(run, d, device, say)
-    model = _initial_model(run, images.train, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=run.cfg.lr, weight_decay=run.cfg.weight_decay)
-    loop = _Loop(run, d, device, images, model, opt, None)
-    loop.sched = make_scheduler(opt, run.cfg, loop.steps_per_epoch)
-    if run.state is not None:
-        _restore(loop, run.state)
-    return loop
-
-
-def _initial_model(run: Run, train_data: torch.Tensor, device: torch.device) -> Colorizer:
-    """The run's model on the training device: a resumed run's weights, a fine-tune's starting
-    weights (grown if asked), or fresh ones with the bins head's prior from the training images."""
-    torch.manual_seed(run.cfg.seed)
-    if run.state is not None:
-        model = model_from_state(run.state["model_config"], run.state["model"], run.resume).train()
-    elif run.init_state is not None:
-        model = grown_model(run.model_cfg, run.init_state, named_model_path(run.cfg.init)).train()
-    else:
-        model = build_model(run.model_cfg)
-        counts = class_prior_counts(model, train_data.cpu())
-        if counts is not None:
-            model.bins.set_prior(counts, run.model_cfg.rebalance)
-    model.to(device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def _restore(loop: _Loop, state: dict[str, Any]) -> None:
-    """Where a resumed run stood: optimizer, schedule, position, history and random state."""
-    missing = [k for k in ("optimizer", "scheduler", "epoch", "step", "best_val", "history", "rng") if k not in state]
-    if missing:
-        raise CheckpointError(f"{loop.run.resume}: incomplete training state (no {', '.join(missing)}); cannot resume")
-    try:
-        loop.opt.load_state_dict(state["optimizer"])
-        loop.sched.load_state_dict(state["scheduler"])
-        loop.epoch, loop.step, loop.best = int(state["epoch"]), int(state["step"]), float(state["best_val"])
-        loop.history = list(state["history"])
-        torch.set_rng_state(state["rng"])
-    except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as e:  # a damaged or hand-edited file
-        raise CheckpointError(f"{loop.run.resume}: damaged training state ({first_line(e)}); cannot resume") from None
-    if loop.device.type == "cuda" and "cuda_rng" in state:
-        torch.cuda.set_rng_state(state["cuda_rng"], loop.device)
-
-
-def _views(loop: _Loop) -> Views:
+def _views(loop: Loop) -> Views:
     """How epoch ``loop.epoch`` shows the training images, each step's share of the mix after them."""
     cfg, tile, mix = loop.cfg, loop.run.model_cfg.tile, loop.images.mix
     mixed = None
@@ -359,7 +238,7 @@ class _Epoch:
     stopping: bool
 
 
-def _train_epoch(loop: _Loop, stop: StopFlag, progress: Progress) -> _Epoch:
+def _train_epoch(loop: Loop, stop: StopFlag, progress: Progress) -> _Epoch:
     """Train the rest of the epoch from ``loop.step``. A stop asked before its last step saves
     last.pt and raises Interrupted; on its last step, the epoch is validated and saved first."""
     cfg, d, out = loop.cfg, loop.d, loop.run.out
@@ -388,13 +267,13 @@ def _train_epoch(loop: _Loop, stop: StopFlag, progress: Progress) -> _Epoch:
         if flags[0].item():
             if loop.step < loop.steps_per_epoch:
                 if d.main:
-                    save_checkpoint(out / "last.pt", _payload(loop, "last"))
+                    save_checkpoint(out / "last.pt", checkpoint_payload(loop, "last"))
                 raise Interrupted(out / "last.pt")
             stopping = True  # on the epoch's last step: validate and save it whole, then stop
     return _Epoch(task, seen, run_loss, time.perf_counter() - t0, stopping)
 
 
-def _step(loop: _Loop, rgb_u8: torch.Tensor, stop: StopFlag, flags: torch.Tensor) -> torch.Tensor:
+def _step(loop: Loop, rgb_u8: torch.Tensor, stop: StopFlag, flags: torch.Tensor) -> torch.Tensor:
     """One optimizer step on a batch; the loss. Every rank learns whether any was asked to stop
     (``flags[0]``); a non-finite loss on any stops them all."""
     y, rgb = make_pair(rgb_u8)
@@ -420,7 +299,7 @@ def _step(loop: _Loop, rgb_u8: torch.Tensor, stop: StopFlag, flags: torch.Tensor
     return loss
 
 
-def _end_epoch(loop: _Loop, epoch: _Epoch, progress: Progress, console: Console, say: Callable[..., None]) -> None:
+def _end_epoch(loop: Loop, epoch: _Epoch, progress: Progress, console: Console, say: Callable[..., None]) -> None:
     """Validate the epoch just trained, record it in the history, report it and save the run."""
     cfg, d, out = loop.cfg, loop.d, loop.run.out
     task, seen, run_loss, train_seconds = epoch.task, epoch.seen, epoch.run_loss, epoch.seconds
@@ -455,30 +334,6 @@ def _end_epoch(loop: _Loop, epoch: _Epoch, progress: Progress, console: Console,
         improved = metrics["val_loss"] < loop.best
         loop.best = min(loop.best, metrics["val_loss"])
         if improved:
-            save_checkpoint(out / "best.pt", _payload(loop, "best", row))
-        save_checkpoint(out / "last.pt", _payload(loop, "last"))
+            save_checkpoint(out / "best.pt", checkpoint_payload(loop, "best", row))
+        save_checkpoint(out / "last.pt", checkpoint_payload(loop, "last"))
         _write_history(out, loop.history)
-
-
-def _payload(loop: _Loop, kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What best.pt ("best") or last.pt ("last": with the optimizer, schedule and random state) holds."""
-    history = loop.history
-    payload = {
-        "model_config": loop.run.model_cfg.to_dict(),
-        "train_config": asdict(loop.cfg),
-        "model": unwrapped(loop.net).state_dict(),
-        "epoch": loop.epoch,
-        "step": loop.step,
-        "best_val": loop.best,
-        "history": history,
-        "metrics": metrics or (history[-1] if history else {}),
-        "images": loop.images.count,
-        "files_digest": loop.images.digest,
-    }
-    if loop.images.mix_names is not None:
-        payload["mix_images"], payload["mix_digest"] = loop.images.mix_names
-    if kind == "last":
-        payload.update(optimizer=loop.opt.state_dict(), scheduler=loop.sched.state_dict(), rng=torch.get_rng_state())
-        if loop.device.type == "cuda":
-            payload["cuda_rng"] = torch.cuda.get_rng_state(loop.device)
-    return payload
