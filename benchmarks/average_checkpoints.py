@@ -32,7 +32,9 @@ def main() -> None:
         for k, v in states[-1].items()
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(args.output, {**loaded[-1], "model": soup})
+    # The figures and history of one run are not the average's: left out, and its parents named.
+    kept = {k: v for k, v in loaded[-1].items() if k not in ("metrics", "history", "best_val")}
+    save_checkpoint(args.output, {**kept, "model": soup, "averaged_from": [str(p) for p in args.checkpoints]})
     print(f"wrote {args.output}: the mean of {len(states)} checkpoints")
 
 

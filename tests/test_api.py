@@ -156,6 +156,10 @@ def test_an_image_without_pixels_is_an_input_error(tiny_model, size):
         ({"saturation": None}, UsageError, "not None"),
         ({"scale": "96"}, UsageError, "not '96'"),
         ({"model": 5}, TypeError, "colorize's model is .* not int"),
+        ({"saturation": True}, UsageError, "not True"),
+        ({"max_pixels": "1000"}, UsageError, "max_pixels must be a whole number of pixels, 1 or more, not '1000'"),
+        ({"max_pixels": 0}, UsageError, "max_pixels must be .* not 0"),
+        ({"max_pixels": 1.5}, UsageError, "max_pixels must be .* not 1.5"),
     ],
 )
 def test_wrong_option_values_and_types_name_the_option(tiny_model, options, error, message):

@@ -459,3 +459,18 @@ def test_a_jpeg_with_damaged_data_is_colorized_with_a_note_naming_it(tmp_path, t
     run_batch(tiny_model, jobs, ColorizeOptions(), overwrite=True, err_console=errors)
     [line] = errors.file.getvalue().splitlines()
     assert line.startswith(f"note: {tmp_path / 'damaged.jpg'}: corrupt JPEG data (")
+
+
+@pytest.mark.parametrize("suffix", ["png", "jpg"])
+def test_a_damaged_picture_is_still_refused_where_its_exif_is_read(tmp_path, suffix):
+    from colorcli.errors import InputError
+    from colorcli.images import load_rgb
+
+    path = tmp_path / f"bad.{suffix}"
+    colour_image(256, 256, seed=4).save(path)
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 400):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match="bad.* cannot decode image"):
+        load_rgb(path)

@@ -191,3 +191,16 @@ def test_a_fine_tune_can_grow_the_model_but_not_shrink_it():
         fine_tune_config("cifar10", depth=2)
     with pytest.raises(UsageError, match="--no-context: the starting model has a context branch"):
         fine_tune_config("photo", context=False)
+
+
+def test_under_torchrun_only_the_main_process_says_why_a_run_is_refused(tmp_path):
+    import contextlib
+
+    from colorcli.distributed import Dist
+    from colorcli.run import open_run
+
+    bad = TrainConfig(dataset=str(tmp_path), out=str(tmp_path / "run"), scale_min=64, scale_max=32)
+    for rank, says in ((0, True), (1, False)):
+        with pytest.raises(UsageError, match="--scale-min 64 is more than --scale-max 32") as caught:
+            open_run(bad, ModelOptions(), None, None, Dist(rank, 2), torch.device("cpu"), False, contextlib.ExitStack())
+        assert caught.value.echo is says

@@ -74,8 +74,11 @@ def colorize(
     the colour strength (1.0: as the model is set). max_pixels: a path whose image has more
     pixels is refused unread, as a decompression bomb (None: 200 million).
     """
+    from colorcli.errors import UsageError
     from colorcli.tiling import ColorizeOptions, colorize_gray
 
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise UsageError(f"max_pixels must be a whole number of pixels, 1 or more, not {max_pixels!r}")
     net = _resolve_model(model)
     gray, alpha = _gray_and_alpha(image, max_pixels)
     rgb = colorize_gray(net, gray, ColorizeOptions(scale=scale, saturation=saturation))
@@ -109,7 +112,8 @@ def _gray_and_alpha(image: Any, max_pixels: int | None) -> tuple[Image.Image, Im
     from colorcli.images import DEFAULT_MAX_PIXELS, alpha_mask, exif_oriented, load_image, stored_mode, to_gray8
 
     if isinstance(image, (str, os.PathLike)):
-        loaded = load_image(Path(image), max_pixels or DEFAULT_MAX_PIXELS, limit_option="colorize(max_pixels=...)")
+        limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+        loaded = load_image(Path(image), limit, limit_option="colorize(max_pixels=...)")
         return loaded.gray, loaded.alpha
     if not isinstance(image, PILImage.Image):
         raise TypeError(f"colorize takes a PIL image or a path, not {type(image).__name__}")

@@ -108,9 +108,13 @@ def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
 
 def exif_oriented(im: Image.Image) -> tuple[Image.Image, bool]:
     """The image turned as its EXIF orientation says (a copy where it turns), and whether its
-    EXIF could be read; an image whose EXIF is malformed comes back as it is stored."""
+    EXIF could be read; an image whose EXIF is malformed comes back as it is stored. Decoding
+    happens first and apart: a damaged picture still fails as it should."""
+    im.load()
     try:
         return ImageOps.exif_transpose(im), True
+    except MemoryError:
+        raise
     except Exception:  # noqa: BLE001 - Pillow parses the EXIF here; a malformed block raises anything
         return im, False
 
@@ -251,8 +255,10 @@ def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
     try:
         ImageOps.exif_transpose(im, in_place=True)  # our own decoded copy: no second 36 MB for 12 MP
         exif = im.info.get("exif")
+    except MemoryError:
+        raise
     except Exception:  # noqa: BLE001 - Pillow parses the EXIF here; a malformed block raises anything
-        notes.append("its EXIF is malformed: orientation not applied, EXIF left out")
+        notes.append("its EXIF is malformed and was left out")
     loaded = LoadedImage(gray=to_gray8(im), alpha=alpha_mask(im, raw_mode), icc_profile=icc, exif=exif, notes=notes)
     return loaded, frames, fmt
 
@@ -306,12 +312,13 @@ def format_suffix(fmt: str) -> str:
     return suffix
 
 
-def output_format(path: Path) -> tuple[str, bool]:
-    """Pillow format name for an output path and whether it can keep alpha."""
+def output_format(path: Path, may_be_folder: bool = True) -> tuple[str, bool]:
+    """Pillow format name for an output path and whether it can keep alpha; a path with no
+    suffix is refused suggesting a folder where ``may_be_folder`` (not for a pipe's one image)."""
     try:
         return OUTPUT_FORMATS[path.suffix.lower()]
     except KeyError:
-        if not path.suffix:
+        if not path.suffix and may_be_folder:
             raise UsageError(
                 f"{path}: names no image format; name a file ({path}.png, ...) or write {path}/ for a folder"
             ) from None

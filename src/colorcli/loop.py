@@ -126,10 +126,10 @@ def _restore(loop: Loop, state: dict[str, Any]) -> None:
         loop.epoch, loop.step, loop.best = int(state["epoch"]), int(state["step"]), float(state["best_val"])
         loop.history = list(state["history"])
         torch.set_rng_state(state["rng"])
+        if loop.device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], loop.device)
     except (TypeError, ValueError, KeyError, AttributeError, RuntimeError) as e:  # a damaged or hand-edited file
         raise CheckpointError(f"{loop.run.resume}: damaged training state ({first_line(e)}); cannot resume") from None
-    if loop.device.type == "cuda" and "cuda_rng" in state:
-        torch.cuda.set_rng_state(state["cuda_rng"], loop.device)
 
 
 def checkpoint_payload(loop: Loop, kind: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -289,13 +289,16 @@ def open_run(
 ) -> tuple[Run, int | None]:
     """The run to train, its settings checked, its folder made and locked (in ``held``) and
     swept of a killed save's temporary files, and the CPU threads it uses (None on an accelerator)."""
-    if resume is not None:
-        run = resumed_run(resume, cfg, model)
-        if console is not None and d.main:
-            console.print(f"resuming {printable(str(resume))} with the settings its run started with", markup=False)
-    else:
-        run = new_run(cfg, model)
-    check_settings(run)
+    try:  # every process checks the same settings: under torchrun the main one alone says what is wrong
+        if resume is not None:
+            run = resumed_run(resume, cfg, model)
+        else:
+            run = new_run(cfg, model)
+        check_settings(run)
+    except ColorcliError as e:
+        raise _said_once(e, d) from None
+    if resume is not None and console is not None and d.main:
+        console.print(f"resuming {printable(str(resume))} with the settings its run started with", markup=False)
     threads = set_cpu_threads(run.cfg.threads, d) if device.type == "cpu" else None
     batch = run.cfg.batch_size or BATCH_SIZE
     if batch % d.world:

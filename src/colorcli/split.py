@@ -80,8 +80,10 @@ def changed_mix(spec: str, state: dict) -> str | None:
     if spec in CIFAR_NAMES or not state.get("mix_digest"):
         return None
     count, digest = folder_names(spec) or (0, "")
-    if (count, digest) != (state.get("mix_images"), state["mix_digest"]):
-        return f"{count} image files, not the {state.get('mix_images')} the run mixed in (or added, removed, renamed)"
+    if count != state.get("mix_images"):
+        return f"{count} image files, not the {state.get('mix_images')} the run mixed in"
+    if digest != state["mix_digest"]:
+        return f"image files were added, removed or renamed among the {count} the run mixed in"
     return None
 
 

@@ -72,7 +72,7 @@ def plan_stdio(
                 f"{output}: is a folder; standard input has no name to give the result, so -o names a file"
             )
         suffix = dst.suffix.lower()
-        output_format(dst)  # an unknown suffix is refused before any work
+        output_format(dst, may_be_folder=False)  # an unknown suffix is refused before any work
     if inputs[0] == STDIO:
         if _is_terminal(stdin):
             raise UsageError(

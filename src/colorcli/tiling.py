@@ -77,7 +77,8 @@ class ColorizeOptions:
     def __post_init__(self) -> None:
         # nan fails too; from about 1e36 the float32 chroma overflows and turns every pixel black,
         # and a factor of 1,000 already takes any colour the model gives to the edge of the gamut
-        if not isinstance(self.saturation, numbers.Real) or not 0 <= self.saturation <= MAX_SATURATION:
+        wrong_type = isinstance(self.saturation, bool) or not isinstance(self.saturation, numbers.Real)
+        if wrong_type or not 0 <= self.saturation <= MAX_SATURATION:
             raise UsageError(f"saturation must be a number from 0 to {MAX_SATURATION:,}, not {self.saturation!r}")
         if self.scale is not None and (isinstance(self.scale, bool) or not _whole(self.scale) or self.scale < 1):
             raise UsageError(f"working scale must be a whole number of pixels, 1 or more, not {self.scale!r}")

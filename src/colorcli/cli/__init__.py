@@ -68,7 +68,7 @@ def _stderr() -> Console:
     return stderr_console()
 
 
-_OUT_OF_MEMORY = "out of memory: train with a smaller --batch-size or --tile, or choose another --device"
+_OUT_OF_MEMORY = "out of memory on the device: give it less at once (train: a smaller --batch-size) or use --device cpu"
 
 
 def _out_of_memory(e: BaseException) -> bool:
