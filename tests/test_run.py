@@ -204,3 +204,9 @@ def test_under_torchrun_only_the_main_process_says_why_a_run_is_refused(tmp_path
         with pytest.raises(UsageError, match="--scale-min 64 is more than --scale-max 32") as caught:
             open_run(bad, ModelOptions(), None, None, Dist(rank, 2), torch.device("cpu"), False, contextlib.ExitStack())
         assert caught.value.echo is says
+
+
+def test_a_fine_tune_may_repeat_the_starting_models_own_settings():
+    assert fine_tune_config("cifar10", head="bins").head == "bins"
+    with pytest.raises(UsageError, match="--head: a fine-tune .* keeps the starting model's architecture"):
+        fine_tune_config("cifar10", head="regress")

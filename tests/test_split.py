@@ -37,3 +37,16 @@ def test_files_digest_follows_the_names_the_run_read_not_where_the_folder_lies(i
     for i in range(3):
         colour_image(40, 40, seed=i).save(few / f"{i}.png")
     assert changed_files(str(few), run) == "3 image files, but the run split 20 images"
+
+
+def test_too_few_images_for_any_batch_say_so_without_blaming_the_default_batch(tmp_path):
+    import pytest
+    import torch
+
+    from colorcli.config import TrainConfig
+    from colorcli.errors import UsageError
+    from colorcli.split import split_for_training
+
+    data = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)  # one to train on, one held out
+    with pytest.raises(UsageError, match="only 1 training images, too few for a batch of 2 .1 held out"):
+        split_for_training(TrainConfig(dataset="x", val_fraction=0.5).filled(), data, 1, print)

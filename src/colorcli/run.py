@@ -80,8 +80,8 @@ def new_run(cfg: TrainConfig, model: ModelConfig | ModelOptions) -> Run:
         given = asdict(model)
     else:
         given = {k: getattr(model, k) for k in LOSS_SETTINGS + GROWTH_SETTINGS}
-    _refuse_architecture(given)
     init_cfg, init_state, _ = read_weights(named_model_path(cfg.init))  # read once: config and weights
+    _refuse_architecture(given, init_cfg)
     return Run(cfg, _fine_tuned(init_cfg, given), init_state=init_state)
 
 
@@ -100,14 +100,16 @@ def fine_tune_config(init: str, **given: Any) -> ModelConfig:
     A setting given as None keeps the starting model's, so ``--init`` without ``--vivid``
     fine-tunes a model with the reward it was trained with.
     """
-    _refuse_architecture(given)
     init_cfg, _, _ = read_weights(named_model_path(init))
+    _refuse_architecture(given, init_cfg)
     return _fine_tuned(init_cfg, given)
 
 
-def _refuse_architecture(given: dict[str, Any]) -> None:
-    """A fine-tune may set only the loss and growth settings (None: not given)."""
-    unknown = sorted(k for k, v in given.items() if v is not None and k not in LOSS_SETTINGS + GROWTH_SETTINGS)
+def _refuse_architecture(given: dict[str, Any], start: dict[str, Any]) -> None:
+    """A fine-tune may set only the loss and growth settings (None: not given); any other
+    setting given must be the starting model's own (``start``, its stored config)."""
+    allowed = LOSS_SETTINGS + GROWTH_SETTINGS
+    unknown = sorted(k for k, v in given.items() if v is not None and k not in allowed and v != start.get(k))
     if unknown:
         flags = ", ".join(f"--{k.replace('_', '-')}" for k in unknown)
         raise UsageError(f"{flags}: a fine-tune (--init) keeps the starting model's architecture and decoding")

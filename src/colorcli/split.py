@@ -149,9 +149,14 @@ def split_for_training(
                 f"using batches of {fitted} (--batch-size sets it)"
             )
             batch = fitted
-    cfg = replace(cfg, batch_size=batch)
+    cfg, was = replace(cfg, batch_size=batch), cfg
     if cfg.mix:
         check_mix_share(batch, world, cfg.mix_share)
+    if len(train_idx) < batch and was.batch_size is None and not dropped:  # not even a batch of 2 fits
+        raise UsageError(
+            f"{cfg.dataset}: only {len(train_idx)} training images, too few for a batch of 2 "
+            f"({len(val_idx)} held out to validate); add images"
+        )
     if len(train_idx) < batch:
         hint = f"; lower --batch-size (now {batch})"
         if dropped:
