@@ -46,13 +46,16 @@ if TYPE_CHECKING:  # for the annotations only: the command imports torch-using m
 def colorize(
     inputs: Annotated[
         list[str],
-        typer.Argument(help="Image files, folders or glob patterns; - reads standard input.", show_default=False),
+        typer.Argument(
+            metavar="INPUT", help="Image files, folders or glob patterns; - reads standard input.", show_default=False
+        ),
     ],
     output: Annotated[
         str | None,
         typer.Option(
             "-o",
             "--output",
+            metavar="PATH",
             help="Output file (one input) or folder (a trailing / makes it one); - writes standard output. "
             "Default: each result beside its input, as NAME-color.png.",
             show_default=False,
