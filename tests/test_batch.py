@@ -176,3 +176,12 @@ def test_an_output_without_a_suffix_for_one_file_suggests_a_folder(tmp_path):
     colour_image(8, 8).save(tmp_path / "m.png")
     with pytest.raises(UsageError, match=r"outdir: names no image format; .*write .*outdir/ for a folder"):
         plan_jobs([tmp_path / "m.png"], tmp_path / "outdir")
+
+
+def test_an_output_file_that_is_a_folder_says_so(tmp_path):
+    from colorcli.batch import check_output_file
+
+    (tmp_path / "grid.png").mkdir()
+    for folder in (tmp_path, tmp_path / "grid.png"):
+        with pytest.raises(UsageError, match="is a folder; name a .png file"):
+            check_output_file(folder, ".png")

@@ -549,7 +549,7 @@ def test_eval_holdout_from_another_folder_says_which_dataset_to_pass(image_folde
     assert r.exit_code == 2 and "elsewhere" in r.output and "--dataset" in r.output, r.output
     nowhere = ("--data-dir", tmp_path / "none", "--mirror", "http://127.0.0.1:9")  # never the network
     r = invoke("eval", "--holdout", "--checkpoint", ckpt, "--dataset", "cifar10", *nowhere)
-    assert r.exit_code == 1 and "cannot download cifar10 from http://127.0.0.1:9" in r.output, r.output
+    assert r.exit_code == 2 and "cifar10: not the kind of data the run split" in r.output, r.output  # no download
     colour_image(40, 40, seed=99).save(
         image_folder / "b" / "zzz.png"
     )  # sorts last: names before it the same, count not
@@ -644,6 +644,8 @@ def test_eval_reads_16_bit_gray_at_its_tonal_range_not_as_white(tmp_path, tiny_c
 def test_eval_holdout_of_the_shipped_model_refuses_a_dataset_it_did_not_split(image_folder, tmp_path):
     r = invoke("eval", "--holdout", "--dataset", image_folder)
     assert r.exit_code == 2 and "24 image files, but the run split 14185 images" in r.output, r.output
+    r = invoke("eval", "--holdout", "--dataset", "cifar10", "--mirror", "http://127.0.0.1:9/")  # no download tried
+    assert r.exit_code == 2 and "not the kind of data the run split" in r.output, r.output
     # export keeps the count, so exported runs are checked too
     assert invoke(*tiny_train_args(image_folder, tmp_path / "run"), "--threads", "1").exit_code == 0
     out = tmp_path / "m.safetensors"

@@ -351,3 +351,13 @@ def test_balanced_sources_weigh_each_image_by_its_subfolders_size(tmp_path):
     assert draws.shape == (9,) and torch.equal(draws, epoch_draws(weights, seed=0, epoch=0))
     many = torch.cat([epoch_draws(weights, 0, e) for e in range(300)])
     assert 0.25 < (many == 6).float().mean() < 0.42  # the lone file: a third of draws, not a ninth
+
+
+def test_a_skip_warning_names_the_file_once_however_its_reason_spelt_the_path():
+    from pathlib import Path
+
+    from colorcli.data import skipped_warning
+
+    for said in ("/abs/photos/a/x.jpg: not a readable image", "photos/a/x.jpg: not a readable image"):
+        line = skipped_warning([(Path("photos/a/x.jpg"), said)], "photos")
+        assert line.endswith("(x.jpg: not a readable image)"), line

@@ -337,6 +337,8 @@ def check_output_folders(jobs: list[Job], output: Path | None) -> None:
 
 def check_output_file(path: Path, suffix: str) -> None:
     """Fail before any work when an output file has the wrong suffix or its folder cannot be made."""
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder; name a {suffix} file")
     if path.suffix.lower() != suffix:
         raise UsageError(f"{path}: must be a {suffix} file")
     from colorcli.files import ensure_folder

@@ -65,7 +65,9 @@ def _decode_fit(path: Path, size: int) -> np.ndarray:
 
 def skipped_warning(bad: list[tuple[Path, str]], where: Path | str) -> str:
     """One warning line for images left out as unreadable: how many, which, and the first's reason."""
-    reason = bad[0][1].removeprefix(f"{bad[0][0]}: ")
+    # The reason begins with the file's path as it was read, which a cached run may give another way.
+    folder, named, rest = bad[0][1].partition(f"{bad[0][0].name}: ")
+    reason = rest if named and (not folder or folder.endswith("/")) else bad[0][1]
     return (
         f"skipped {len(bad)} unreadable image(s) in {where}: {some_names([p for p, _ in bad])} "
         f"({bad[0][0].name}: {reason})"

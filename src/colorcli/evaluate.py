@@ -143,7 +143,7 @@ def holdout_images(
     file names, than the run had is refused, since its split would differ.
     """
     from colorcli.checkpoint import read_weights
-    from colorcli.data import load_dataset, resize_images
+    from colorcli.data import CIFAR_NAMES, load_dataset, resize_images
     from colorcli.run import TrainConfig, stored_settings
     from colorcli.split import changed_count, changed_files, is_dataset, run_split
 
@@ -158,6 +158,8 @@ def holdout_images(
             "so pass --dataset with that folder's path from here"
         )
     refuse = "; its holdout cannot be re-created from these (some would be images it trained on)"
+    if dataset is not None and (source in CIFAR_NAMES) != (tc.dataset in CIFAR_NAMES):  # found before any download
+        raise UsageError(f"{source}: not the kind of data the run split (it trained on {tc.dataset!r}){refuse}")
     changed = changed_files(source, extras)  # by name, before decoding anything
     if changed:
         raise UsageError(f"{source}: {changed}{refuse}")
