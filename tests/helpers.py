@@ -6,8 +6,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from typer.testing import CliRunner
 
+from colorcli.cli import app
 from colorcli.model import ModelConfig
+
+runner = CliRunner()
 
 TINY = ModelConfig(width=4, depth=2)
 
@@ -113,3 +117,8 @@ print(sorted(set(loaded) & set({training!r})), distributed)
 def cbcr(im: Image.Image) -> np.ndarray:
     """An image's chrominance as (2, H, W) floats, -128..128."""
     return np.asarray(im.convert("YCbCr"))[..., 1:].astype(np.float32).transpose(2, 0, 1) - 128  # (2, H, W)
+
+
+def invoke(*args: object):
+    """Run the `colorcli` app in-process with these arguments (any path-like turned to text)."""
+    return runner.invoke(app, [str(a) for a in args])
