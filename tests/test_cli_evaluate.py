@@ -130,8 +130,8 @@ def test_eval_reads_16_bit_gray_at_its_tonal_range_not_as_white(tmp_path, tiny_c
     scores = json.loads(r.stdout.strip().splitlines()[-1])
     # a gray truth read correctly: its gray copy is exact (100 dB), not a white sheet scored against itself
     assert scores["gray_psnr"] == 100.0 and scores["bw_originals"] == 1
-    from colorcli.data import load_folder
     from colorcli.evaluate import _read_photos
+    from colorcli.folders import load_folder
 
     [(_, truth)] = list(_read_photos([folder / "ramp.png"], []))  # what eval scores against
     assert np.asarray(truth).std() > 10 and np.asarray(truth).max() < 255

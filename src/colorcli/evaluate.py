@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
-from colorcli.data import grayscale_images, skipped_warning
+from colorcli.data import grayscale_images
 from colorcli.errors import ColorcliError, InputError, UsageError, torchvision_unusable, warn
 from colorcli.finding import find_images, is_image_name, plugin_note
+from colorcli.folders import skipped_warning
 from colorcli.images import load_rgb
 
 if TYPE_CHECKING:
