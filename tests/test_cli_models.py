@@ -44,6 +44,7 @@ def test_models_lists_the_shipped_models_with_their_data():
     assert "cifar10" in by_name and by_name["cifar10"]["tile"] == 32
     assert sum(row["default"] for row in rows) == 1
     assert all(row["data"] and row["figures"] for row in rows)
+    assert "global-context" in by_name["photo"]["model"]  # what each model is, in a few words
     table = invoke("models")
     assert table.exit_code == 0 and "cifar10" in table.output
 

@@ -323,6 +323,7 @@ def shipped_models() -> list[dict[str, Any]]:
                 "name": name,
                 "default": name == DEFAULT_MODEL,
                 "file": info["file"],
+                "model": info["about"],
                 "data": info["data"],
                 "tile": config.get("tile", ModelConfig.tile),  # files from before the setting: the default
                 "scale": config.get("scale", ModelConfig.scale),

@@ -36,7 +36,7 @@ def models(
         from rich.table import Table
 
         t = Table(title="shipped models (--model NAME)")
-        for col in ("name", "trained on", "tile", "scale", "figures"):
+        for col in ("name", "trained on", "tile", "scale", "figures"):  # what each model is: --json's "model"
             t.add_column(col, overflow="fold")
         for row in rows:
             name = row["name"] + (" (default)" if row["default"] else "")
