@@ -13,7 +13,7 @@ import torch
 from colorcli.color import gray_to_rgb_u8, luma_u8, ycbcr_to_rgb_u8
 from colorcli.data import grayscale_images
 from colorcli.errors import ColorcliError, InputError, UsageError, torchvision_unusable, warn
-from colorcli.finding import find_images, is_image_name, plugin_note
+from colorcli.finding import find_images, is_image_name, no_images_found, plugin_note
 from colorcli.folders import skipped_warning
 from colorcli.images import load_rgb
 
@@ -361,11 +361,8 @@ def folder_photos(dataset: str, limit: int | None) -> list[Path]:
     if heic and paths:
         warn(f"{dataset}: {plugin_note(heic)}")
     if not paths:
-        raise UsageError(f"{dataset}: no images found ({plugin_note(heic) if heic else NO_IMAGES})")
+        raise no_images_found(dataset, heic)
     return paths
-
-
-NO_IMAGES = "no files with an image suffix Pillow reads"
 
 
 def undertrained_hint(
@@ -398,8 +395,7 @@ def check_has_images(folder: Path) -> None:
         return
     heic: list[Path] = []
     find_images(folder, needing_plugin=heic)
-    why = plugin_note(heic) if heic else NO_IMAGES
-    raise UsageError(f"{folder}: no images found ({why})")
+    raise no_images_found(folder, heic)
 
 
 def training_hint(model: torch.nn.Module, val: torch.Tensor, out: Path, images: int = 1000) -> str | None:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from colorcli.errors import UsageError
+
 # Still-image formats a photo may come in. Pillow registers more suffixes (video, scientific
 # and vector formats it can only identify or needs other programs for); folders skip those.
 PHOTO_FORMATS = frozenset(
@@ -183,3 +185,10 @@ def plugin_note(paths: list[Path]) -> str:
     """Why photos only a missing plugin reads were left out, in one phrase."""
     kinds = "/".join(sorted({p.suffix[1:].upper() for p in paths}))
     return f"{len(paths)} {kinds} photo(s) left out: {PLUGIN_HINT}"
+
+
+def no_images_found(folder: Path | str, needing_plugin: list[Path]) -> UsageError:
+    """The usage error for a folder named on the command line that holds no image to read
+    (train, eval and colorize say it alike), naming the plugin that would read what it holds."""
+    why = plugin_note(needing_plugin) if needing_plugin else "no files with an image suffix Pillow reads"
+    return UsageError(f"{folder}: no images found ({why})")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from colorcli.errors import ColorcliError, DataError, UsageError, warn
-from colorcli.finding import find_images, plugin_note
+from colorcli.finding import find_images, no_images_found, plugin_note
 from colorcli.images import load_rgb
 
 
@@ -79,8 +79,7 @@ def load_folder(
     heic: list[Path] = []
     paths = find_images(root, needing_plugin=heic)
     if not paths:
-        why = plugin_note(heic) if heic else "no files with an image suffix Pillow reads"
-        raise UsageError(f"{root}: no images found ({why})")  # named on the command line, as colorize and eval
+        raise no_images_found(root, heic)
     if heic:
         warn(f"{root}: {plugin_note(heic)}")
     cache = Path(cache_dir) / "folders" / f"{_folder_key(root, paths, size)}.npy" if cache_dir is not None else None
