@@ -106,17 +106,19 @@ def load_rgb(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     return _read(Path(path), max_pixels, lambda im: to_rgb8(exif_oriented(im)[0]))
 
 
-def exif_oriented(im: Image.Image) -> tuple[Image.Image, bool]:
-    """The image turned as its EXIF orientation says (a copy where it turns), and whether its
-    EXIF could be read; an image whose EXIF is malformed comes back as it is stored. Decoding
-    happens first and apart: a damaged picture still fails as it should."""
+def exif_oriented(im: Image.Image, in_place: bool = False) -> tuple[Image.Image, bool]:
+    """The image turned as its EXIF orientation says (a copy where it turns, or ``im`` itself
+    turned ``in_place``), and whether its EXIF could be read; an image whose EXIF is malformed
+    comes back as it is stored. Decoding happens first and apart: a damaged picture still
+    fails as it should."""
     im.load()
     try:
-        return ImageOps.exif_transpose(im), True
+        turned = ImageOps.exif_transpose(im, in_place=in_place)
     except MemoryError:
         raise
     except Exception:  # noqa: BLE001 - Pillow parses the EXIF here; a malformed block raises anything
         return im, False
+    return (im if in_place else turned), True
 
 
 T = TypeVar("T")
@@ -250,15 +252,10 @@ def _decode_for_colour(im: Image.Image) -> tuple[LoadedImage, int, str | None]:
         im.seek(first)
     raw_mode = stored_mode(im)
     im.load()
-    icc, exif = _rgb_profile(im.info.get("icc_profile")), None
-    notes = []
-    try:
-        ImageOps.exif_transpose(im, in_place=True)  # our own decoded copy: no second 36 MB for 12 MP
-        exif = im.info.get("exif")
-    except MemoryError:
-        raise
-    except Exception:  # noqa: BLE001 - Pillow parses the EXIF here; a malformed block raises anything
-        notes.append("its EXIF is malformed and was left out")
+    icc = _rgb_profile(im.info.get("icc_profile"))
+    _, readable = exif_oriented(im, in_place=True)  # our own decoded copy: no second 36 MB for 12 MP
+    notes = [] if readable else ["its EXIF is malformed and was left out"]
+    exif = im.info.get("exif") if readable else None
     loaded = LoadedImage(gray=to_gray8(im), alpha=alpha_mask(im, raw_mode), icc_profile=icc, exif=exif, notes=notes)
     return loaded, frames, fmt
 
