@@ -231,7 +231,7 @@ def predict_chroma_many(
     weight = _window(tiling.tile, tiling.overlap)
     blends = [_Blend(layout, tiling.tile, weight) for layout in layouts]
     weights = next(model.parameters())  # a model in half precision gets its tiles in half precision
-    with torch.inference_mode(), _in_eval_mode(model):
+    with torch.inference_mode(), in_eval_mode(model):
         for tiles, owners in _tile_batches(list(padded), list(layouts), tiling.tile, tiling.tiles_per_call):
             chroma = model(tiles.to(weights.device, weights.dtype)).float().cpu()  # (b, 2, tile, tile)
             for (i, origin), c in zip(owners, chroma, strict=True):
@@ -240,7 +240,7 @@ def predict_chroma_many(
 
 
 @contextmanager
-def _in_eval_mode(model: torch.nn.Module) -> Iterator[None]:
+def in_eval_mode(model: torch.nn.Module) -> Iterator[None]:
     """The model in eval mode for the block (batch-norm by its running statistics, which a
     model handed over in training mode would otherwise update), then as it was."""
     training = model.training
