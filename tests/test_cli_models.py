@@ -67,3 +67,19 @@ def test_export_takes_a_shipped_models_name(tmp_path):
     colour_image(40, 30).save(tmp_path / "in.png")
     r = invoke("colorize", tmp_path / "in.png", "-o", tmp_path / "c.png", "--checkpoint", tmp_path / "c.safetensors")
     assert r.exit_code == 0 and (tmp_path / "c.png").exists(), r.output
+
+
+def test_export_to_onnx_makes_a_model_colorize_runs_without_torch_and_eval_refuses_it(tmp_path, tiny_checkpoint):
+    out = tmp_path / "m.onnx"
+    r = invoke("export", tiny_checkpoint, "-o", out, "--tile-saturation", "1.5", "--half")
+    assert r.exit_code == 0 and out.is_file(), r.output
+    from colorcli.engine import OnnxTiles
+
+    assert OnnxTiles(out).config.tile_saturation == 1.5
+    colour_image(70, 50).save(tmp_path / "in.png")
+    r = invoke("colorize", tmp_path / "in.png", "-o", tmp_path / "c.png", "--checkpoint", out)
+    assert r.exit_code == 0 and (tmp_path / "c.png").exists(), r.output
+    r = invoke("colorize", tmp_path / "in.png", "-o", tmp_path / "d.png", "--checkpoint", out, "--device", "cuda")
+    assert r.exit_code == 2 and "runs on the CPU" in r.output and not (tmp_path / "d.png").exists()
+    r = invoke("eval", "--checkpoint", out, "--dataset", tmp_path, "--full-res")
+    assert r.exit_code == 2 and "m.onnx: an .onnx model runs in colorize only" in r.output, r.output

@@ -2,7 +2,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from colorcli.color import fit_to_gamut, luma_u8, rgb_to_cbcr, ycbcr_to_rgb, ycbcr_to_rgb_u8
+from colorcli.color import (
+    fit_to_gamut,
+    luma_u8,
+    rgb_to_cbcr,
+    ycbcr_pixels_to_rgb_u8,
+    ycbcr_planes_to_rgb,
+    ycbcr_to_rgb,
+    ycbcr_to_rgb_u8,
+)
 
 
 def random_rgb(seed: int = 0, shape=(2, 3, 17, 23)) -> torch.Tensor:
@@ -46,3 +54,26 @@ def test_gamut_fit_leaves_in_gamut_colours_alone():
     y = luma_u8(rgb.byte()).float()
     cbcr = rgb_to_cbcr(rgb) * 0.2
     assert torch.allclose(fit_to_gamut(y, cbcr), cbcr)
+
+
+def _wild_ycbcr(seed: int, n: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Luma (n,) in 0..255 and chroma (2, n) float32, much of it far out of gamut."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 256, n).astype(np.float32)
+    return y, (rng.normal(0, 60, (2, n)) * rng.uniform(0, 2, n)).astype(np.float32)
+
+
+def test_numpy_planes_to_rgb_has_the_bits_of_the_torch_conversion():
+    y, cbcr = _wild_ycbcr(4)
+    ours = ycbcr_planes_to_rgb(y.reshape(40, 100), cbcr.reshape(2, 40, 100), np.empty((3, 40, 100), np.float32))
+    theirs = ycbcr_to_rgb(torch.from_numpy(y).view(1, 1, 40, 100), torch.from_numpy(cbcr).view(1, 2, 40, 100))
+    assert np.array_equal(ours, theirs[0].numpy())
+
+
+def test_numpy_pixels_to_rgb_u8_fits_the_gamut_as_the_torch_conversion_does():
+    y, cbcr = _wild_ycbcr(5)
+    ours = ycbcr_pixels_to_rgb_u8(y, cbcr)  # (3, n)
+    # the pixels as a (1, C, n, 1) image for the torch converter, back to (3, n)
+    theirs = ycbcr_to_rgb_u8(torch.from_numpy(y).view(1, 1, -1, 1), torch.from_numpy(cbcr).view(1, 2, -1, 1))
+    assert ours.dtype == np.float32 and ours.min() >= 0 and ours.max() <= 255
+    assert np.array_equal(ours, theirs[0, :, :, 0].numpy())

@@ -1,11 +1,15 @@
 """Colour at full resolution: guided upsampling along the luma's edges, and the join with that luma."""
 
+import subprocess
+import sys
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from colorcli.upsample import compose_chroma, compose_guided, guide_radius, guided_planes
+from colorcli.upsample import BAND_ROWS, compose_chroma, compose_guided, guide_radius, guided_planes
 from helpers import cbcr, luma
 
 
@@ -21,7 +25,7 @@ def test_composed_rgb_has_exactly_the_given_luma_without_pillows_bias():
     )
     pillow = Image.merge("YCbCr", (y, cb, cr)).convert("RGB")
     assert (luma(pillow) != np.asarray(y)).mean() > 0.2  # why colorcli does not use it
-    chroma = torch.from_numpy(np.stack([np.asarray(cb), np.asarray(cr)]).astype(np.float32) - 128)  # (2, 64, 64)
+    chroma = np.stack([np.asarray(cb), np.asarray(cr)]).astype(np.float32) - 128  # (2, 64, 64)
     composed = compose_chroma(y, chroma)
     assert (luma(composed) == np.asarray(y)).all()
     truth = np.stack([np.asarray(cb), np.asarray(cr)]).astype(np.float32) - 128
@@ -39,7 +43,7 @@ def _working(gray: Image.Image, truth: np.ndarray, small: int):
     """The working-scale luma and the chroma a perfect model would predict there."""
     working = np.asarray(gray.resize((small, small), Image.Resampling.BOX))
     chroma = torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(truth)[None], small)[0]  # (2, small, small)
-    return working, chroma
+    return working, chroma.numpy()
 
 
 @pytest.mark.parametrize("edge", [160, 165, 170, 171])  # on, and between, working-scale pixel boundaries
@@ -71,7 +75,7 @@ def test_guided_upsampling_keeps_flat_colour_flat_on_textured_luma():
     rng = np.random.default_rng(1)
     gray = Image.fromarray(rng.integers(60, 200, (200, 150)).astype(np.uint8))
     working = np.asarray(gray.resize((64, 48), Image.Resampling.BOX))
-    chroma = torch.tensor([12.0, -20.0])[:, None, None].expand(2, 48, 64).contiguous()  # (2, 48, 64)
+    chroma = np.broadcast_to(np.float32([12.0, -20.0])[:, None, None], (2, 48, 64))  # (2, 48, 64)
     out = cbcr(compose_guided(gray, guided_planes(working, chroma, 2, 1e-3)))
     assert np.abs(out - np.array([12.0, -20.0])[:, None, None]).max() <= 1.0  # rounding only
 
@@ -85,17 +89,19 @@ def test_guided_composition_in_bands_equals_one_bilinear_pass(size, small, band_
     y = rng.integers(0, 256, size).astype(np.uint8)
     fit = rng.normal(0, 20, (4, *small)).astype(np.float32)
     mid = rng.normal(0, 20, (2, *small)).astype(np.float32)
-    planes = torch.from_numpy(np.concatenate([fit, mid - 15, mid + 15]))  # (8, h, w): a, b, low, high
+    planes = np.concatenate([fit, mid - 15, mid + 15])  # (8, h, w): a, b, low, high
     banded = np.asarray(compose_guided(Image.fromarray(y), planes, band_pixels=band_pixels)).astype(int)
-    up = torch.nn.functional.interpolate(planes[None], size=size, mode="bilinear", align_corners=False)[0]
+    # torch's bilinear enlargement is the reference the numpy one follows, tap for tap
+    up = torch.nn.functional.interpolate(torch.from_numpy(planes)[None], size, mode="bilinear", align_corners=False)[0]
     chroma = (up[0:2] * torch.from_numpy(y.astype(np.float32) / 255) + up[2:4]).clamp(up[4:6], up[6:8])
-    whole = np.asarray(compose_chroma(Image.fromarray(y), chroma)).astype(int)
+    whole = np.asarray(compose_chroma(Image.fromarray(y), chroma.numpy())).astype(int)
     assert np.abs(banded - whole).max() <= 1 and (banded != whole).mean() < 0.01
 
 
-def test_guided_planes_match_a_pixel_by_pixel_guided_filter():
+@pytest.mark.parametrize(("h", "w", "r"), [(9, 7, 2), (9, 7, 1), (4, 11, 3), (1, 5, 2)])  # windows wider than the plane
+def test_guided_planes_match_a_pixel_by_pixel_guided_filter(h, w, r):
     rng = np.random.default_rng(6)
-    h, w, r, eps = 9, 7, 2, 1e-3
+    eps = 1e-3
     guide = rng.integers(0, 256, (h, w)).astype(np.uint8)
     chroma = rng.normal(0, 30, (2, h, w))
     luma = guide / 255.0
@@ -119,12 +125,12 @@ def test_guided_planes_match_a_pixel_by_pixel_guided_filter():
             for c in range(2):
                 expected[c, i, j] = slope[c][np.ix_(rows, cols)].mean()
                 expected[2 + c, i, j] = offset[c][np.ix_(rows, cols)].mean()
-    planes = guided_planes(guide, torch.from_numpy(chroma.astype(np.float32)), r, eps).numpy()  # (8, h, w)
+    planes = guided_planes(guide, chroma.astype(np.float32), r, eps)  # (8, h, w)
+    assert planes.shape == (8, h, w) and planes.dtype == np.float32
     assert np.allclose(planes[:4], expected, rtol=1e-3, atol=1e-2)
-    lowest = np.array(
-        [[[chroma[c][np.ix_(*window(i, j))].min() for j in range(w)] for i in range(h)] for c in range(2)]
-    )
-    assert np.allclose(planes[4:6], lowest, atol=1e-4)
+    for at, extreme in ((4, np.min), (6, np.max)):
+        bound = [[[extreme(chroma[c][np.ix_(*window(i, j))]) for j in range(w)] for i in range(h)] for c in range(2)]
+        assert np.allclose(planes[at : at + 2], bound, atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -132,3 +138,38 @@ def test_guided_planes_match_a_pixel_by_pixel_guided_filter():
 )
 def test_the_guide_radius_grows_in_steps_with_the_enlargement(enlargement, radius):
     assert guide_radius(enlargement, 2) == radius
+
+
+def test_a_tall_photo_is_composed_without_full_size_float_planes():
+    # numpy reports its buffers to tracemalloc: the peak is the uint8 output planes and the gray's
+    # bytes (4 bytes a pixel) and one band; a single float32 plane of the whole photo would add 4.
+    height, width = 8000, 250
+    rng = np.random.default_rng(7)
+    gray = Image.fromarray(rng.integers(0, 256, (height, width)).astype(np.uint8))
+    planes = rng.normal(0, 20, (8, 100, 12)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        compose_guided(gray, planes)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    band = BAND_ROWS * width * 200  # bytes: some 50 floats a pixel of one band, far more than it takes
+    assert peak < 4 * height * width + band, peak / (height * width)
+
+
+def test_the_colour_stage_runs_without_torch():
+    script = """
+import sys
+sys.modules["torch"] = None  # any import of torch now fails
+import numpy as np
+from PIL import Image
+from colorcli.upsample import compose_chroma, compose_guided, guided_planes
+gray = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 30)).astype(np.uint8))
+chroma = np.full((2, 10, 8), 90, np.float32)  # far out of gamut: the fitting runs too
+out = compose_guided(gray, guided_planes(np.asarray(gray.resize((8, 10))), chroma, 2, 1e-3))
+compose_chroma(gray, np.zeros((2, 40, 30), np.float32))
+print(out.mode, out.size)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["RGB", "(30,", "40)"]

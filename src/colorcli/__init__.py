@@ -6,7 +6,8 @@ In a notebook::
     colour = colorcli.colorize("old-photo.jpg")          # or a PIL image, any mode
     colour = colorcli.colorize(img, model="cifar10", saturation=1.2)
 
-torch is imported on the first call, not on ``import colorcli``.
+The shipped models run through onnxruntime, so ``colorize`` imports no torch; a torch model
+(``load_model``, a ``.pt`` or ``.safetensors`` path) imports it on the first call.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from PIL import Image
 
+    from colorcli.engine import TileModel
     from colorcli.model import Colorizer
 
 try:
@@ -51,9 +53,12 @@ def _looks_like_a_name(spec: str) -> bool:
 
 
 @lru_cache(maxsize=4)
-def _shared_model(name: str | None) -> Colorizer:
-    """Shipped models loaded once per process, for ``colorize(model=None or a name)``."""
-    return load_model(name)
+def _shared_model(name: str | None) -> TileModel:
+    """Shipped models loaded once per process, for ``colorize(model=None or a name)``: run by
+    onnxruntime where it is installed (no torch import), else by torch."""
+    from colorcli.checkpoint import open_colorizer
+
+    return open_colorizer(None, name, "cpu")
 
 
 def colorize(
@@ -87,13 +92,20 @@ def colorize(
     return rgb
 
 
-def _resolve_model(model: Any) -> Colorizer:
-    import torch
+def _resolve_model(model: Any) -> Any:
+    """What colorize's ``model`` names, ready to run: a shipped model, a file, or a model as it is."""
+    from colorcli.engine import OnnxTiles, TorchTiles
 
     if model is None or isinstance(model, str) and _looks_like_a_name(model):
         return _shared_model(model)
     if isinstance(model, (str, os.PathLike)):
-        return load_model(model)
+        from pathlib import Path
+
+        return OnnxTiles(Path(model)) if Path(model).suffix == ".onnx" else load_model(model)
+    if isinstance(model, (TorchTiles, OnnxTiles)):
+        return model
+    import torch
+
     if not isinstance(model, torch.nn.Module):
         raise TypeError(
             "colorize's model is a loaded model, a shipped model's name or a checkpoint path, "

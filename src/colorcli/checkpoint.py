@@ -25,6 +25,7 @@ from colorcli.files import atomic_write, ensure_folder
 if TYPE_CHECKING:
     import torch
 
+    from colorcli.engine import TileModel
     from colorcli.model import Colorizer
 
 FORMAT = "colorcli-checkpoint"
@@ -208,16 +209,20 @@ def export_safetensors(
 
 
 def _check_export_path(path: Path | str) -> None:
-    """Refuse an export path that is a folder or lacks the .safetensors suffix, before
-    whether it exists is asked (--overwrite would not make either of them right)."""
+    """Refuse an export path that is a folder or lacks a model file's suffix (.safetensors, .onnx),
+    before whether it exists is asked (--overwrite would not make either of them right)."""
     if os.path.isdir(path) or str(path).endswith(("/", os.sep)):
-        raise UsageError(f"{path}: is a folder; -o names the .safetensors file to write")
-    if Path(path).suffix != ".safetensors":
-        raise UsageError(f"{path}: an exported model is a .safetensors file (colorcli reads the format by suffix)")
+        raise UsageError(f"{path}: is a folder; -o names the .safetensors or .onnx file to write")
+    if Path(path).suffix not in (".safetensors", ".onnx"):
+        raise UsageError(
+            f"{path}: an exported model is a .safetensors file, or an .onnx file for colorize "
+            "(colorcli reads the format by suffix)"
+        )
 
 
 def export_model(source: Path, path: Path | str, overwrite: bool = False, half: bool = False, **decode: float) -> None:
-    """Export a checkpoint (or model) to a weights-only .safetensors file, with new decoding settings.
+    """Export a checkpoint (or model) to a weights-only .safetensors file, or an .onnx file that
+    colorize runs without torch (``engine.export_onnx``), with new decoding settings.
 
     decode: temperature, prior_correction and confidence (bins head only), saturation,
     tile_saturation, and scale (colorize's default working scale for the model).
@@ -233,7 +238,13 @@ def export_model(source: Path, path: Path | str, overwrite: bool = False, half: 
     if bins_only and getattr(model, "bins", None) is None:
         raise UsageError(f"{', '.join(bins_only)}: {source} has no bins head to decode")
     _, _, extras = read_weights(source)
-    export_safetensors(model, path, {k: v for k, v in extras.items() if k != "history"}, half=half)
+    info = {k: v for k, v in extras.items() if k != "history"}
+    if path.suffix == ".onnx":
+        from colorcli.engine import export_onnx
+
+        export_onnx(model, path, info, half=half)
+    else:
+        export_safetensors(model, path, info, half=half)
 
 
 def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -242,6 +253,10 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     None means the default model shipped with colorcli.
     """
     path = Path(path) if path is not None else default_model_path()
+    if path.suffix == ".onnx":
+        raise UsageError(
+            f"{path}: an .onnx model runs in colorize only; give this command the model's .safetensors or .pt file"
+        )
     if path.suffix != ".safetensors":
         ckpt = load_checkpoint(path)
         extras = {k: ckpt[k] for k in ("train_config", "images", "files_digest", "metrics", "history") if k in ckpt}
@@ -367,3 +382,21 @@ def shipped_model_path(name: str) -> Path:
     if source_tree.is_file():
         return source_tree
     raise CheckpointError(f"the shipped model {name!r} ({file}) is not installed; pass --checkpoint PATH")
+
+
+def open_colorizer(checkpoint: Path | None, name: str | None, device: str) -> TileModel:
+    """The model colorize runs: ``--checkpoint`` or the shipped model ``--model`` names (None:
+    the default), on ``device`` (auto, cpu, cuda, mps). ``engine``'s docstring says which
+    runs it; ``--device auto`` takes the CPU for a shipped model, since at colorize's working
+    scale the model is a small share of the work and starting CUDA costs seconds."""
+    from colorcli.engine import OnnxTiles, TorchTiles, onnx_runtime_available
+
+    source = model_source(checkpoint, name)
+    onnx_copy = source.with_suffix(".onnx") if checkpoint is None else None
+    if source.suffix == ".onnx" or (
+        onnx_copy is not None and onnx_copy.is_file() and device in ("auto", "cpu") and onnx_runtime_available()
+    ):
+        if device not in ("auto", "cpu"):
+            raise UsageError(f"{source}: an ONNX model runs on the CPU; --device {device} needs a .pt or .safetensors")
+        return OnnxTiles(onnx_copy if source.suffix != ".onnx" else source)
+    return TorchTiles(load_model(source).to(pick_device(device)))

@@ -378,7 +378,7 @@ def undertrained_hint(
 def model_colour_share(model: torch.nn.Module, rgb_u8: torch.Tensor, batch_size: int = 500) -> float | None:
     """The model's mean colorfulness on true-colour images (N, 3, H, W) uint8, as a share of
     theirs (None where they have no colour). The model is put in eval mode for this and back after."""
-    from colorcli.tiling import in_eval_mode
+    from colorcli.engine import in_eval_mode
 
     with in_eval_mode(model):
         pred = torch.cat([colorfulness(colorize_batch(model, rgb)[1]) for rgb in rgb_u8.split(batch_size)])  # (N,)

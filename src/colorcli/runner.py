@@ -142,8 +142,8 @@ def start_damage_checks(jobs: list[Job], overwrite: bool = False) -> dict[int, F
     """Start the damage check of every JPEG the batch will read, by job position.
 
     They run in order in the checking process (``jpeg_check.submit_check``) on a core the
-    colorizing leaves idle: the CLI starts them before it imports torch, whose import
-    (a second or two, one core) then hides the checks of a few hundred photos."""
+    colorizing leaves idle: the CLI starts them before it loads the model, whose loading
+    (a tenth of a second through onnxruntime; with torch, a second or two on one core) hides the first checks."""
     return {
         n: submit_check(job.src)
         for n, job in enumerate(jobs)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +23,12 @@ import numpy as np
 from PIL import Image
 
 from colorcli.config import ModelConfig
+from colorcli.engine import as_tile_model
 from colorcli.errors import UsageError
 from colorcli.images import DEFAULT_MAX_PIXELS
 from colorcli.upsample import compose_chroma, compose_guided, guide_radius, guided_planes
 
 if TYPE_CHECKING:
-    import torch
-
     from colorcli.config import Decoding
 
 TILE = ModelConfig.tile  # the tile of models whose config does not say (test doubles); also the unit of work
@@ -132,16 +130,14 @@ def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
     return starts + [length - tile]
 
 
-def _window(tile: int, overlap: int) -> torch.Tensor:
-    """Separable smooth blending weights (tile, tile): a raised cosine over the overlap, 1 inside."""
-    import torch
-
-    ramp = torch.ones(tile)
+def _window(tile: int, overlap: int) -> np.ndarray:
+    """Separable smooth blending weights (tile, tile) float32: a raised cosine over the overlap, 1 inside."""
+    ramp = np.ones(tile, dtype=np.float32)
     if overlap > 0:
-        t = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
-        edge = 0.5 - 0.5 * torch.cos(math.pi * t)  # rises smoothly from ~0 to ~1
+        t = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        edge = 0.5 - 0.5 * np.cos(np.float32(math.pi) * t)  # rises smoothly from ~0 to ~1
         ramp[:overlap] = edge
-        ramp[-overlap:] = edge.flip(0)
+        ramp[-overlap:] = edge[::-1]
     return ramp[:, None] * ramp[None, :]  # (tile, tile)
 
 
@@ -161,34 +157,30 @@ class _TileLayout:
         return [(r, c) for r in self.rows for c in self.cols]
 
 
-def _pad_for_tiles(gray: np.ndarray, tile: int, overlap: int) -> tuple[torch.Tensor, _TileLayout]:
-    """An (h, w) uint8 image padded to at least one tile, (ph, pw) float, and its tiles' layout."""
-    import torch
-    import torch.nn.functional as F
-
+def _pad_for_tiles(gray: np.ndarray, tile: int, overlap: int) -> tuple[np.ndarray, _TileLayout]:
+    """An (h, w) uint8 image padded to at least one tile, (ph, pw) float32, and its tiles' layout."""
     h, w = gray.shape
-    y = torch.from_numpy(gray.astype(np.float32))[None, None]  # (1, 1, h, w); a copy, so read-only input is fine
+    y = gray.astype(np.float32)  # (h, w); a copy, so read-only input is fine
     ph, pw = max(tile, h), max(tile, w)
     if (ph, pw) != (h, w):
-        mode = "reflect" if min(h, w) > 1 and ph - h < h and pw - w < w else "replicate"
-        y = F.pad(y, (0, pw - w, 0, ph - h), mode=mode)  # (1, 1, ph, pw)
+        # mirrored (the edge pixel not repeated) where the image is large enough, else the edge repeated
+        mode = "reflect" if min(h, w) > 1 and ph - h < h and pw - w < w else "edge"
+        y = np.pad(y, ((0, ph - h), (0, pw - w)), mode=mode)  # (ph, pw)
     stride = tile - overlap
     layout = _TileLayout(h, w, _tile_starts(ph, tile, stride), _tile_starts(pw, tile, stride))
-    return y[0, 0], layout  # (ph, pw)
+    return y, layout
 
 
 class _Blend:
     """One image's tile chrominance, added up with the smooth window as the tiles come back
     from the model, over the image's own (h, w) only: memory does not grow with its tile count."""
 
-    def __init__(self, layout: _TileLayout, tile: int, weight: torch.Tensor) -> None:
-        import torch
-
+    def __init__(self, layout: _TileLayout, tile: int, weight: np.ndarray) -> None:
         self.layout, self.tile, self.weight = layout, tile, weight  # weight: (tile, tile)
-        self.acc = torch.zeros(2, layout.h, layout.w)
-        self.norm = torch.zeros(1, layout.h, layout.w)
+        self.acc = np.zeros((2, layout.h, layout.w), dtype=np.float32)
+        self.norm = np.zeros((1, layout.h, layout.w), dtype=np.float32)
 
-    def add(self, origin: tuple[int, int], chroma: torch.Tensor) -> None:
+    def add(self, origin: tuple[int, int], chroma: np.ndarray) -> None:
         """Add one tile's chrominance (2, tile, tile) at its ``origin`` (row, column)."""
         r, c = origin
         h, w = min(self.tile, self.layout.h - r), min(self.tile, self.layout.w - c)  # its part inside the image
@@ -196,66 +188,44 @@ class _Blend:
             self.acc[:, r : r + h, c : c + w] += chroma[:, :h, :w] * self.weight[:h, :w]
             self.norm[:, r : r + h, c : c + w] += self.weight[:h, :w]
 
-    def result(self) -> torch.Tensor:
+    def result(self) -> np.ndarray:
         return self.acc / self.norm  # (2, h, w)
 
 
 def _tile_batches(
-    padded: list[torch.Tensor], layouts: list[_TileLayout], tile: int, per_call: int
-) -> Iterator[tuple[torch.Tensor, list[tuple[int, tuple[int, int]]]]]:
+    padded: list[np.ndarray], layouts: list[_TileLayout], tile: int, per_call: int
+) -> Iterator[tuple[np.ndarray, list[tuple[int, tuple[int, int]]]]]:
     """The tiles of all images in model-call batches, cut as each call needs them:
-    ((b, 1, tile, tile) float, [(image index, tile origin)] * b) per call."""
-    import torch
-
+    ((b, 1, tile, tile) float32, [(image index, tile origin)] * b) per call."""
     owners = [(i, origin) for i, layout in enumerate(layouts) for origin in layout.origins()]
     for start in range(0, len(owners), per_call):
         batch = owners[start : start + per_call]
-        tiles = torch.stack([padded[i][None, r : r + tile, c : c + tile] for i, (r, c) in batch])  # (b, 1, tile, tile)
+        tiles = np.stack([padded[i][None, r : r + tile, c : c + tile] for i, (r, c) in batch])  # (b, 1, tile, tile)
         yield tiles, batch
 
 
-def predict_chroma_many(
-    model: torch.nn.Module, grays: list[np.ndarray], options: ColorizeOptions
-) -> list[torch.Tensor]:
-    """Chrominance of working-scale gray images, (h, w) uint8 each -> (2, h, w) float tensors in -128..128.
+def predict_chroma_many(model: Any, grays: list[np.ndarray], options: ColorizeOptions) -> list[np.ndarray]:
+    """Chrominance of working-scale gray images, (h, w) uint8 each -> (2, h, w) float32 arrays in -128..128.
 
+    model: a torch model, or a model of ``engine`` (``TorchTiles``, ``OnnxTiles``).
     Every image is reflect-padded to at least one tile and cut into overlapping
     tiles; the tiles of all images go through the model together in batches of
     ``tile_batch``, and each call's tiles are blended into their images at once, so
     memory holds one call's tiles, not all of them (a 1 x 200,000 strip is 6,250 tiles).
     """
-    import torch
-
-    tiling = options.for_model(model)
+    net = as_tile_model(model)
+    tiling = options.for_model(net)
     padded, layouts = zip(*(_pad_for_tiles(g, tiling.tile, tiling.overlap) for g in grays), strict=True)
     weight = _window(tiling.tile, tiling.overlap)
     blends = [_Blend(layout, tiling.tile, weight) for layout in layouts]
-    weights = next(model.parameters())  # a model in half precision gets its tiles in half precision
-    with torch.inference_mode(), in_eval_mode(model):
-        for tiles, owners in _tile_batches(list(padded), list(layouts), tiling.tile, tiling.tiles_per_call):
-            chroma = model(tiles.to(weights.device, weights.dtype)).float().cpu()  # (b, 2, tile, tile)
-            for (i, origin), c in zip(owners, chroma, strict=True):
-                blends[i].add(origin, c)
+    for tiles, owners in _tile_batches(list(padded), list(layouts), tiling.tile, tiling.tiles_per_call):
+        chroma = net(tiles)  # (b, 2, tile, tile)
+        for (i, origin), c in zip(owners, chroma, strict=True):
+            blends[i].add(origin, c)
     return [with_colour_strength(blend.result(), options, tiling.decoding, blend.layout.count) for blend in blends]
 
 
-@contextmanager
-def in_eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """The model in eval mode for the block (batch-norm by its running statistics, which a
-    model handed over in training mode would otherwise update), then as it was."""
-    training = model.training
-    if training:
-        model.eval()
-    try:
-        yield
-    finally:
-        if training:
-            model.train()
-
-
-def with_colour_strength(
-    chroma: torch.Tensor, options: ColorizeOptions, decoding: Decoding, tiles: int
-) -> torch.Tensor:
+def with_colour_strength(chroma: np.ndarray, options: ColorizeOptions, decoding: Decoding, tiles: int) -> np.ndarray:
     """Blended chrominance (2, h, w), -128..128, of a photo cut into ``tiles`` tiles, at its colour strength.
 
     The whole chain, in order: the model's own ``decoding.saturation`` is already in
@@ -263,10 +233,10 @@ def with_colour_strength(
     ``options.saturation`` (colorize --saturation), then ``decoding.tile_saturation`` where
     the photo took more than one tile (see ``Decoding.tile_factor``).
     """
-    return chroma * options.saturation * decoding.tile_factor(tiles)
+    return chroma * np.float32(options.saturation * decoding.tile_factor(tiles))
 
 
-def predict_chroma(model: torch.nn.Module, gray: np.ndarray, options: ColorizeOptions) -> torch.Tensor:
+def predict_chroma(model: Any, gray: np.ndarray, options: ColorizeOptions) -> np.ndarray:
     """Chrominance of one working-scale gray image: (h, w) uint8 -> (2, h, w), -128..128."""
     return predict_chroma_many(model, [gray], options)[0]
 
@@ -282,7 +252,7 @@ def working_gray(gray: Image.Image, scale: int) -> np.ndarray:
 
 
 def full_resolution(
-    gray: Image.Image, working: np.ndarray, chroma: torch.Tensor, options: ColorizeOptions
+    gray: Image.Image, working: np.ndarray, chroma: np.ndarray, options: ColorizeOptions
 ) -> Image.Image:
     """Join working-scale chrominance (2, h, w) with the full-size luma, enlarging it along the luma's edges."""
     radius = guide_radius(min(gray.height, gray.width) / min(working.shape), options.guide_radius)
@@ -291,15 +261,15 @@ def full_resolution(
     return compose_guided(gray, guided_planes(working, chroma, radius, options.guide_eps))
 
 
-def colorize_grays(model: torch.nn.Module, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
+def colorize_grays(model: Any, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
     """Colorize 8-bit gray images together; each RGB result has its input's size and luma."""
-    scale = options.for_model(model).scale
-    working = [working_gray(g, scale) for g in grays]
-    chroma = predict_chroma_many(model, working, options)
+    net = as_tile_model(model)  # wrapped once for the images' calls
+    working = [working_gray(g, options.for_model(net).scale) for g in grays]
+    chroma = predict_chroma_many(net, working, options)
     return [full_resolution(g, w, c, options) for g, w, c in zip(grays, working, chroma, strict=True)]
 
 
-def colorize_gray(model: torch.nn.Module, gray: Image.Image, options: ColorizeOptions) -> Image.Image:
+def colorize_gray(model: Any, gray: Image.Image, options: ColorizeOptions) -> Image.Image:
     """Colorize one 8-bit gray image; the RGB result has its size and (to within rounding) its luma."""
     return colorize_grays(model, [gray], options)[0]
 

@@ -13,7 +13,6 @@ import typer
 
 from colorcli.cli import (
     Debug,
-    Device,
     DeviceName,
     ImageFormat,
     ModelName,
@@ -62,10 +61,17 @@ def colorize(
         ),
     ] = None,
     checkpoint: Annotated[
-        Path | None, typer.Option(help="Checkpoint (.pt or .safetensors) (default: shipped model).")
+        Path | None,
+        typer.Option(help="Checkpoint (.pt, .safetensors, or .onnx for onnxruntime) (default: shipped model)."),
     ] = None,
     model_name: ModelName = None,
-    device: Device = DeviceName.auto,
+    device: Annotated[
+        DeviceName,
+        typer.Option(
+            help="auto: a shipped model runs on the CPU through onnxruntime (no torch to start); "
+            "other models on CUDA, then MPS, then CPU."
+        ),
+    ] = DeviceName.auto,
     scale: Annotated[
         int | None,
         typer.Option(
@@ -123,12 +129,12 @@ def colorize(
             for note in notes:
                 _stderr().print(f"note: {printable(note)}", markup=False)
             check_output_folders(jobs, out)
-        from colorcli.checkpoint import load_model, model_source, pick_device
+        from colorcli.checkpoint import open_colorizer
         from colorcli.runner import cancel_damage_checks, start_damage_checks
 
-        checks = start_damage_checks(jobs, overwrite)  # beside the import of torch, on the idle core
+        checks = start_damage_checks(jobs, overwrite)  # beside the model's loading, on the idle core
         try:
-            model = load_model(model_source(checkpoint, model_name)).to(pick_device(device))
+            model = open_colorizer(checkpoint, model_name, device)
         except BaseException:  # a bad checkpoint, a missing device, Ctrl-C: exit without checking the folder
             cancel_damage_checks(checks)
             raise

@@ -1,4 +1,4 @@
-"""`colorcli models` (the shipped models) and `colorcli export` (a checkpoint to a .safetensors model)."""
+"""`colorcli models` (the shipped models) and `colorcli export` (a checkpoint to a .safetensors or .onnx model)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def models(
     cls=_Command,
     epilog="Example:\n\n"
     "colorcli export runs/c10/best.pt -o my-model.safetensors --temperature 0.5, then "
-    "colorcli colorize photo.jpg --checkpoint my-model.safetensors",
+    "colorcli colorize photo.jpg --checkpoint my-model.safetensors\n\n"
+    "colorcli export runs/c10/best.pt -o my-model.onnx    (colorize runs it through onnxruntime, "
+    "without torch; needs pip install 'colorcli[onnx]')",
 )
 def export(
     checkpoint: Annotated[
@@ -60,7 +62,12 @@ def export(
         ),
     ],
     # A str, not a Path: "-o models/" must reach the check as a folder (Path drops the slash).
-    output: Annotated[str, typer.Option("-o", "--output", help="The .safetensors file to write.", show_default=False)],
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o", "--output", help="The .safetensors file to write, or an .onnx file for colorize.", show_default=False
+        ),
+    ],
     temperature: Annotated[
         float | None, typer.Option(min=0.01, max=1.0, help="Annealed-mean temperature of the bins head (1 = mean).")
     ] = None,
@@ -83,7 +90,7 @@ def export(
     ] = False,
     debug: Debug = False,
 ) -> None:
-    """Export a checkpoint to a weights-only .safetensors model, optionally with new decoding settings."""
+    """Export a checkpoint to a weights-only .safetensors model (or .onnx), optionally with new decoding settings."""
 
     def body() -> None:
         from colorcli.checkpoint import export_model, named_model_path
