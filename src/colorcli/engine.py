@@ -84,6 +84,9 @@ class OnnxTiles:
             raise CheckpointError(f"{path}: no such model file")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: onnxruntime's warnings are for its developers
+        # Between calls the batch decodes and writes files, and checks JPEGs in a process beside:
+        # threads spinning for the next call took that core (200 photos: 7% faster, 18% less CPU without)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own untyped errors for a file it cannot read
