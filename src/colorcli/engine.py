@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,6 +88,9 @@ class OnnxTiles:
         # Between calls the batch decodes and writes files, and checks JPEGs in a process beside:
         # threads spinning for the next call took that core (200 photos: 7% faster, 18% less CPU without)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # A thread count, not onnxruntime's default (0: one per physical core, pinned, which it says
+        # works badly under taskset or a container's CPU set): 4% faster over 1,000 small files here.
+        options.intra_op_num_threads = usable_cores()
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own untyped errors for a file it cannot read
@@ -100,6 +104,14 @@ class OnnxTiles:
 
 
 TileModel = TorchTiles | OnnxTiles
+
+
+def usable_cores() -> int:
+    """The processors this process may run on (its affinity mask, as taskset or a container sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
 
 
 def as_tile_model(model: Any) -> TileModel:
