@@ -190,3 +190,38 @@ def test_running_out_of_device_memory_is_one_line_exit_1(tmp_path, monkeypatch):
     r = invoke(*tiny_train_args(tmp_path, tmp_path / "run"))
     assert r.exit_code == 1, r.output
     assert "out of memory on the device" in r.output and "--batch-size" in r.output and "Traceback" not in r.output
+
+
+# Runs the CLI as if torch and torchvision were not installed (`pip install colorcli` without [train]).
+WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None
+sys.modules["torchvision"] = None
+from colorcli.cli import main
+sys.argv = ["colorcli", *sys.argv[1:]]
+main()
+"""
+
+
+def without_torch(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", WITHOUT_TORCH, *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_without_torch_colorize_and_models_work_and_the_rest_says_what_to_install(tmp_path, tiny_checkpoint):
+    colour_image(50, 40).convert("L").save(tmp_path / "in.png")
+    r = without_torch("colorize", tmp_path / "in.png", "-o", tmp_path / "out.png")
+    assert r.returncode == 0 and (tmp_path / "out.png").is_file(), r.stderr
+    r = without_torch("models", "--json")
+    assert r.returncode == 0 and '"photo"' in r.stdout, r.stderr
+    for args in (
+        ("train", "--dataset", tmp_path, "--out", tmp_path / "run"),
+        ("eval", "--dataset", tmp_path, "--full-res"),
+        ("colorize", tmp_path / "in.png", "-o", tmp_path / "pt.png", "--checkpoint", tiny_checkpoint),
+    ):
+        r = without_torch(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "pip install 'colorcli[train]'" in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "pt.png").exists()

@@ -263,12 +263,25 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
         return settings_table(path, ckpt["model_config"]), ckpt["model"], extras
     from safetensors import SafetensorError, safe_open
 
+    config, decoded = safetensors_settings(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: not a readable colorcli safetensors file: {first_line(e)}") from None
+    return config, state, decoded
+
+
+def safetensors_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model config, extras such as train_config and metrics) from a .safetensors file's
+    metadata, read without its weights (and without torch)."""
+    from safetensors import SafetensorError, safe_open
+
     if not path.is_file():
         raise _not_a_file(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not a dict
         decoded = {k: json.loads(v) for k, v in meta.items() if k != "format"}
         config = decoded.pop("model_config")
         version = decoded.pop("version", FORMAT_VERSION)  # files exported before it was written are version 1
@@ -281,7 +294,7 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
             f"{path}: model file format version {version} is not supported "
             f"(this colorcli reads version {FORMAT_VERSION})"
         )
-    return settings_table(path, config), state, decoded
+    return settings_table(path, config), decoded
 
 
 def settings_table(path: Path | str, table: Any, key: str = "model_config") -> dict[str, Any]:
@@ -332,7 +345,7 @@ def shipped_models() -> list[dict[str, Any]]:
 
     rows = []
     for name, info in SHIPPED_MODELS.items():
-        config, _, _ = read_weights(shipped_model_path(name))
+        config, _ = safetensors_settings(shipped_model_path(name))
         rows.append(
             {
                 "name": name,

@@ -71,6 +71,12 @@ def _stderr() -> Console:
 _OUT_OF_MEMORY = "out of memory on the device: give it less at once (train: a smaller --batch-size) or use --device cpu"
 
 
+_NO_TORCH = (
+    "this needs PyTorch, which is not installed: pip install 'colorcli[train]' "
+    "(colorize with a shipped model runs without it)"
+)
+
+
 def _out_of_memory(e: BaseException) -> bool:
     """Whether ``e`` is the device or the host running out of memory (torch's OutOfMemoryError
     is a RuntimeError; its CPU allocator says so in a plain one)."""
@@ -98,6 +104,11 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
             raise
         _stderr().print(f"colorcli: error: {_OUT_OF_MEMORY}", style="red", markup=False)
         raise typer.Exit(1) from None
+    except ModuleNotFoundError as e:
+        if debug or e.name not in ("torch", "torchvision"):
+            raise
+        _stderr().print(f"colorcli: error: {_NO_TORCH}", style="red", markup=False)
+        raise typer.Exit(2) from None
     except KeyboardInterrupt:
         _stderr().print("colorcli: interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
