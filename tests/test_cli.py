@@ -225,3 +225,27 @@ def test_without_torch_colorize_and_models_work_and_the_rest_says_what_to_instal
         assert "pip install 'colorcli[train]'" in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "pt.png").exists()
+    r = without_torch("colorize", tmp_path / "in.png", "-o", tmp_path / "x.png", "--checkpoint", tmp_path / "nope.pt")
+    assert r.returncode == 2 and "nope.pt: no such checkpoint file" in r.stderr  # not blamed on the missing torch
+    r = without_torch("colorize", tmp_path / "in.png", "-o", tmp_path / "x.png", "--device", "cuda")
+    assert r.returncode == 2 and "--device cuda runs the model through PyTorch" in r.stderr
+
+
+def test_without_torch_the_api_colorizes_and_says_what_load_model_needs(tmp_path):
+    colour_image(50, 40).convert("L").save(tmp_path / "in.png")
+    code = f"""
+import sys
+sys.modules["torch"] = None
+import colorcli
+print(colorcli.colorize({str(tmp_path / "in.png")!r}, model="cifar10").size)
+for call in (lambda: colorcli.load_model("cifar10"), lambda: colorcli.colorize({str(tmp_path / "in.png")!r}, model=5)):
+    try:
+        call()
+    except Exception as e:
+        print(type(e).__name__, e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "(50, 40)"
+    assert lines[1].startswith("UsageError load_model needs PyTorch") and "colorcli[train]" in lines[1]
+    assert lines[2].startswith("TypeError colorize's model is")

@@ -34,17 +34,29 @@ __all__ = ["ColorcliError", "__version__", "colorize", "load_model"]
 
 
 def load_model(name_or_path: str | os.PathLike[str] | None = None, *, device: str = "cpu") -> Colorizer:
-    """A model ready to colorize: a shipped model by name ("photo", "cifar10"; None or
-    "default": the default), or a checkpoint file (.pt or .safetensors). In eval mode, on ``device``."""
-    from colorcli.checkpoint import load_model as load_file
-    from colorcli.checkpoint import named_model_path, pick_device, shipped_model_path
+    """A torch model ready to colorize, train or score: a shipped model by name ("photo",
+    "cifar10"; None or "default": the default), or a checkpoint file (.pt or .safetensors).
+    In eval mode, on ``device``. Needs PyTorch (``colorcli[train]``); ``colorize`` does not."""
+    from colorcli.checkpoint import INSTALL_TORCH, named_model_path, shipped_model_path
+    from colorcli.errors import UsageError
 
     spec = "default" if name_or_path is None else name_or_path
     if isinstance(spec, str) and _looks_like_a_name(spec):
         path = shipped_model_path(spec)  # an unknown name is refused with the list of names
     else:
         path = named_model_path(spec)
-    return load_file(path).to(pick_device(device))
+    try:
+        from colorcli.checkpoint import load_model as load_file
+        from colorcli.checkpoint import pick_device
+
+        return load_file(path).to(pick_device(device))
+    except ModuleNotFoundError as e:
+        if e.name not in ("torch", "torchvision"):
+            raise
+        raise UsageError(
+            f"load_model needs PyTorch, which is not installed: {INSTALL_TORCH}; "
+            'colorize(image, model="cifar10") runs a shipped model without it'
+        ) from None
 
 
 def _looks_like_a_name(spec: str) -> bool:
@@ -104,9 +116,11 @@ def _resolve_model(model: Any) -> Any:
         return OnnxTiles(Path(model)) if Path(model).suffix == ".onnx" else load_model(model)
     if isinstance(model, (TorchTiles, OnnxTiles)):
         return model
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
+    try:
+        import torch
+    except ModuleNotFoundError:  # then no torch model can have been handed over either
+        torch = None
+    if torch is None or not isinstance(model, torch.nn.Module):
         raise TypeError(
             "colorize's model is a loaded model, a shipped model's name or a checkpoint path, "
             f"not {type(model).__name__}"

@@ -8,6 +8,7 @@ that is the format of the default model shipped in the package.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -48,6 +49,10 @@ SHIPPED_MODELS: dict[str, dict[str, str]] = {
     },
 }
 DEFAULT_MODEL = "photo"
+# What to run where PyTorch is missing (colorize with a shipped model does not need it).
+INSTALL_TORCH = (
+    "pip install 'colorcli[train]' (without an NVIDIA GPU, add --extra-index-url https://download.pytorch.org/whl/cpu)"
+)
 DEFAULT_MODEL_NAME = SHIPPED_MODELS[DEFAULT_MODEL]["file"]
 
 
@@ -253,9 +258,11 @@ def read_weights(path: Path | None = None) -> tuple[dict[str, Any], dict[str, An
     None means the default model shipped with colorcli.
     """
     path = Path(path) if path is not None else default_model_path()
+    if not path.is_file():  # said before torch is needed, which a missing file would otherwise be blamed on
+        raise _not_a_file(path)
     if path.suffix == ".onnx":
         raise UsageError(
-            f"{path}: an .onnx model runs in colorize only; give this command the model's .safetensors or .pt file"
+            f"{path}: an .onnx model runs in colorize only; here give the model's .safetensors or .pt file"
         )
     if path.suffix != ".safetensors":
         ckpt = load_checkpoint(path)
@@ -412,4 +419,16 @@ def open_colorizer(checkpoint: Path | None, name: str | None, device: str) -> Ti
         if device not in ("auto", "cpu"):
             raise UsageError(f"{source}: an ONNX model runs on the CPU; --device {device} needs a .pt or .safetensors")
         return OnnxTiles(onnx_copy if source.suffix != ".onnx" else source)
+    if importlib.util.find_spec("torch") is None:
+        raise _needs_torch(source, device)
     return TorchTiles(load_model(source).to(pick_device(device)))
+
+
+def _needs_torch(source: Path, device: str) -> UsageError:
+    """Why colorize cannot run ``source`` on ``device`` where PyTorch is not installed."""
+    if not source.is_file():
+        return _not_a_file(source)
+    install = f"PyTorch, which is not installed: {INSTALL_TORCH}"
+    if device in ("cuda", "mps"):
+        return UsageError(f"--device {device} runs the model through {install} (on the CPU no PyTorch is needed)")
+    return UsageError(f"{source}: a {source.suffix} model runs through {install}, or export it as .onnx")

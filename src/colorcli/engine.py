@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from colorcli.config import ModelConfig
-from colorcli.errors import CheckpointError, ColorcliError, UsageError, first_line
+from colorcli.errors import CheckpointError, ColorcliError, NoSuchCheckpoint, UsageError, first_line
 from colorcli.files import atomic_write, ensure_folder
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class OnnxTiles:
 
         path = Path(path)
         if not path.is_file():
-            raise CheckpointError(f"{path}: no such model file")
+            raise NoSuchCheckpoint(f"{path}: {'is a folder' if path.is_dir() else 'no such model file'}")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only: onnxruntime's warnings are for its developers
         # Between calls the batch decodes and writes files, and checks JPEGs in a process beside:

@@ -52,7 +52,7 @@ class _Command(TyperCommand):
 
 app = typer.Typer(
     cls=_Group,
-    help="Colorize grayscale photos with a small PyTorch model.",
+    help="Colorize grayscale photos with a small model that ships inside.",
     no_args_is_help=True,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -71,10 +71,10 @@ def _stderr() -> Console:
 _OUT_OF_MEMORY = "out of memory on the device: give it less at once (train: a smaller --batch-size) or use --device cpu"
 
 
-_NO_TORCH = (
-    "this needs PyTorch, which is not installed: pip install 'colorcli[train]' "
-    "(colorize with a shipped model runs without it)"
-)
+def _no_torch() -> str:
+    from colorcli.checkpoint import INSTALL_TORCH
+
+    return f"this command needs PyTorch, which is not installed: {INSTALL_TORCH}"
 
 
 def _out_of_memory(e: BaseException) -> bool:
@@ -107,7 +107,7 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
     except ModuleNotFoundError as e:
         if debug or e.name not in ("torch", "torchvision"):
             raise
-        _stderr().print(f"colorcli: error: {_NO_TORCH}", style="red", markup=False)
+        _stderr().print(f"colorcli: error: {_no_torch()}", style="red", markup=False)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         _stderr().print("colorcli: interrupted")
@@ -149,7 +149,7 @@ def root(
         typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
-    """Colorize grayscale photos with a small PyTorch model."""
+    """Colorize grayscale photos with a small model that ships inside."""
 
 
 # Choice options are Enums, so the help lists the choices and a typo is refused with them.
