@@ -249,3 +249,19 @@ for call in (lambda: colorcli.load_model("cifar10"), lambda: colorcli.colorize({
     assert lines[0] == "(50, 40)"
     assert lines[1].startswith("UsageError load_model needs PyTorch") and "colorcli[train]" in lines[1]
     assert lines[2].startswith("TypeError colorize's model is")
+
+
+def test_without_onnxruntime_an_onnx_checkpoint_says_what_to_install(tmp_path, tiny_model):
+    from colorcli.engine import export_onnx
+
+    export_onnx(tiny_model, tmp_path / "m.onnx")
+    colour_image(50, 40).convert("L").save(tmp_path / "in.png")
+    code = WITHOUT_TORCH.replace(
+        'sys.modules["torch"] = None\nsys.modules["torchvision"] = None', 'sys.modules["onnxruntime"] = None'
+    )
+    args = ["colorize", tmp_path / "in.png", "-o", tmp_path / "out.png", "--checkpoint", tmp_path / "m.onnx"]
+    r = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert (
+        r.returncode == 2
+        and r.stderr.strip() == "colorcli: error: onnxruntime is not installed: pip install onnxruntime"
+    )

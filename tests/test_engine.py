@@ -152,3 +152,35 @@ def test_colorize_through_onnxruntime_gives_the_photo_torch_gives():
     by_torch = np.asarray(colorcli.colorize(gray, model=colorcli.load_model("photo")), dtype=int)
     diff = np.abs(by_onnx - by_torch)
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_onnxruntime_errors_become_the_runtime_and_memory_errors_a_batch_reports(tmp_path, tiny_model):
+    """The batch reports a RuntimeError or MemoryError per file and goes on; onnxruntime's own
+    errors derive from Exception alone and would have stopped it with a traceback."""
+    path = tmp_path / "tiny.onnx"
+    export_onnx(tiny_model, path)
+    with pytest.raises(RuntimeError) as e:
+        OnnxTiles(path)(random_tiles(2, TINY.tile + 1))  # tiles of the wrong size
+    assert "\n" not in str(e.value)
+
+
+def test_an_onnx_model_whose_graph_and_config_disagree_on_the_tile_is_refused(tmp_path, tiny_model):
+    import json
+
+    import onnx
+
+    path = tmp_path / "tiny.onnx"
+    export_onnx(tiny_model, path)
+    proto = onnx.load(str(path))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props["model_config"] = json.dumps({**json.loads(props["model_config"]), "tile": 64})
+    onnx.helper.set_model_props(proto, props)
+    onnx.save(proto, str(path))
+    with pytest.raises(CheckpointError, match="tiny.onnx: its graph takes tiles of"):
+        OnnxTiles(path)
+
+
+def test_export_leaves_the_callers_model_as_it_was(tmp_path, tiny_model):
+    model = tiny_model.half()
+    export_onnx(model, tmp_path / "m.onnx")
+    assert next(model.parameters()).dtype == torch.float16

@@ -238,6 +238,10 @@ def export_model(source: Path, path: Path | str, overwrite: bool = False, half: 
     path = Path(path)
     if path.exists() and not overwrite:
         raise UsageError(f"{path}: exists; --overwrite replaces it")
+    if path.suffix == ".onnx":
+        from colorcli.engine import import_onnx
+
+        import_onnx()  # refused before the model loads
     model = load_model(source, **decode)
     bins_only = [f"--{k.replace('_', '-')}" for k in ("temperature", "prior_correction", "confidence") if k in decode]
     if bins_only and getattr(model, "bins", None) is None:

@@ -8,8 +8,9 @@ colours are the same to float rounding (a test runs each shipped pair side by si
 
 Which one runs (``checkpoint.open_colorizer``): a shipped model by name on the CPU (``--device auto``
 or ``cpu``) runs through onnxruntime; a ``.onnx`` file always does; a ``.pt`` or
-``.safetensors`` file, and any model on ``cuda`` or ``mps``, runs through torch. Without
-onnxruntime installed, shipped models run through torch too.
+``.safetensors`` file, and any model on ``cuda`` or ``mps``, runs through torch. Where
+onnxruntime cannot be imported (colorcli installed without its dependencies), shipped
+models run through torch.
 
 An ONNX model carries its ``ModelConfig`` as metadata, as a ``.safetensors`` file does, so
 the tiling reads its tile, working scale and decoding settings from either.
@@ -62,7 +63,11 @@ class TorchTiles:
 
     def __init__(self, module: torch.nn.Module) -> None:
         self.module = module
-        self.config = getattr(module, "config", None)
+
+    @property
+    def config(self) -> ModelConfig | None:
+        """The module's config as it is now (a config replaced later colours by its new settings)."""
+        return getattr(self.module, "config", None)
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         import torch
@@ -96,11 +101,20 @@ class OnnxTiles:
         except Exception as e:  # onnxruntime raises its own untyped errors for a file it cannot read
             raise CheckpointError(f"{path}: not a readable ONNX model: {first_line(e)}") from None
         self.config = onnx_config(path, self.session.get_modelmeta().custom_metadata_map)
-        self.input = self.session.get_inputs()[0].name
+        luma = self.session.get_inputs()[0]
+        tile = self.config.tile
+        if list(luma.shape[1:]) != [1, tile, tile]:
+            raise CheckpointError(f"{path}: its graph takes tiles of {luma.shape[1:]}, its config says {tile}x{tile}")
+        self.input = luma.name
 
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         tiles = np.ascontiguousarray(tiles, dtype=np.float32)  # (b, 1, t, t)
-        return self.session.run(None, {self.input: tiles})[0]  # (b, 2, t, t)
+        try:
+            return self.session.run(None, {self.input: tiles})[0]  # (b, 2, t, t)
+        except Exception as e:  # onnxruntime's errors derive from Exception alone: as torch's would be
+            if "Failed to allocate" in str(e):
+                raise MemoryError(first_line(e)) from None
+            raise RuntimeError(first_line(e)) from None
 
 
 TileModel = TorchTiles | OnnxTiles
@@ -158,12 +172,11 @@ def export_onnx(model: torch.nn.Module, path: Path, info: dict[str, Any] | None 
     (half the file; a model exported from a float16 ``.safetensors`` loses nothing).
     Needs the ``onnx`` package (``pip install 'colorcli[onnx]'``).
     """
+    import copy
+
     import torch
 
-    try:
-        import onnx
-    except ImportError:
-        raise UsageError("writing an .onnx model needs the onnx package: pip install 'colorcli[onnx]'") from None
+    onnx = import_onnx()
     path = Path(path)
     ensure_folder(path.parent, "the output folder")
     tile = model.config.tile
@@ -174,7 +187,7 @@ def export_onnx(model: torch.nn.Module, path: Path, info: dict[str, Any] | None 
     with warnings.catch_warnings(), in_eval_mode(model), torch.no_grad():
         warnings.simplefilter("ignore")  # the tracer's notes on shapes it fixes: a tile's size is fixed
         torch.onnx.export(
-            model.float().cpu(), (example,), buffer, input_names=["luma"], output_names=["cbcr"],
+            copy.deepcopy(model).float().cpu(), (example,), buffer, input_names=["luma"], output_names=["cbcr"],
             dynamic_axes={"luma": {0: "batch"}, "cbcr": {0: "batch"}}, opset_version=OPSET,
             do_constant_folding=False, **legacy,
         )  # fmt: skip
@@ -189,6 +202,15 @@ def export_onnx(model: torch.nn.Module, path: Path, info: dict[str, Any] | None 
         atomic_write(path, lambda f: f.write(data))
     except OSError as e:
         raise ColorcliError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+def import_onnx() -> Any:
+    """The onnx package, which writing an .onnx model needs (torch's exporter writes through it)."""
+    try:
+        import onnx
+    except ImportError:
+        raise UsageError("writing an .onnx model needs the onnx package: pip install 'colorcli[onnx]'") from None
+    return onnx
 
 
 def _store_half(proto: Any) -> None:

@@ -105,9 +105,10 @@ def _run(fn: Callable[[], T], debug: bool) -> T:
         _stderr().print(f"colorcli: error: {_OUT_OF_MEMORY}", style="red", markup=False)
         raise typer.Exit(1) from None
     except ModuleNotFoundError as e:
-        if debug or e.name not in ("torch", "torchvision"):
+        if debug or e.name not in ("torch", "torchvision", "onnxruntime"):
             raise
-        _stderr().print(f"colorcli: error: {_no_torch()}", style="red", markup=False)
+        why = _no_torch() if e.name != "onnxruntime" else "onnxruntime is not installed: pip install onnxruntime"
+        _stderr().print(f"colorcli: error: {why}", style="red", markup=False)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         _stderr().print("colorcli: interrupted")

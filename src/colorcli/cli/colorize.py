@@ -68,8 +68,8 @@ def colorize(
     device: Annotated[
         DeviceName,
         typer.Option(
-            help="auto: a shipped model runs on the CPU through onnxruntime (no torch to start); "
-            "other models on CUDA, then MPS, then CPU."
+            help="auto: a shipped model or an .onnx file runs on the CPU through onnxruntime (no torch to start); "
+            ".pt and .safetensors models on CUDA, then MPS, then CPU."
         ),
     ] = DeviceName.auto,
     scale: Annotated[
