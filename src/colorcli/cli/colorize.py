@@ -110,7 +110,6 @@ def colorize(
     fmt, device = _value(fmt), _value(device)
 
     def body() -> int:
-        from colorcli.batch import check_output_folders, plan_jobs
         from colorcli.errors import UsageError
         from colorcli.stdio import STDIO, plan_stdio
         from colorcli.tiling import ColorizeOptions
@@ -121,14 +120,7 @@ def colorize(
         if STDIO in inputs or output == STDIO:  # one image through a pipe: checked here, run below
             stdio = plan_stdio(inputs, output, fmt, as_json=json_out, stdin=sys.stdin, stdout=sys.stdout)
         else:
-            out = None if output is None else Path(output)
-            as_dir = output is not None and output.endswith(("/", os.sep))
-            notes: list[str] = []
-            paths = [Path(item) for item in inputs]
-            jobs = plan_jobs(paths, out, recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes)
-            for note in notes:
-                _stderr().print(f"note: {printable(note)}", markup=False)
-            check_output_folders(jobs, out)
+            jobs = _planned_jobs(inputs, output, recursive, fmt)
         from colorcli.checkpoint import open_colorizer
         from colorcli.runner import cancel_damage_checks, start_damage_checks
 
@@ -150,26 +142,48 @@ def colorize(
             else:
                 report = run_batch(model, jobs, opts, overwrite, json_out, err, checks=checks)
         single = stdio if stdio is not None else jobs[0] if len(jobs) == 1 else None
-        if single is not None and report.skipped and not json_out:
-            err.print(f"skipped: {printable(str(single.dst))} exists (--overwrite replaces it)", markup=False)
-        if len(jobs) > 1 and not json_out:
-            left = len(jobs) - report.done - report.skipped - report.failed - report.left_out
-            err.print(
-                f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
-                f"{report.failed} failed"
-                + (f", {report.left_out} left out (folders, FIFOs, devices)" if report.left_out else "")
-                + (f", {left} not started" if left else "")
-            )
-        # A batch run again skips the results it wrote; one file is simply done again.
-        again = "; the same command again goes on from there" if len(jobs) > 1 else ""
-        if report.interrupted:
-            err.print(f"colorcli: interrupted{again}")
-        if report.stopped and len(jobs) > 1:  # one file: its own error line has said why
-            err.print(f"colorcli: error: stopped: {printable(report.stopped)}{again}", style="red", markup=False)
+        _say_how_it_ended(err, report, single, len(jobs), json_out)
         return report.exit_code
 
     code = _run(body, debug)
     raise typer.Exit(code)
+
+
+def _planned_jobs(inputs: list[str], output: str | None, recursive: bool, fmt: str) -> list[Job]:
+    """The batch's jobs (``batch.plan_jobs``), its notes said on stderr and its output folders checked."""
+    from colorcli.batch import check_output_folders, plan_jobs
+
+    out = None if output is None else Path(output)
+    as_dir = output is not None and output.endswith(("/", os.sep))
+    notes: list[str] = []
+    jobs = plan_jobs(
+        [Path(item) for item in inputs], out, recursive=recursive, fmt=fmt, output_is_dir=as_dir, notes=notes
+    )
+    for note in notes:
+        _stderr().print(f"note: {printable(note)}", markup=False)
+    check_output_folders(jobs, out)
+    return jobs
+
+
+def _say_how_it_ended(err: Console, report: BatchReport, single: Any, jobs: int, as_json: bool) -> None:
+    """The closing lines on stderr: a lone file's skip, a batch's counts, an interrupt or a stop.
+    single: the one job (or pipe) of a one-file run, else None; jobs: how many the batch had."""
+    if single is not None and report.skipped and not as_json:
+        err.print(f"skipped: {printable(str(single.dst))} exists (--overwrite replaces it)", markup=False)
+    if jobs > 1 and not as_json:
+        left = jobs - report.done - report.skipped - report.failed - report.left_out
+        err.print(
+            f"{report.done} colorized, {report.skipped} skipped (exist; --overwrite replaces), "
+            f"{report.failed} failed"
+            + (f", {report.left_out} left out (folders, FIFOs, devices)" if report.left_out else "")
+            + (f", {left} not started" if left else "")
+        )
+    # A batch run again skips the results it wrote; one file is simply done again.
+    again = "; the same command again goes on from there" if jobs > 1 else ""
+    if report.interrupted:
+        err.print(f"colorcli: interrupted{again}")
+    if report.stopped and jobs > 1:  # one file: its own error line has said why
+        err.print(f"colorcli: error: stopped: {printable(report.stopped)}{again}", style="red", markup=False)
 
 
 def run_batch(
