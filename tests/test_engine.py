@@ -184,3 +184,19 @@ def test_export_leaves_the_callers_model_as_it_was(tmp_path, tiny_model):
     model = tiny_model.half()
     export_onnx(model, tmp_path / "m.onnx")
     assert next(model.parameters()).dtype == torch.float16
+
+
+def test_threads_are_one_per_physical_core_the_process_may_use(tmp_path, monkeypatch):
+    from colorcli.engine import usable_cores
+
+    for cpu, core in enumerate([0, 1, 0, 1, 2, 2]):  # six processors: three cores with two threads each
+        topology = tmp_path / f"cpu{cpu}" / "topology"
+        topology.mkdir(parents=True)
+        (topology / "physical_package_id").write_text("0\n")
+        (topology / "core_id").write_text(f"{core}\n")
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5}, raising=False)
+    assert usable_cores(tmp_path) == 3
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 2}, raising=False)  # taskset -c 0,2: one core
+    assert usable_cores(tmp_path) == 1
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 6}, raising=False)  # sysfs silent on cpu6
+    assert usable_cores(tmp_path) == 2
