@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from colorcli.engine import FORMAT, FORMAT_VERSION
 from colorcli.errors import CheckpointError, ColorcliError, NoSuchCheckpoint, UsageError, first_line
 from colorcli.files import atomic_write, ensure_folder
 
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from colorcli.engine import TileModel
     from colorcli.model import Colorizer
 
-FORMAT = "colorcli-checkpoint"
-FORMAT_VERSION = 1
 # The models shipped inside the package, by the name --model takes: file, training data, summary.
 SHIPPED_MODELS: dict[str, dict[str, str]] = {
     "photo": {

@@ -37,7 +37,8 @@ from colorcli.files import atomic_write, ensure_folder
 if TYPE_CHECKING:
     import torch
 
-FORMAT = "colorcli-checkpoint"  # as checkpoint.FORMAT; repeated so reading an ONNX file imports no torch
+# Every colorcli model file (.pt, .safetensors, .onnx) names this format and version.
+FORMAT = "colorcli-checkpoint"
 FORMAT_VERSION = 1
 OPSET = 17  # onnxruntime 1.14 (2023) and later run it
 
