@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from colorcli.engine import FORMAT, FORMAT_VERSION
+from colorcli.engine import FORMAT, FORMAT_VERSION, metadata_settings, settings_table
 from colorcli.errors import CheckpointError, ColorcliError, NoSuchCheckpoint, UsageError, first_line
 from colorcli.files import atomic_write, ensure_folder
 
@@ -292,26 +292,9 @@ def safetensors_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
-        decoded = {k: json.loads(v) for k, v in meta.items() if k != "format"}
-        config = decoded.pop("model_config")
-        version = decoded.pop("version", FORMAT_VERSION)  # files exported before it was written are version 1
-    except (SafetensorError, KeyError, ValueError, OSError) as e:
+    except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{path}: not a readable colorcli safetensors file: {first_line(e)}") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a colorcli model file (its metadata names no colorcli format)")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: model file format version {version} is not supported "
-            f"(this colorcli reads version {FORMAT_VERSION})"
-        )
-    return settings_table(path, config), decoded
-
-
-def settings_table(path: Path | str, table: Any, key: str = "model_config") -> dict[str, Any]:
-    """A file's ``model_config`` or ``train_config``, refused unless it is a table of settings."""
-    if not isinstance(table, dict):
-        raise CheckpointError(f"{path}: its {key} is {type(table).__name__}, not a table of settings")
-    return table
+    return metadata_settings(path, meta, "safetensors")
 
 
 def load_model(path: Path | None = None, **decode: float | int) -> Colorizer:

@@ -147,22 +147,36 @@ def as_tile_model(model: Any) -> TileModel:
     return model if isinstance(model, (TorchTiles, OnnxTiles)) else TorchTiles(model)
 
 
-def onnx_config(path: Path, meta: dict[str, str]) -> ModelConfig:
-    """The ``ModelConfig`` an ONNX model file carries in its metadata, refused unless colorcli wrote it."""
+def settings_table(path: Path | str, table: Any, key: str = "model_config") -> dict[str, Any]:
+    """A file's ``model_config`` or ``train_config``, refused unless it is a table of settings."""
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{path}: its {key} is {type(table).__name__}, not a table of settings")
+    return table
+
+
+def metadata_settings(path: Path, meta: dict[str, str], kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model config, extras such as train_config and metrics) from the string metadata of a
+    ``kind`` model file (.safetensors, .onnx), each value JSON; refused unless colorcli wrote it
+    in a format version this colorcli reads."""
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a colorcli model file (its metadata names no colorcli format)")
     try:
-        version = json.loads(meta.get("version", str(FORMAT_VERSION)))
-        config = json.loads(meta["model_config"])
+        decoded = {k: json.loads(v) for k, v in meta.items() if k != "format"}
+        config = decoded.pop("model_config")
     except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{path}: its model config cannot be read: {first_line(e)}") from None
+        raise CheckpointError(f"{path}: not a readable colorcli {kind} file: {first_line(e)}") from None
+    version = decoded.pop("version", FORMAT_VERSION)  # files exported before it was written are version 1
     if version != FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: model file format version {version} is not supported "
             f"(this colorcli reads version {FORMAT_VERSION})"
         )
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{path}: its model_config is {type(config).__name__}, not a table of settings")
+    return settings_table(path, config), decoded
+
+
+def onnx_config(path: Path, meta: dict[str, str]) -> ModelConfig:
+    """The ``ModelConfig`` an ONNX model file carries in its metadata, refused unless colorcli wrote it."""
+    config, _ = metadata_settings(path, meta, "ONNX")
     try:
         return ModelConfig.from_dict(config)
     except (UsageError, TypeError) as e:
