@@ -113,7 +113,9 @@ def _resolve_model(model: Any) -> Any:
     if isinstance(model, (str, os.PathLike)):
         from pathlib import Path
 
-        return OnnxTiles(Path(model)) if Path(model).suffix == ".onnx" else load_model(model)
+        from colorcli.checkpoint import open_colorizer
+
+        return open_colorizer(Path(model), None, "cpu")  # by suffix, as colorize --checkpoint
     if isinstance(model, (TorchTiles, OnnxTiles)):
         return model
     try:

@@ -264,7 +264,8 @@ def full_resolution(
 def colorize_grays(model: Any, grays: list[Image.Image], options: ColorizeOptions) -> list[Image.Image]:
     """Colorize 8-bit gray images together; each RGB result has its input's size and luma."""
     net = as_tile_model(model)  # wrapped once for the images' calls
-    working = [working_gray(g, options.for_model(net).scale) for g in grays]
+    scale = options.for_model(net).scale
+    working = [working_gray(g, scale) for g in grays]
     chroma = predict_chroma_many(net, working, options)
     return [full_resolution(g, w, c, options) for g, w, c in zip(grays, working, chroma, strict=True)]
 
